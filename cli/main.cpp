@@ -1,0 +1,153 @@
+// The `sisa` command: parse flags, call the library, print, map errors to
+// the exit codes of docs/cli.md. No logic of its own.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "sisa/id_list.h"
+#include "sisa/errors.h"
+#include "sisa/logging.h"
+#include "sisa/run.h"
+
+namespace {
+
+std::vector<int64_t> ids_from(const std::string& list, const std::string& file, const char* flag) {
+  if (!list.empty() && !file.empty()) {
+    throw sisa::UsageError(std::string("give ") + flag + " or " + flag + "-file, not both");
+  }
+  if (!file.empty()) return sisa::read_id_file(file);
+  if (!list.empty()) return sisa::parse_id_list(list, flag);
+  return {};
+}
+
+void print(const nlohmann::json& result, bool json, const std::string& human) {
+  if (json) {
+    std::cout << result.dump(2) << std::endl;
+  } else if (!human.empty()) {
+    std::cout << human << std::endl;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sisa: exact machine unlearning by SISA training (sharded, isolated, sliced, "
+               "aggregated).\nExit codes: 0 ok, 1 internal, 2 usage/config, 3 data/unknown id, "
+               "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch."};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  bool quiet = false, verbose = false, json = false;
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.add_flag("--json", json, "Print the result as JSON on stdout");
+
+  std::string run_dir;
+  bool force = false;
+
+  auto* train = app.add_subcommand("train", "Ingest the data and train every shard");
+  sisa::TrainRequest treq;
+  std::string exclude_file;
+  train->add_option("-c,--config", treq.config_path, "YAML config")->required();
+  train->add_option("-r,--run-dir", treq.run_dir, "Run directory to create")->required();
+  train->add_option("--set", treq.overrides, "Override a config key: --set train.epochs=4");
+  train->add_option("--exclude-ids", exclude_file,
+                    "File of ids to train without (an independent check of forget)");
+
+  auto* forget = app.add_subcommand("forget", "Exactly delete samples (or data subjects)");
+  std::string ids, ids_file, groups, groups_file;
+  forget->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+  forget->add_option("--ids", ids, "Comma-separated sample ids");
+  forget->add_option("--ids-file", ids_file, "File of sample ids");
+  forget->add_option("--groups", groups, "Comma-separated group keys (data subjects)");
+  forget->add_option("--groups-file", groups_file, "File of group keys");
+  forget->add_flag("--force", force, "Run even if the numeric environment differs");
+
+  auto* predict = app.add_subcommand("predict", "Ensemble predictions and accuracy");
+  sisa::PredictRequest preq;
+  predict->add_option("-r,--run-dir", preq.run_dir, "Run directory")->required();
+  predict->add_option("--split", preq.split, "Data split (test)")->capture_default_str();
+  predict->add_option("--aggregate", preq.aggregate, "mean | vote")->capture_default_str();
+  predict->add_option("-o,--output", preq.output_csv, "Write per-sample predictions as CSV");
+
+  auto* verify = app.add_subcommand("verify", "Retrain from scratch and compare bit for bit");
+  std::string shard_list;
+  verify->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+  verify->add_option("--shards", shard_list, "Comma-separated shards (default all)");
+  verify->add_flag("--force", force, "Run even if the numeric environment differs");
+
+  auto* status = app.add_subcommand("status", "Shards, generations, fingerprints, deletions");
+  status->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(sisa::ExitCode::kUsage);
+  }
+  sisa::init_logging(quiet ? sisa::Verbosity::kQuiet
+                           : verbose ? sisa::Verbosity::kVerbose : sisa::Verbosity::kNormal);
+  try {
+    if (*train) {
+      if (!exclude_file.empty()) treq.exclude_ids = sisa::read_id_file(exclude_file);
+      const auto r = sisa::train(treq);
+      print(r, json, "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() +
+                         " samples in " + r["total_seconds"].dump() + " s; run directory " +
+                         treq.run_dir);
+    } else if (*forget) {
+      sisa::ForgetRequest freq;
+      freq.run_dir = run_dir;
+      freq.force_environment = force;
+      const auto by_id = ids_from(ids, ids_file, "--ids");
+      const auto by_group = ids_from(groups, groups_file, "--groups");
+      if (by_id.empty() == by_group.empty()) {
+        throw sisa::UsageError("give exactly one of --ids, --ids-file, --groups, --groups-file");
+      }
+      freq.by_group = !by_group.empty();
+      freq.keys = freq.by_group ? by_group : by_id;
+      const auto r = sisa::forget(freq);
+      print(r, json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
+                         " sample(s), retrained " + std::to_string(r["shards"].size()) +
+                         " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) +
+                         "; receipt receipts/" + r["seq"].dump());
+    } else if (*predict) {
+      const auto r = sisa::predict(preq);
+      char line[160];
+      std::snprintf(line, sizeof line, "%lld samples, %lld shards: accuracy %.4f (mean %.4f, vote %.4f)",
+                    static_cast<long long>(r["samples"].get<int64_t>()),
+                    static_cast<long long>(r["shards_used"].get<int64_t>()),
+                    r["accuracy"].get<double>(), r["accuracy_mean"].get<double>(),
+                    r["accuracy_vote"].get<double>());
+      print(r, json, line);
+    } else if (*verify) {
+      sisa::VerifyRequest vreq;
+      vreq.run_dir = run_dir;
+      vreq.force_environment = force;
+      if (!shard_list.empty()) vreq.shards = sisa::parse_id_list(shard_list, "--shards");
+      const auto r = sisa::verify(vreq);
+      const bool same = r["identical"].get<bool>();
+      print(r, json, same ? "verified: every checked shard is bit-identical to a fresh retrain"
+                          : "MISMATCH: some shard differs from a fresh retrain (see log)");
+      return same ? 0 : static_cast<int>(sisa::ExitCode::kVerifyFailed);
+    } else if (*status) {
+      const auto r = sisa::status(run_dir);
+      std::string human = "run " + run_dir + ": " + r["shards"].dump() + " shards x " +
+                          r["slices"].dump() + " slices, " + r["deleted_ids"].dump() +
+                          " deleted ids, " + r["pending_requests"].dump() + " pending request(s)";
+      for (const auto& s : r["shard_status"]) {
+        human += "\n  shard " + s["shard"].dump() + ": " + s["n_samples"].dump() +
+                 " samples, generation " + s["generation"].dump() + ", fingerprint " +
+                 s["fingerprint"].get<std::string>().substr(0, 16);
+      }
+      print(r, json, human);
+    }
+  } catch (const sisa::Error& e) {
+    spdlog::error("{}", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    spdlog::error("internal error: {}", e.what());
+    return static_cast<int>(sisa::ExitCode::kInternal);
+  }
+  return 0;
+}

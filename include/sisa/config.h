@@ -1,0 +1,89 @@
+// Typed run configuration. Defaults and the checks applied by validate() sit
+// beside each field. Precedence: defaults < YAML file < --set key=value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sisa {
+
+struct DataConfig {
+  std::string format = "idx";      // check: idx | csv | hdf5
+  std::string train;               // check: required; idx: images file, csv/hdf5: the file
+  std::string train_labels;        // check: required for idx; idx labels file
+  std::string test;                // optional; same forms as train
+  std::string test_labels;         // idx only
+  int64_t num_classes = 0;         // check: >= 2. Never inferred from the data.
+  std::vector<int64_t> input_shape;  // check: non-empty, every entry > 0; [784] or [1, 28, 28]
+  double scale = 1.0;              // input = raw * scale + offset; from config, never from data
+  double offset = 0.0;
+  // csv: named columns; every other column is a feature, in file order.
+  std::string label_column = "label";
+  std::string id_column;           // empty: id = 0-based row index
+  std::string group_column;        // empty: no data subjects; placement key is the id
+  // hdf5: dataset names inside the file.
+  std::string inputs_dataset = "inputs";
+  std::string labels_dataset = "labels";
+  std::string ids_dataset;         // empty: id = row index
+  std::string groups_dataset;      // empty: no groups
+};
+
+struct SisaConfig {
+  int64_t shards = 5;  // check: 1..4096
+  int64_t slices = 4;  // check: 1..1024
+};
+
+struct ModelConfig {
+  std::string type = "mlp";              // check: mlp | cnn
+  std::vector<int64_t> hidden = {256};   // check: each > 0; MLP hidden widths, CNN dense widths
+  std::string activation = "relu";       // check: relu | tanh
+  double dropout = 0.0;                  // check: 0 <= p < 1
+  std::vector<int64_t> channels = {32, 64};  // check: each > 0; CNN conv blocks (conv3x3, pool2)
+  bool batch_norm = true;                // CNN: BatchNorm after each conv
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;          // check: >= ceil((slices+1)/2) so every stage gets an epoch
+  int64_t batch_size = 64;      // check: >= 1
+  std::string optimizer = "adam";  // check: adam | sgd
+  double lr = 1e-3;             // check: > 0
+  double momentum = 0.0;        // check: 0 <= m < 1 (sgd)
+  double weight_decay = 0.0;    // check: >= 0
+  double beta1 = 0.9;           // check: 0 <= b < 1 (adam)
+  double beta2 = 0.999;         // check: 0 <= b < 1 (adam)
+  double eps = 1e-8;            // check: > 0 (adam)
+  int64_t threads = 1;          // check: 1..256; part of the run's identity (changes bits for CNNs)
+};
+
+struct Config {
+  uint64_t seed = 0;
+  DataConfig data;
+  SisaConfig sisa;
+  ModelConfig model;
+  TrainConfig train;
+
+  // Parses YAML text. `origin` names the file in error messages; relative data
+  // paths are resolved against `base_dir`. Applies `overrides` ("a.b=value").
+  // Throws ConfigError listing every unknown key, bad value and failed check.
+  static Config parse(const std::string& yaml_text, const std::string& origin,
+                      const std::string& base_dir,
+                      const std::vector<std::string>& overrides = {});
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+
+  // Every failed check as "key: reason". Empty when valid.
+  std::vector<std::string> validate() const;
+
+  // The resolved config as YAML (absolute paths), re-parseable by parse().
+  std::string to_yaml() const;
+  // Canonical JSON of the fields that decide training results (no paths).
+  std::string training_json() const;
+  // SHA-256 of training_json().
+  std::string training_hash() const;
+};
+
+// The SISA stage schedule: e_r = floor(2E r/(R+1)) - floor(2E (r-1)/(R+1)),
+// integer arithmetic. Returns R+1 entries; index 0 is unused (0).
+std::vector<int64_t> stage_epochs(int64_t epochs, int64_t slices);
+
+}  // namespace sisa

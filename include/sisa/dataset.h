@@ -1,0 +1,39 @@
+// In-memory samples: ids, optional groups (data subjects), scaled float
+// inputs and integer labels. Torch-free so loaders and stores stay cheap to build.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sisa/config.h"
+
+namespace sisa {
+
+struct Dataset {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> groups;  // empty when the data has no groups
+  std::vector<float> inputs;    // size() * width, row-major, already scaled
+  std::vector<int64_t> labels;
+  int64_t width = 0;
+
+  size_t size() const { return ids.size(); }
+  bool has_groups() const { return !groups.empty(); }
+  // The placement key: the data subject when there is one, else the id.
+  int64_t key(size_t row) const { return groups.empty() ? ids[row] : groups[row]; }
+  const float* row(size_t i) const { return inputs.data() + i * width; }
+
+  // Rows in the given order (indices into this dataset).
+  Dataset select(const std::vector<size_t>& rows) const;
+  // Sorts rows by id (the canonical order every stage starts from).
+  void sort_by_id();
+};
+
+enum class Split { kTrain, kTest };
+
+// Reads the user's source file for a split as the config describes it.
+// Checks: width == prod(input_shape), labels in [0, num_classes), ids >= 0
+// and unique. Errors name the file and the row or id.
+Dataset load_source(const DataConfig& data, Split split);
+
+}  // namespace sisa

@@ -1,0 +1,48 @@
+// Where a sample lives and in which order it is seen: pure functions of
+// (seed, key, ...), so deleting one sample never moves another and a resumed
+// shard sees the same order as one trained from scratch. Pinned by test
+// vectors in tests/unit_test.cpp; change the hash and you must bump
+// kPlacementVersion (stored in every run).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace sisa {
+
+inline constexpr int kPlacementVersion = 1;
+
+// SplitMix64 finalizer: a bijection on 64-bit words with full avalanche.
+uint64_t mix64(uint64_t x);
+// 64-bit FNV-1a of a short tag ("shard", "slice", "order", ...).
+uint64_t tag_hash(std::string_view tag);
+// H(seed, tag, w...): chained mix64 over the words.
+uint64_t derive(uint64_t seed, std::string_view tag, std::initializer_list<uint64_t> words);
+
+// shard(k) = H(seed, "shard", k) mod S, in [0, S).
+int64_t shard_of(uint64_t seed, int64_t key, int64_t shards);
+// slice(k) = 1 + H(seed, "slice", k) mod R, in [1, R].
+int64_t slice_of(uint64_t seed, int64_t key, int64_t slices);
+
+// A deterministic 64-bit stream (SplitMix64), independent of any library RNG.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next();
+  // Uniform in [0, bound), unbiased (rejection sampling).
+  uint64_t below(uint64_t bound);
+
+ private:
+  uint64_t state_;
+};
+
+// Fisher-Yates permutation of 0..n-1 driven by SplitMix64(seed).
+std::vector<int64_t> permutation(int64_t n, uint64_t seed);
+
+// Batch boundaries for n samples at batch size b; a final batch of size 1 is
+// merged into the previous one (BatchNorm cannot train on one sample).
+// Returns the start offsets plus n at the end.
+std::vector<int64_t> batch_bounds(int64_t n, int64_t b);
+
+}  // namespace sisa

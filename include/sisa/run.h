@@ -1,0 +1,53 @@
+// The commands on a run directory. The `sisa` CLI is a thin layer over these;
+// tests call them in-process. Results are JSON objects (what --json prints).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sisa/shard_trainer.h"
+
+namespace sisa {
+
+struct TrainRequest {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "key=value", applied after the YAML
+  std::string run_dir;
+  std::vector<int64_t> exclude_ids;    // train as if these ids were absent
+};
+// Ingests the source data into the run's store and trains every shard.
+nlohmann::json train(const TrainRequest& request);
+
+struct ForgetRequest {
+  std::string run_dir;
+  std::vector<int64_t> keys;  // sample ids, or group keys when by_group
+  bool by_group = false;
+  bool force_environment = false;  // run even if the numeric environment differs
+  TrainerOptions trainer;          // tests only
+};
+// Exact deletion of one batch. Returns the receipt.
+nlohmann::json forget(const ForgetRequest& request);
+
+struct PredictRequest {
+  std::string run_dir;
+  std::string split = "test";    // test (from the source files named in the config)
+  std::string aggregate = "mean";  // mean | vote: which one `predictions` carries
+  std::string output_csv;        // optional per-sample output
+};
+nlohmann::json predict(const PredictRequest& request);
+
+struct VerifyRequest {
+  std::string run_dir;
+  std::vector<int64_t> shards;  // empty: all
+  bool force_environment = false;
+};
+// Retrains the shards from scratch in memory and compares every checkpoint's
+// state digest. Throws VerifyError when any differs.
+nlohmann::json verify(const VerifyRequest& request);
+
+nlohmann::json status(const std::string& run_dir);
+
+}  // namespace sisa

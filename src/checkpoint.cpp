@@ -1,0 +1,78 @@
+#include "checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include "h5file.h"
+#include "sisa/errors.h"
+
+namespace sisa {
+
+std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info) {
+  nlohmann::json meta = {{"format", "sisa-checkpoint"},
+                         {"format_version", kCheckpointFormatVersion},
+                         {"shard", info.shard},
+                         {"stage", info.stage},
+                         {"n_samples", info.n_samples},
+                         {"identity_hash", info.identity_hash},
+                         {"ids_hash", info.ids_hash},
+                         {"fingerprint", state.fingerprint()},
+                         {"state_digest", state.state_digest()}};
+  nlohmann::json list = nlohmann::json::array();
+  H5Builder b;
+  for (const auto& t : state.tensors) {
+    b.write("t/" + t.name, t.dtype, t.shape, t.bytes.data());
+    list.push_back({{"name", t.name}, {"role", role_name(t.role)}});
+  }
+  meta["tensors"] = list;
+  b.set_attr("", "meta", meta.dump());
+  return b.finish();
+}
+
+ModelState decode_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path,
+                             CheckpointInfo* info) {
+  H5Image img(bytes, path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(img.attr("", "meta"));
+    if (meta.at("format") != "sisa-checkpoint") throw CorruptionError(path + ": not a checkpoint");
+    if (meta.at("format_version") != kCheckpointFormatVersion) {
+      throw CorruptionError(path + ": checkpoint format version " +
+                            meta.at("format_version").dump() + " is not supported");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(path + ": bad checkpoint metadata: " + e.what());
+  }
+  ModelState state;
+  try {
+    for (const auto& entry : meta.at("tensors")) {
+      TensorBlob t;
+      t.name = entry.at("name").get<std::string>();
+      t.role = role_from_name(entry.at("role").get<std::string>());
+      const std::string ds = "t/" + t.name;
+      t.dtype = img.dtype(ds);
+      t.shape = img.shape(ds);
+      t.bytes.resize(static_cast<size_t>(t.numel()) * (t.dtype == DType::kFloat32 ? 4 : 8));
+      img.read(ds, t.dtype, t.bytes.data());
+      state.tensors.push_back(std::move(t));
+    }
+  } catch (const std::invalid_argument& e) {
+    throw CorruptionError(path + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(path + ": bad tensor list: " + e.what());
+  }
+  if (state.state_digest() != meta.value("state_digest", "")) {
+    throw CorruptionError(path + ": checkpoint contents do not match its recorded state digest");
+  }
+  if (info) {
+    info->shard = meta.value("shard", int64_t{0});
+    info->stage = meta.value("stage", int64_t{0});
+    info->n_samples = meta.value("n_samples", int64_t{0});
+    info->identity_hash = meta.value("identity_hash", "");
+    info->ids_hash = meta.value("ids_hash", "");
+    info->fingerprint = meta.value("fingerprint", "");
+    info->state_digest = meta.value("state_digest", "");
+  }
+  return state;
+}
+
+}  // namespace sisa

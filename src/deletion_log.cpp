@@ -1,0 +1,143 @@
+#include "deletion_log.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "fs.h"
+#include "sisa/errors.h"
+
+namespace sisa {
+namespace {
+
+const char kMagic[7] = {'S', 'I', 'S', 'A', 'L', 'O', 'G'};
+
+void put_u64(std::vector<uint8_t>* b, uint64_t v) {
+  for (int i = 0; i < 8; ++i) b->push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put_u32(std::vector<uint8_t>* b, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b->push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint32_t get_u32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+std::vector<uint8_t> encode(const LogRecord& r) {
+  std::vector<uint8_t> payload;
+  put_u64(&payload, r.seq);
+  if (r.type == LogRecord::Type::kAccepted) {
+    payload.push_back(r.by_group ? 1 : 0);
+    put_u64(&payload, r.keys.size());
+    for (int64_t k : r.keys) put_u64(&payload, static_cast<uint64_t>(k));
+  }
+  std::vector<uint8_t> typed;
+  typed.push_back(static_cast<uint8_t>(r.type));
+  typed.insert(typed.end(), payload.begin(), payload.end());
+  std::vector<uint8_t> out;
+  put_u32(&out, static_cast<uint32_t>(payload.size()));
+  put_u32(&out, static_cast<uint32_t>(crc32(0, typed.data(), static_cast<uInt>(typed.size()))));
+  out.insert(out.end(), typed.begin(), typed.end());
+  return out;
+}
+
+}  // namespace
+
+LogContents read_log(const std::string& path) {
+  LogContents out;
+  if (!std::filesystem::exists(path)) return out;
+  const auto bytes = read_file(path);
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kMagic, 7) != 0) {
+    if (bytes.size() < 8 && std::memcmp(bytes.data(), kMagic, bytes.size()) == 0) {
+      out.torn_tail = !bytes.empty();
+      return out;
+    }
+    throw CorruptionError(path + ": not a sisa deletion log (bad header)");
+  }
+  if (bytes[7] != kLogFormatVersion) {
+    throw CorruptionError(path + ": deletion log format version " + std::to_string(bytes[7]) +
+                          " is not supported");
+  }
+  size_t pos = 8;
+  out.valid_bytes = pos;
+  while (pos < bytes.size()) {
+    if (bytes.size() - pos < 9) {
+      out.torn_tail = true;
+      break;
+    }
+    const uint32_t len = get_u32(&bytes[pos]);
+    const uint32_t crc = get_u32(&bytes[pos + 4]);
+    if (bytes.size() - pos - 8 < 1 + static_cast<size_t>(len)) {
+      out.torn_tail = true;
+      break;
+    }
+    const uint8_t* typed = &bytes[pos + 8];
+    if (crc32(0, typed, 1 + len) != crc) {
+      throw CorruptionError(path + ": deletion log record at byte " + std::to_string(pos) +
+                            " fails its CRC check");
+    }
+    LogRecord r;
+    r.type = static_cast<LogRecord::Type>(typed[0]);
+    const uint8_t* p = typed + 1;
+    const auto bad = [&] {
+      return CorruptionError(path + ": malformed deletion log record at byte " +
+                             std::to_string(pos));
+    };
+    if (len < 8) throw bad();
+    r.seq = get_u64(p);
+    if (r.type == LogRecord::Type::kAccepted) {
+      if (len < 17) throw bad();
+      r.by_group = p[8] != 0;
+      const uint64_t n = get_u64(p + 9);
+      if (len != 17 + 8 * n) throw bad();
+      for (uint64_t i = 0; i < n; ++i) r.keys.push_back(static_cast<int64_t>(get_u64(p + 17 + 8 * i)));
+    } else if (r.type != LogRecord::Type::kApplied || len != 8) {
+      throw bad();
+    }
+    out.records.push_back(std::move(r));
+    pos += 9 + len;
+    out.valid_bytes = pos;
+  }
+  return out;
+}
+
+void append_log(const std::string& path, const LogRecord& record) {
+  const auto log = read_log(path);
+  if (log.torn_tail || (log.valid_bytes == 0 && std::filesystem::exists(path))) {
+    // Drop a torn tail (never acknowledged: acknowledgement follows the sync).
+    if (::truncate(path.c_str(), static_cast<off_t>(log.valid_bytes)) != 0) {
+      throw IOError("cannot truncate torn tail of '" + path + "'");
+    }
+  }
+  std::vector<uint8_t> bytes;
+  if (log.valid_bytes == 0) {
+    bytes.insert(bytes.end(), kMagic, kMagic + 7);
+    bytes.push_back(kLogFormatVersion);
+  }
+  const auto rec = encode(record);
+  bytes.insert(bytes.end(), rec.begin(), rec.end());
+  append_durable(path, bytes.data(), bytes.size());
+}
+
+std::vector<LogRecord> pending_requests(const LogContents& log) {
+  std::set<uint64_t> applied;
+  for (const auto& r : log.records) {
+    if (r.type == LogRecord::Type::kApplied) applied.insert(r.seq);
+  }
+  std::vector<LogRecord> out;
+  for (const auto& r : log.records) {
+    if (r.type == LogRecord::Type::kAccepted && !applied.count(r.seq)) out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace sisa

@@ -1,0 +1,22 @@
+// The numeric environment that decides floating-point results (DESIGN.md
+// section 1): part of a run's identity. forget/verify compare it to the one
+// the run was trained in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sisa {
+
+nlohmann::json current_environment(int64_t threads);
+// "key: recorded 'a', here 'b'" for every field that differs.
+std::vector<std::string> environment_diff(const nlohmann::json& recorded,
+                                          const nlohmann::json& current);
+// Throws EnvironmentError listing the differences unless `force`.
+void check_environment(const nlohmann::json& recorded, int64_t threads, bool force,
+                       const std::string& run_dir);
+
+}  // namespace sisa

@@ -1,0 +1,164 @@
+#include "fs.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "sisa/errors.h"
+
+namespace fs = std::filesystem;
+
+namespace sisa {
+namespace {
+
+[[noreturn]] void throw_io(const std::string& what, const std::string& path) {
+  throw IOError(what + " '" + path + "': " + std::strerror(errno));
+}
+
+void write_all(int fd, const void* data, size_t n, const std::string& path) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw_io("cannot write", path);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+std::string parent_of(const std::string& path) {
+  std::string d = fs::path(path).parent_path().string();
+  return d.empty() ? "." : d;
+}
+
+}  // namespace
+
+void fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_io("cannot open directory", dir);
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    throw_io("cannot sync directory", dir);
+  }
+  ::close(fd);
+}
+
+void atomic_write(const std::string& path, const void* data, size_t n) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw_io("cannot create", tmp);
+  try {
+    write_all(fd, data, n, tmp);
+    if (::fsync(fd) != 0) throw_io("cannot sync", tmp);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int saved = errno;
+    ::unlink(tmp.c_str());
+    errno = saved;
+    throw_io("cannot rename into place", path);
+  }
+  fsync_dir(parent_of(path));
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_io("cannot open", path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw_io("cannot stat", path);
+  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      throw_io("cannot read", path);
+    }
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  bytes.resize(got);
+  return bytes;
+}
+
+std::string read_text(const std::string& path) {
+  const auto b = read_file(path);
+  return std::string(b.begin(), b.end());
+}
+
+void append_durable(const std::string& path, const void* data, size_t n) {
+  const bool existed = fs::exists(path);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw_io("cannot open for append", path);
+  try {
+    write_all(fd, data, n, path);
+    if (::fdatasync(fd) != 0) throw_io("cannot sync", path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  if (!existed) fsync_dir(parent_of(path));
+}
+
+void make_dirs(const std::string& dir) {
+  fs::path acc;
+  for (const auto& part : fs::path(dir)) {
+    acc /= part;
+    if (acc.empty() || fs::exists(acc)) continue;
+    if (::mkdir(acc.c_str(), 0700) != 0 && errno != EEXIST) throw_io("cannot create directory", acc);
+  }
+}
+
+void remove_durable(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return;
+    throw_io("cannot remove", path);
+  }
+  fsync_dir(parent_of(path));
+}
+
+RunLock::RunLock(const std::string& run_dir) {
+  const std::string path = (fs::path(run_dir) / "LOCK").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw_io("cannot open lock file", path);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const ssize_t r = ::pread(fd_, buf, sizeof(buf) - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string pid = r > 0 ? std::string(buf, static_cast<size_t>(r)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    throw LockedError("run directory '" + run_dir + "' is locked by pid " + pid +
+                      " (another sisa writer is running)");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0) {
+    [[maybe_unused]] ssize_t w = ::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+}
+
+}  // namespace sisa

@@ -1,0 +1,140 @@
+#include "manifest.h"
+
+#include <filesystem>
+
+#include "fs.h"
+#include "sisa/errors.h"
+
+namespace fs = std::filesystem;
+
+namespace sisa {
+namespace {
+
+nlohmann::json ref_json(const FileRef& f) { return {{"path", f.path}, {"sha256", f.sha256}}; }
+FileRef ref_from(const nlohmann::json& j) {
+  return {j.at("path").get<std::string>(), j.at("sha256").get<std::string>()};
+}
+
+}  // namespace
+
+nlohmann::json Manifest::to_json() const {
+  nlohmann::json shards_json = nlohmann::json::array();
+  for (const auto& e : entries) {
+    nlohmann::json ck = nlohmann::json::array();
+    for (const auto& c : e.checkpoints) {
+      ck.push_back({{"stage", c.stage},
+                    {"file", ref_json(c.file)},
+                    {"n_samples", c.n_samples},
+                    {"fingerprint", c.fingerprint},
+                    {"state_digest", c.state_digest}});
+    }
+    shards_json.push_back({{"shard", e.shard},
+                           {"generation", e.generation},
+                           {"n_samples", e.n_samples},
+                           {"last_seq", e.last_seq},
+                           {"store", ref_json(e.store)},
+                           {"checkpoints", ck}});
+  }
+  nlohmann::json rec = nlohmann::json::array();
+  for (const auto& r : receipts) rec.push_back(ref_json(r));
+  return {{"format", "sisa-manifest"},
+          {"format_version", kManifestFormatVersion},
+          {"identity_hash", identity_hash},
+          {"config_hash", config_hash},
+          {"environment", environment},
+          {"config", ref_json(config)},
+          {"shards", shards},
+          {"slices", slices},
+          {"last_seq", last_seq},
+          {"shard_entries", shards_json},
+          {"deleted_ids", deleted_ids},
+          {"deleted_groups", deleted_groups},
+          {"receipts", rec}};
+}
+
+Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
+  try {
+    if (j.at("format") != "sisa-manifest") throw CorruptionError(path + ": not a sisa manifest");
+    if (j.at("format_version") != kManifestFormatVersion) {
+      throw CorruptionError(path + ": manifest format version " + j.at("format_version").dump() +
+                            " is not supported");
+    }
+    Manifest m;
+    m.identity_hash = j.at("identity_hash");
+    m.config_hash = j.at("config_hash");
+    m.environment = j.at("environment");
+    m.config = ref_from(j.at("config"));
+    m.shards = j.at("shards");
+    m.slices = j.at("slices");
+    m.last_seq = j.at("last_seq");
+    for (const auto& s : j.at("shard_entries")) {
+      ShardEntry e;
+      e.shard = s.at("shard");
+      e.generation = s.at("generation");
+      e.n_samples = s.at("n_samples");
+      e.last_seq = s.at("last_seq");
+      e.store = ref_from(s.at("store"));
+      for (const auto& c : s.at("checkpoints")) {
+        CheckpointRef r;
+        r.stage = c.at("stage");
+        r.file = ref_from(c.at("file"));
+        r.n_samples = c.at("n_samples");
+        r.fingerprint = c.at("fingerprint");
+        r.state_digest = c.at("state_digest");
+        e.checkpoints.push_back(std::move(r));
+      }
+      if (static_cast<int64_t>(e.checkpoints.size()) != m.slices + 1) {
+        throw CorruptionError(path + ": shard " + std::to_string(e.shard) + " lists " +
+                              std::to_string(e.checkpoints.size()) + " checkpoints, expected " +
+                              std::to_string(m.slices + 1));
+      }
+      m.entries.push_back(std::move(e));
+    }
+    if (static_cast<int64_t>(m.entries.size()) != m.shards) {
+      throw CorruptionError(path + ": lists " + std::to_string(m.entries.size()) +
+                            " shards, expected " + std::to_string(m.shards));
+    }
+    m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
+    m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
+    for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(path + ": malformed manifest: " + e.what());
+  }
+}
+
+std::set<std::string> Manifest::referenced_files() const {
+  std::set<std::string> files{config.path};
+  for (const auto& e : entries) {
+    files.insert(e.store.path);
+    for (const auto& c : e.checkpoints) files.insert(c.file.path);
+  }
+  for (const auto& r : receipts) files.insert(r.path);
+  return files;
+}
+
+std::string manifest_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "MANIFEST.json").string();
+}
+
+bool has_manifest(const std::string& run_dir) { return fs::exists(manifest_path(run_dir)); }
+
+Manifest load_manifest(const std::string& run_dir) {
+  const std::string path = manifest_path(run_dir);
+  if (!fs::exists(path)) {
+    throw UsageError("'" + run_dir + "' is not a trained sisa run (no MANIFEST.json)");
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw CorruptionError(path + ": not valid JSON: " + e.what());
+  }
+  return Manifest::from_json(j, path);
+}
+
+void save_manifest(const std::string& run_dir, const Manifest& m) {
+  atomic_write(manifest_path(run_dir), m.to_json().dump(1) + "\n");
+}
+
+}  // namespace sisa

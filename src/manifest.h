@@ -1,0 +1,63 @@
+// MANIFEST.json: the one consistent generation of every shard (store and
+// checkpoints, each with its whole-file SHA-256), the run's identity and the
+// deleted ids. Replaced atomically; everything it does not name is garbage.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sisa {
+
+inline constexpr int kManifestFormatVersion = 1;
+
+struct FileRef {
+  std::string path;    // relative to the run directory
+  std::string sha256;  // of the whole file
+};
+
+struct CheckpointRef {
+  int64_t stage = 0;
+  FileRef file;
+  int64_t n_samples = 0;
+  std::string fingerprint;
+  std::string state_digest;
+};
+
+struct ShardEntry {
+  int64_t shard = 0;
+  int64_t generation = 0;  // bumped by every deletion that touches the shard
+  int64_t n_samples = 0;
+  uint64_t last_seq = 0;   // last deletion request applied to this shard
+  FileRef store;
+  std::vector<CheckpointRef> checkpoints;  // stages 0..R
+
+  const CheckpointRef& final_checkpoint() const { return checkpoints.back(); }
+};
+
+struct Manifest {
+  std::string identity_hash;  // training config + environment
+  std::string config_hash;
+  nlohmann::json environment;
+  FileRef config;             // config.yaml
+  int64_t shards = 0, slices = 0;
+  uint64_t last_seq = 0;      // last deletion request applied to the run
+  std::vector<ShardEntry> entries;
+  std::vector<int64_t> deleted_ids;     // sorted; ids only, never contents
+  std::vector<int64_t> deleted_groups;  // sorted
+  std::vector<FileRef> receipts;
+
+  nlohmann::json to_json() const;
+  static Manifest from_json(const nlohmann::json& j, const std::string& path);
+  std::set<std::string> referenced_files() const;
+};
+
+std::string manifest_path(const std::string& run_dir);
+bool has_manifest(const std::string& run_dir);
+Manifest load_manifest(const std::string& run_dir);  // CorruptionError on damage
+void save_manifest(const std::string& run_dir, const Manifest& m);
+
+}  // namespace sisa

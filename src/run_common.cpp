@@ -1,0 +1,165 @@
+#include "run_common.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "fs.h"
+#include "sha256.h"
+#include "shard_store.h"
+#include "sisa/errors.h"
+#include "sisa/placement.h"
+
+namespace fs = std::filesystem;
+
+namespace sisa {
+
+std::string store_file(int64_t shard, int64_t generation) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "data/shard-%03lld.g%lld.h5", static_cast<long long>(shard),
+                static_cast<long long>(generation));
+  return buf;
+}
+
+std::string checkpoint_file(int64_t shard, int64_t stage, int64_t generation) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "ckpt/shard-%03lld/stage-%02lld.g%lld.h5",
+                static_cast<long long>(shard), static_cast<long long>(stage),
+                static_cast<long long>(generation));
+  return buf;
+}
+
+std::string receipt_file(uint64_t seq) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "receipts/%06llu.json", static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+std::string in_run(const std::string& run_dir, const std::string& rel) {
+  return (fs::path(run_dir) / rel).string();
+}
+
+FileRef write_run_file(const std::string& run_dir, const std::string& rel,
+                       const std::vector<uint8_t>& bytes) {
+  const std::string path = in_run(run_dir, rel);
+  make_dirs(fs::path(path).parent_path().string());
+  atomic_write(path, bytes);
+  return {rel, sha256_hex(bytes.data(), bytes.size())};
+}
+
+std::vector<uint8_t> read_verified(const std::string& run_dir, const FileRef& ref) {
+  const std::string path = in_run(run_dir, ref.path);
+  if (!fs::exists(path)) throw CorruptionError(path + ": missing (named in MANIFEST.json)");
+  auto bytes = read_file(path);
+  if (sha256_hex(bytes.data(), bytes.size()) != ref.sha256) {
+    throw CorruptionError(path + ": SHA-256 does not match MANIFEST.json (file damaged or altered)");
+  }
+  return bytes;
+}
+
+Config load_run_config(const std::string& run_dir, const Manifest& m) {
+  const auto bytes = read_verified(run_dir, m.config);
+  const std::string path = in_run(run_dir, m.config.path);
+  Config c = Config::parse(std::string(bytes.begin(), bytes.end()), path, "");
+  if (c.training_hash() != m.config_hash) {
+    throw CorruptionError(path + ": config hash does not match MANIFEST.json");
+  }
+  return c;
+}
+
+ModelState load_checkpoint(const std::string& run_dir, const CheckpointRef& ref) {
+  const auto bytes = read_verified(run_dir, ref.file);
+  return decode_checkpoint(bytes, in_run(run_dir, ref.file.path));
+}
+
+Dataset load_store(const std::string& run_dir, const ShardEntry& e) {
+  const auto bytes = read_verified(run_dir, e.store);
+  return decode_store(bytes, in_run(run_dir, e.store.path));
+}
+
+ShardData make_shard_data(Dataset rows, const Config& c) {
+  rows.sort_by_id();
+  ShardData d;
+  d.slice.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    d.slice[i] = static_cast<int32_t>(slice_of(c.seed, rows.key(i), c.sisa.slices));
+  }
+  d.rows = std::move(rows);
+  return d;
+}
+
+std::string ids_hash(const std::vector<int64_t>& sorted_ids) {
+  Sha256 h;
+  for (int64_t id : sorted_ids) h.update_u64(static_cast<uint64_t>(id));
+  return h.hex();
+}
+
+std::string identity_hash(const Config& c, const nlohmann::json& environment) {
+  return sha256_hex(c.training_json() + "\n" + environment.dump());
+}
+
+int64_t stage_work(const Config& c, const ShardData& data, int64_t first_stage) {
+  const auto epochs = stage_epochs(c.train.epochs, c.sisa.slices);
+  int64_t work = 0;
+  for (int64_t r = first_stage; r <= c.sisa.slices; ++r) {
+    int64_t n = 0;
+    for (int32_t s : data.slice) n += s <= r;
+    work += n * epochs[r];
+  }
+  return work;
+}
+
+std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation,
+                                        const ShardData& data, const ModelState& start,
+                                        int64_t first_stage, std::vector<ModelState>* states) {
+  const Config& c = *run.config;
+  ShardTrainer trainer(c, shard, run.trainer);
+  std::vector<CheckpointRef> refs;
+  ModelState state = start;
+  for (int64_t r = first_stage; r <= c.sisa.slices; ++r) {
+    state = trainer.train_stage(state, r, data, [&](const EpochReport& e) {
+      if (run.progress) run.progress->advance(e.samples);
+      spdlog::info("[shard {}][stage {}] epoch {}/{} loss {:.4f} {:.0f} samples/s{}", e.shard,
+                   e.stage, e.epoch, e.epochs, e.mean_loss,
+                   static_cast<double>(e.samples) / std::max(e.seconds, 1e-9),
+                   run.progress ? fmt::format(" {}% {}", run.progress->percent(),
+                                              run.progress->eta())
+                                : std::string());
+    });
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < data.slice.size(); ++i) {
+      if (data.slice[i] <= r) ids.push_back(data.rows.ids[i]);
+    }
+    CheckpointRef ref;
+    ref.stage = r;
+    ref.n_samples = static_cast<int64_t>(ids.size());
+    ref.fingerprint = state.fingerprint();
+    ref.state_digest = state.state_digest();
+    if (!run.run_dir.empty()) {
+      CheckpointInfo info{shard, r, ref.n_samples, run.identity_hash, ids_hash(ids),
+                          ref.fingerprint, ref.state_digest};
+      ref.file = write_run_file(run.run_dir, checkpoint_file(shard, r, generation),
+                                encode_checkpoint(state, info));
+    }
+    refs.push_back(ref);
+    if (states) states->push_back(state);
+  }
+  return refs;
+}
+
+std::vector<std::string> remove_unreferenced(const std::string& run_dir, const Manifest& m) {
+  static const std::set<std::string> kKeep = {"MANIFEST.json", "LOCK", kLogFile};
+  const auto referenced = m.referenced_files();
+  std::vector<std::string> removed;
+  for (const auto& entry : fs::recursive_directory_iterator(run_dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string rel = fs::relative(entry.path(), run_dir).string();
+    if (kKeep.count(rel) || referenced.count(rel)) continue;
+    removed.push_back(rel);
+  }
+  for (const auto& rel : removed) remove_durable(in_run(run_dir, rel));
+  return removed;
+}
+
+}  // namespace sisa

@@ -1,0 +1,65 @@
+// Pieces shared by the commands: run-directory layout, verified file reads,
+// shard data with slices, and training a range of stages into checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "manifest.h"
+#include "progress.h"
+#include "sisa/config.h"
+#include "sisa/dataset.h"
+#include "sisa/shard_trainer.h"
+
+namespace sisa {
+
+// Relative paths inside a run directory. Generations make every rewrite a new
+// file, so the manifest switch is the only in-place change.
+std::string store_file(int64_t shard, int64_t generation);
+std::string checkpoint_file(int64_t shard, int64_t stage, int64_t generation);
+std::string receipt_file(uint64_t seq);
+inline const char* kConfigFile = "config.yaml";
+inline const char* kLogFile = "deletions.log";
+
+std::string in_run(const std::string& run_dir, const std::string& rel);
+
+// Atomically writes `bytes` at run_dir/rel and returns its reference.
+FileRef write_run_file(const std::string& run_dir, const std::string& rel,
+                       const std::vector<uint8_t>& bytes);
+// Reads a referenced file; CorruptionError if its SHA-256 differs.
+std::vector<uint8_t> read_verified(const std::string& run_dir, const FileRef& ref);
+
+Config load_run_config(const std::string& run_dir, const Manifest& m);
+ModelState load_checkpoint(const std::string& run_dir, const CheckpointRef& ref);
+Dataset load_store(const std::string& run_dir, const ShardEntry& e);
+
+// Sorts by id and computes each row's slice from its placement key.
+ShardData make_shard_data(Dataset rows, const Config& c);
+std::string ids_hash(const std::vector<int64_t>& sorted_ids);
+std::string identity_hash(const Config& c, const nlohmann::json& environment);
+
+// Work units (samples x epochs) for stages first..R of a shard.
+int64_t stage_work(const Config& c, const ShardData& data, int64_t first_stage);
+
+struct StageRun {
+  const Config* config = nullptr;
+  std::string run_dir;       // empty: keep checkpoints in memory only (verify)
+  std::string identity_hash;
+  TrainerOptions trainer;
+  Progress* progress = nullptr;
+};
+
+// Trains stages first..R of `shard` from `start` (C_{first-1}), writing each
+// C_r as generation `generation`. Returns refs for stages first..R; with
+// `states` non-null, also the states.
+std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation,
+                                        const ShardData& data, const ModelState& start,
+                                        int64_t first_stage, std::vector<ModelState>* states);
+
+// Unlinks every file under run_dir that the manifest does not reference
+// (superseded generations, temp files, outputs), then syncs. Returns the paths.
+std::vector<std::string> remove_unreferenced(const std::string& run_dir, const Manifest& m);
+
+}  // namespace sisa

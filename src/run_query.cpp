@@ -1,0 +1,186 @@
+// Read-only commands: predict, verify (retrain in memory and compare), status.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "deletion_log.h"
+#include "environment.h"
+#include "fs.h"
+#include "run_common.h"
+#include "sisa/errors.h"
+#include "sisa/run.h"
+
+namespace sisa {
+namespace {
+
+size_t pending_count(const std::string& run_dir) {
+  return pending_requests(read_log(in_run(run_dir, kLogFile))).size();
+}
+
+// Majority vote with ties to the larger summed posterior, then the lower label.
+int64_t vote(const std::vector<int64_t>& votes, const float* summed, int64_t k) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < k; ++j) {
+    if (votes[j] > votes[best] || (votes[j] == votes[best] && summed[j] > summed[best])) best = j;
+  }
+  return best;
+}
+
+}  // namespace
+
+nlohmann::json predict(const PredictRequest& req) {
+  if (req.aggregate != "mean" && req.aggregate != "vote") {
+    throw UsageError("--aggregate must be mean or vote, got '" + req.aggregate + "'");
+  }
+  if (req.split != "test") throw UsageError("--split must be test, got '" + req.split + "'");
+  const Manifest m = load_manifest(req.run_dir);
+  const Config c = load_run_config(req.run_dir, m);
+  if (const size_t pending = pending_count(req.run_dir)) {
+    spdlog::warn("{} deletion request(s) accepted but not yet applied; predictions come from the "
+                 "last published models (run sisa forget or recover to apply them)", pending);
+  }
+  const Dataset test = load_source(c.data, Split::kTest);
+  set_compute_threads(c.train.threads);
+  const int64_t n = static_cast<int64_t>(test.size()), k = c.data.num_classes;
+  std::vector<float> summed(static_cast<size_t>(n * k), 0.0f);
+  std::vector<int64_t> votes(static_cast<size_t>(n * k), 0);
+  int64_t used = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& e : m.entries) {
+    if (e.n_samples == 0) continue;  // an empty shard has nothing to say
+    const ShardModel model(c, load_checkpoint(req.run_dir, e.final_checkpoint()));
+    const auto p = model.posteriors(test.inputs.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = p.data() + i * k;
+      votes[i * k + (std::max_element(row, row + k) - row)] += 1;
+      for (int64_t j = 0; j < k; ++j) summed[i * k + j] += row[j];
+    }
+    ++used;
+  }
+  if (used == 0) throw DataError("run '" + req.run_dir + "' has no non-empty shard to predict with");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t right_mean = 0, right_vote = 0;
+  std::vector<int64_t> pred_mean(n), pred_vote(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* s = summed.data() + i * k;
+    pred_mean[i] = std::max_element(s, s + k) - s;
+    std::vector<int64_t> v(votes.begin() + i * k, votes.begin() + (i + 1) * k);
+    pred_vote[i] = vote(v, s, k);
+    right_mean += pred_mean[i] == test.labels[i];
+    right_vote += pred_vote[i] == test.labels[i];
+  }
+  if (!req.output_csv.empty()) {
+    std::string out = "id,label,predicted";
+    for (int64_t j = 0; j < k; ++j) out += ",p" + std::to_string(j);
+    out += "\n";
+    const auto& chosen = req.aggregate == "mean" ? pred_mean : pred_vote;
+    char buf[32];
+    for (int64_t i = 0; i < n; ++i) {
+      out += std::to_string(test.ids[i]) + "," + std::to_string(test.labels[i]) + "," +
+             std::to_string(chosen[i]);
+      for (int64_t j = 0; j < k; ++j) {
+        std::snprintf(buf, sizeof buf, ",%.6g", summed[i * k + j] / static_cast<float>(used));
+        out += buf;
+      }
+      out += "\n";
+    }
+    atomic_write(req.output_csv, out);
+  }
+  const double acc_mean = static_cast<double>(right_mean) / static_cast<double>(n);
+  const double acc_vote = static_cast<double>(right_vote) / static_cast<double>(n);
+  return {{"split", req.split},
+          {"samples", n},
+          {"shards_used", used},
+          {"aggregate", req.aggregate},
+          {"accuracy", req.aggregate == "mean" ? acc_mean : acc_vote},
+          {"accuracy_mean", acc_mean},
+          {"accuracy_vote", acc_vote},
+          {"seconds", seconds}};
+}
+
+nlohmann::json verify(const VerifyRequest& req) {
+  RunLock lock(req.run_dir);
+  const Manifest m = load_manifest(req.run_dir);
+  const Config c = load_run_config(req.run_dir, m);
+  check_environment(m.environment, c.train.threads, req.force_environment, req.run_dir);
+  std::vector<int64_t> shards = req.shards;
+  if (shards.empty()) {
+    for (int64_t s = 0; s < m.shards; ++s) shards.push_back(s);
+  }
+  for (int64_t s : shards) {
+    if (s < 0 || s >= m.shards) {
+      throw UsageError("--shards: no shard " + std::to_string(s) + " (run has " +
+                       std::to_string(m.shards) + ")");
+    }
+  }
+  set_compute_threads(c.train.threads);
+  int64_t total = 0;
+  std::vector<ShardData> data;
+  for (int64_t s : shards) {
+    data.push_back(make_shard_data(load_store(req.run_dir, m.entries[s]), c));
+    total += stage_work(c, data.back(), 1);
+  }
+  Progress progress(total);
+  StageRun run{&c, "", m.identity_hash, {}, &progress};
+  bool all_identical = true;
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const ShardEntry& e = m.entries[shards[i]];
+    spdlog::info("[shard {}] retraining from scratch to verify", e.shard);
+    // Every stored checkpoint must load (hash and internal digest checked).
+    for (const auto& ref : e.checkpoints) load_checkpoint(req.run_dir, ref);
+    ShardTrainer init(c, e.shard);
+    const ModelState c0 = init.initial_state();
+    std::vector<std::string> fresh{c0.state_digest()};
+    for (const auto& r : train_stages(run, e.shard, 0, data[i], c0, 1, nullptr)) {
+      fresh.push_back(r.state_digest);
+    }
+    nlohmann::json mismatched = nlohmann::json::array();
+    for (size_t r = 0; r < fresh.size(); ++r) {
+      if (fresh[r] != e.checkpoints[r].state_digest) mismatched.push_back(r);
+    }
+    const bool same = mismatched.empty();
+    all_identical = all_identical && same;
+    if (!same) {
+      spdlog::error("[shard {}] differs from a fresh retrain at stage(s) {}", e.shard,
+                    mismatched.dump());
+    }
+    results.push_back({{"shard", e.shard},
+                       {"identical", same},
+                       {"mismatched_stages", mismatched},
+                       {"state_digest", e.final_checkpoint().state_digest}});
+  }
+  return {{"identical", all_identical}, {"shards", results}};
+}
+
+nlohmann::json status(const std::string& run_dir) {
+  const Manifest m = load_manifest(run_dir);
+  const auto log = read_log(in_run(run_dir, kLogFile));
+  nlohmann::json shards = nlohmann::json::array();
+  for (const auto& e : m.entries) {
+    shards.push_back({{"shard", e.shard},
+                      {"n_samples", e.n_samples},
+                      {"generation", e.generation},
+                      {"last_seq", e.last_seq},
+                      {"fingerprint", e.final_checkpoint().fingerprint},
+                      {"state_digest", e.final_checkpoint().state_digest}});
+  }
+  return {{"run_dir", run_dir},
+          {"shards", m.shards},
+          {"slices", m.slices},
+          {"identity_hash", m.identity_hash},
+          {"config_hash", m.config_hash},
+          {"environment", m.environment},
+          {"shard_status", shards},
+          {"deleted_ids", m.deleted_ids.size()},
+          {"deleted_groups", m.deleted_groups.size()},
+          {"last_applied_request", m.last_seq},
+          {"pending_requests", pending_requests(log).size()},
+          {"log_torn_tail", log.torn_tail}};
+}
+
+}  // namespace sisa
