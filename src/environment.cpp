@@ -52,9 +52,9 @@ nlohmann::json current_environment(int64_t threads) {
   return {{"torch_version", TORCH_VERSION},
           {"blas", loaded_blas()},
           {"blas_threads", threads},
-          {"openblas_coretype", env_or("OPENBLAS_CORETYPE", "auto")},
-          {"aten_cpu_capability", env_or("ATEN_CPU_CAPABILITY", "default")},
-          {"dnnl_max_cpu_isa", env_or("DNNL_MAX_CPU_ISA", "default")},
+          {"openblas_coretype", env_or("OPENBLAS_CORETYPE", "unset")},
+          {"aten_cpu_capability", env_or("ATEN_CPU_CAPABILITY", "unset")},
+          {"dnnl_max_cpu_isa", env_or("DNNL_MAX_CPU_ISA", "unset")},
           {"cpu_isa", cpu_isa()},
           {"train_threads", threads},
           {"placement_version", kPlacementVersion}};

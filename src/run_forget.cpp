@@ -38,44 +38,68 @@ std::vector<int64_t> merge_sorted(const std::vector<int64_t>& a, const std::vect
   return {s.begin(), s.end()};
 }
 
-// Carries out one logged request against the current generation. Idempotent:
-// shards that no longer hold any of its keys are left alone, so re-running
-// after a crash finishes the job without repeating it.
-nlohmann::json apply_request(const std::string& run_dir, Manifest& m, const Config& c,
-                             const LogRecord& rec, const TrainerOptions& trainer) {
-  const auto t0 = std::chrono::steady_clock::now();
+struct ShardPlan {
+  size_t entry;
+  ShardData remaining;
+  int64_t first_stage;
+  std::vector<int64_t> removed;
+  ModelState start;  // C_{first_stage-1}, already loaded and checked
+};
+
+struct RequestPlan {
+  std::vector<ShardPlan> shards;
+  std::set<int64_t> found;  // keys that matched a stored sample
+  int64_t work = 0;
+};
+
+// Works out which shards hold the request's keys and loads everything their
+// retraining reads, so a damaged store or checkpoint is reported before the
+// request is accepted. Idempotent: shards that no longer hold any key (the
+// request was applied before a crash) are left alone.
+RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Config& c,
+                         const LogRecord& rec) {
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
-  struct Plan {
-    size_t entry;
-    ShardData remaining;
-    int64_t first_stage;
-    std::vector<int64_t> removed;
-  };
-  std::vector<Plan> plans;
-  std::set<int64_t> found;
-  int64_t total_work = 0;
+  RequestPlan plan;
   for (size_t i = 0; i < m.entries.size(); ++i) {
     const ShardEntry& e = m.entries[i];
     if (e.last_seq >= rec.seq || e.n_samples == 0) continue;
-    Dataset rows = load_store(run_dir, e);
+    std::vector<int64_t> ids, groups;
+    const auto bytes = read_verified(run_dir, e.store);
+    decode_store_keys(bytes, in_run(run_dir, e.store.path), &ids, &groups);
+    const auto& match = rec.by_group ? groups : ids;
+    if (std::none_of(match.begin(), match.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
+      continue;
+    }
+    Dataset rows = decode_store(bytes, in_run(run_dir, e.store.path));
     std::vector<size_t> keep;
-    Plan plan{i, {}, c.sisa.slices + 1, {}};
+    ShardPlan sp{i, {}, c.sisa.slices + 1, {}, {}};
     for (size_t r = 0; r < rows.size(); ++r) {
       const int64_t k = rec.by_group ? rows.key(r) : rows.ids[r];
       if (keys.count(k)) {
-        plan.removed.push_back(rows.ids[r]);
-        found.insert(k);
-        plan.first_stage = std::min(plan.first_stage, slice_of(c.seed, rows.key(r), c.sisa.slices));
+        sp.removed.push_back(rows.ids[r]);
+        plan.found.insert(k);
+        sp.first_stage = std::min(sp.first_stage, slice_of(c.seed, rows.key(r), c.sisa.slices));
       } else {
         keep.push_back(r);
       }
     }
-    if (plan.removed.empty()) continue;
-    plan.remaining = make_shard_data(rows.select(keep), c);
-    total_work += stage_work(c, plan.remaining, plan.first_stage);
-    plans.push_back(std::move(plan));
+    sp.remaining = make_shard_data(rows.select(keep), c);
+    sp.start = load_checkpoint(run_dir, e.checkpoints[sp.first_stage - 1]);
+    plan.work += stage_work(c, sp.remaining, sp.first_stage);
+    plan.shards.push_back(std::move(sp));
   }
+  return plan;
+}
 
+// Carries out a planned, logged request: retrain, publish, purge, log applied.
+nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Config& c,
+                               const LogRecord& rec, RequestPlan plan,
+                               const TrainerOptions& trainer) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
+  auto& plans = plan.shards;
+  const auto& found = plan.found;
+  const int64_t total_work = plan.work;
   Progress progress(total_work);
   StageRun run{&c, run_dir, m.identity_hash, trainer, &progress};
   nlohmann::json shards_json = nlohmann::json::array();
@@ -89,9 +113,8 @@ nlohmann::json apply_request(const std::string& run_dir, Manifest& m, const Conf
     const auto ts = std::chrono::steady_clock::now();
     const FileRef store = write_run_file(run_dir, store_file(e.shard, gen),
                                          encode_store(p.remaining.rows, e.shard));
-    const ModelState start = load_checkpoint(run_dir, e.checkpoints[p.first_stage - 1]);
     const auto tl = std::chrono::steady_clock::now();
-    auto refs = train_stages(run, e.shard, gen, p.remaining, start, p.first_stage, nullptr);
+    auto refs = train_stages(run, e.shard, gen, p.remaining, p.start, p.first_stage, nullptr);
     const double shard_loop = since(tl);
     loop_seconds += shard_loop;
     e.checkpoints.resize(static_cast<size_t>(p.first_stage));
@@ -159,10 +182,10 @@ nlohmann::json forget(const ForgetRequest& req) {
 
   // Finish what an earlier, interrupted forget accepted.
   const std::string log_path = in_run(req.run_dir, kLogFile);
-  auto log = read_log(log_path);
-  for (const auto& pending : pending_requests(log)) {
+  for (const auto& pending : pending_requests(read_log(log_path))) {
     spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
-    apply_request(req.run_dir, m, c, pending, req.trainer);
+    execute_request(req.run_dir, m, c, pending, plan_request(req.run_dir, m, c, pending),
+                    req.trainer);
   }
 
   // Validate the whole batch before anything is written.
@@ -170,33 +193,28 @@ nlohmann::json forget(const ForgetRequest& req) {
   if (req.by_group && !grouped) {
     throw UsageError("--groups given but run '" + req.run_dir + "' has no groups");
   }
-  std::set<int64_t> live;
-  for (const auto& e : m.entries) {
-    std::vector<int64_t> ids, groups;
-    decode_store_keys(read_verified(req.run_dir, e.store), in_run(req.run_dir, e.store.path), &ids,
-                      &groups);
-    live.insert(req.by_group ? groups.begin() : ids.begin(), req.by_group ? groups.end() : ids.end());
-  }
+  std::set<int64_t> unique(req.keys.begin(), req.keys.end());
+  uint64_t seq = m.last_seq;
+  for (const auto& r : read_log(log_path).records) seq = std::max(seq, r.seq);
+  ++seq;
+  LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
+  auto plan = plan_request(req.run_dir, m, c, rec);
   const auto& deleted = req.by_group ? m.deleted_groups : m.deleted_ids;
   std::vector<int64_t> unknown;
-  std::set<int64_t> unique(req.keys.begin(), req.keys.end());
   for (int64_t k : unique) {
-    if (!live.count(k) && !std::binary_search(deleted.begin(), deleted.end(), k)) unknown.push_back(k);
+    if (!plan.found.count(k) && !std::binary_search(deleted.begin(), deleted.end(), k)) {
+      unknown.push_back(k);
+    }
   }
   if (!unknown.empty()) {
     throw DataError(std::string("unknown ") + (req.by_group ? "group(s)" : "id(s)") + " in run '" +
                     req.run_dir + "': " + join_ids(unknown) + "; the batch was rejected, nothing deleted");
   }
 
-  log = read_log(log_path);
-  uint64_t seq = m.last_seq;
-  for (const auto& r : log.records) seq = std::max(seq, r.seq);
-  ++seq;
-  LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
   append_log(log_path, rec);
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
-  auto receipt = apply_request(req.run_dir, m, c, rec, req.trainer);
+  auto receipt = execute_request(req.run_dir, m, c, rec, std::move(plan), req.trainer);
   receipt["total_seconds"] = since(t0);
   spdlog::info("deletion request {} applied: {} sample(s) removed, {} shard(s) retrained in {:.2f}s",
                seq, receipt["deleted_count"].get<int64_t>(), receipt["shards"].size(),

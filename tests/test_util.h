@@ -1,0 +1,53 @@
+// Helpers for the test suites: temp directories, small synthetic data sets
+// written as real CSV and HDF5 files, configs, and running the real binary.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sisa/dataset.h"
+
+namespace sisa::test {
+
+// A fresh directory under $TMPDIR, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+// n samples, `width` features, `classes` labels from a noisy linear rule;
+// ids are 1000 + 7 i (not row positions); groups (if > 0) are i % groups.
+Dataset synthetic(int64_t n, int64_t width, int64_t classes, uint64_t seed, int64_t groups = 0);
+void write_csv(const Dataset& d, const std::string& path);
+void write_hdf5(const Dataset& d, const std::string& path);
+
+// A config YAML for `data_path` (csv or hdf5 chosen by extension) with
+// `extra` lines appended under the right sections via --set style keys.
+std::string config_yaml(const std::string& train_path, const std::string& test_path,
+                        int64_t width, int64_t classes, const std::string& model_yaml,
+                        const std::string& sisa_yaml, const std::string& train_yaml,
+                        bool grouped = false, const std::string& input_shape = "");
+void write_text(const std::string& path, const std::string& text);
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+// Runs the built `sisa` binary with `args` (shell-quoted by the caller).
+// `env` is prepended as shell assignments, e.g. "ATEN_CPU_CAPABILITY=default".
+CommandResult run_sisa(const std::string& args, const std::string& env = "");
+
+// Every regular file under dir (relative path -> bytes), LOCK excluded.
+std::map<std::string, std::string> snapshot(const std::string& dir);
+// Files under dir whose bytes contain `needle`.
+std::vector<std::string> files_containing(const std::string& dir, const std::string& needle);
+
+}  // namespace sisa::test

@@ -1,0 +1,298 @@
+// Torch-free units: placement, schedule, config, id lists, deletion log,
+// HDF5 module, checkpoints, manifest, the run lock.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "checkpoint.h"
+#include "deletion_log.h"
+#include "fs.h"
+#include "h5file.h"
+#include "manifest.h"
+#include "sisa/config.h"
+#include "sisa/errors.h"
+#include "sisa/id_list.h"
+#include "sisa/placement.h"
+#include "test_util.h"
+
+using namespace sisa;
+using sisa::test::TempDir;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// ---- placement ---------------------------------------------------------
+
+TEST(Placement, PinnedTestVectors) {
+  // SplitMix64's published first output for state 0.
+  EXPECT_EQ(mix64(0), 0xe220a8397b1dcdafULL);
+  EXPECT_EQ(derive(42, "shard", {4711}), 4302220107259773584ULL);
+  const int64_t keys[] = {0, 1, 17, 4711, 59999};
+  const int64_t shards[] = {1, 3, 4, 4, 1};
+  const int64_t slices[] = {4, 2, 1, 3, 4};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(shard_of(42, keys[i], 5), shards[i]) << keys[i];
+    EXPECT_EQ(slice_of(42, keys[i], 4), slices[i]) << keys[i];
+  }
+  EXPECT_EQ(permutation(10, 123), (std::vector<int64_t>{7, 3, 4, 9, 8, 2, 1, 0, 6, 5}));
+}
+
+TEST(Placement, BalancedAndInRange) {
+  std::vector<int> count(5);
+  for (int64_t k = 0; k < 50000; ++k) {
+    const int64_t s = shard_of(1, k, 5), r = slice_of(1, k, 4);
+    ASSERT_TRUE(s >= 0 && s < 5 && r >= 1 && r <= 4);
+    ++count[s];
+  }
+  for (int c : count) EXPECT_NEAR(c, 10000, 400);
+}
+
+TEST(Placement, PermutationIsAPermutation) {
+  auto p = permutation(1000, 5);
+  std::set<int64_t> s(p.begin(), p.end());
+  EXPECT_EQ(s.size(), 1000u);
+  EXPECT_EQ(*s.begin(), 0);
+  EXPECT_EQ(*s.rbegin(), 999);
+  EXPECT_NE(permutation(1000, 6), p);
+  EXPECT_TRUE(permutation(0, 1).empty());
+}
+
+TEST(Placement, FinalBatchOfOneIsMerged) {
+  EXPECT_EQ(batch_bounds(10, 4), (std::vector<int64_t>{0, 4, 8, 10}));
+  EXPECT_EQ(batch_bounds(9, 4), (std::vector<int64_t>{0, 4, 9}));
+  EXPECT_EQ(batch_bounds(8, 4), (std::vector<int64_t>{0, 4, 8}));
+  EXPECT_EQ(batch_bounds(1, 4), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(batch_bounds(0, 4), (std::vector<int64_t>{0}));
+}
+
+TEST(Schedule, IntegerStageEpochs) {
+  EXPECT_EQ(stage_epochs(20, 4), (std::vector<int64_t>{0, 8, 8, 8, 8}));
+  EXPECT_EQ(stage_epochs(3, 4), (std::vector<int64_t>{0, 1, 1, 1, 1}));
+  EXPECT_EQ(stage_epochs(7, 3), (std::vector<int64_t>{0, 3, 4, 3}));
+  EXPECT_EQ(stage_epochs(2, 4)[1], 0);  // invalid: slice 1 would never train
+  // Total passes over the shard are about E (here exactly).
+  const auto e = stage_epochs(20, 4);
+  double passes = 0;
+  for (int r = 1; r <= 4; ++r) passes += e[r] * r / 4.0;
+  EXPECT_DOUBLE_EQ(passes, 20.0);
+}
+
+// ---- config -------------------------------------------------------------
+
+const char* kMinimal =
+    "data:\n  format: csv\n  train: t.csv\n  num_classes: 3\n  input_shape: [4]\n";
+
+TEST(Config, DefaultsAndRelativePaths) {
+  const Config c = Config::parse(kMinimal, "x.yaml", "/base");
+  EXPECT_EQ(c.data.train, "/base/t.csv");
+  EXPECT_EQ(c.sisa.shards, 5);
+  EXPECT_EQ(c.train.threads, 1);
+  // The resolved YAML parses back to the same training identity.
+  EXPECT_EQ(Config::parse(c.to_yaml(), "y", "").training_hash(), c.training_hash());
+}
+
+TEST(Config, OverridesWinOverTheFile) {
+  const Config c = Config::parse(kMinimal, "x.yaml", "", {"sisa.shards=8", "model.hidden=[3, 2]"});
+  EXPECT_EQ(c.sisa.shards, 8);
+  EXPECT_EQ(c.model.hidden, (std::vector<int64_t>{3, 2}));
+  EXPECT_NE(c.training_hash(), Config::parse(kMinimal, "x.yaml", "").training_hash());
+}
+
+TEST(Config, PathsAndLoggingAreNotIdentity) {
+  EXPECT_EQ(Config::parse(kMinimal, "a", "/one").training_hash(),
+            Config::parse(kMinimal, "b", "/two").training_hash());
+}
+
+TEST(Config, EveryProblemIsReportedByItsKey) {
+  const std::string msg = error_of([] {
+    Config::parse(std::string(kMinimal) + "model:\n  hiden: [3]\n  dropout: 1.5\nsisa:\n  shards: 0\n",
+                  "bad.yaml", "");
+  });
+  EXPECT_NE(msg.find("bad.yaml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.hiden: unknown key"), std::string::npos) << msg;
+  // Unknown keys stop validation, so fix the key and look again.
+  const std::string msg2 = error_of([] {
+    Config::parse(std::string(kMinimal) + "model:\n  dropout: 1.5\nsisa:\n  shards: 0\n", "bad.yaml", "");
+  });
+  EXPECT_NE(msg2.find("model.dropout"), std::string::npos) << msg2;
+  EXPECT_NE(msg2.find("sisa.shards"), std::string::npos) << msg2;
+}
+
+TEST(Config, TypedErrors) {
+  EXPECT_THROW(Config::parse("data: [1, 2", "m.yaml", ""), ConfigError);
+  EXPECT_NE(error_of([] { Config::parse("data: [1, 2", "m.yaml", ""); }).find("m.yaml: malformed YAML"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { Config::parse(std::string(kMinimal) + "train:\n  epochs: two\n", "e", ""); })
+                .find("train.epochs: expected an integer"),
+            std::string::npos);
+  const std::string few = error_of(
+      [] { Config::parse(std::string(kMinimal) + "train:\n  epochs: 2\n", "e", ""); });
+  EXPECT_NE(few.find("train.epochs"), std::string::npos) << few;
+  EXPECT_NE(few.find("zero epochs"), std::string::npos) << few;
+  EXPECT_THROW(Config::parse(kMinimal, "x", "", {"sisa.shards"}), ConfigError);
+}
+
+// ---- id lists -------------------------------------------------------------
+
+TEST(IdList, StrictParsing) {
+  EXPECT_EQ(parse_id_list("17, 4711,59999", "--ids"), (std::vector<int64_t>{17, 4711, 59999}));
+  EXPECT_EQ(parse_id_list("9223372036854775807", "--ids").at(0), INT64_MAX);
+  for (const char* bad : {"-1", "1,,2", "12a", "9223372036854775808", "99999999999999999999", "",
+                          "1 2", "+3", "0x10"}) {
+    EXPECT_THROW(parse_id_list(bad, "--ids"), UsageError) << bad;
+  }
+  EXPECT_NE(error_of([] { parse_id_list("4,x7", "--ids"); }).find("'x7'"), std::string::npos);
+}
+
+TEST(IdList, FilesWithCommentsAndMixedSeparators) {
+  TempDir t;
+  test::write_text(t / "ids.txt", "# deletion requests\n1 2,3\n\n  4 # trailing\n");
+  EXPECT_EQ(read_id_file(t / "ids.txt"), (std::vector<int64_t>{1, 2, 3, 4}));
+  test::write_text(t / "bad.txt", "1\n2\n-3\n");
+  EXPECT_NE(error_of([&] { read_id_file(t / "bad.txt"); }).find("bad.txt:3"), std::string::npos);
+  EXPECT_THROW(read_id_file(t / "missing.txt"), UsageError);
+}
+
+// ---- deletion log ---------------------------------------------------------
+
+TEST(DeletionLog, RoundTripAndPending) {
+  TempDir t;
+  const std::string p = t / "deletions.log";
+  EXPECT_TRUE(read_log(p).records.empty());
+  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5, 9}});
+  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
+  append_log(p, {LogRecord::Type::kAccepted, 2, true, {INT64_MAX}});
+  const auto log = read_log(p);
+  ASSERT_EQ(log.records.size(), 3u);
+  EXPECT_EQ(log.records[0].keys, (std::vector<int64_t>{5, 9}));
+  EXPECT_TRUE(log.records[2].by_group);
+  const auto pending = pending_requests(log);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].seq, 2u);
+  EXPECT_EQ(pending[0].keys.at(0), INT64_MAX);
+}
+
+TEST(DeletionLog, TornTailIsDetectedAndDropped) {
+  TempDir t;
+  const std::string p = t / "deletions.log";
+  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5}});
+  const auto size = std::filesystem::file_size(p);
+  append_log(p, {LogRecord::Type::kAccepted, 2, false, {6, 7}});
+  std::filesystem::resize_file(p, std::filesystem::file_size(p) - 3);  // a crash mid-append
+  auto log = read_log(p);
+  EXPECT_TRUE(log.torn_tail);
+  EXPECT_EQ(log.valid_bytes, size);
+  ASSERT_EQ(log.records.size(), 1u);
+  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
+  log = read_log(p);
+  EXPECT_FALSE(log.torn_tail);
+  EXPECT_EQ(log.records.size(), 2u);
+}
+
+TEST(DeletionLog, FlippedByteIsCorruptionNamingTheOffset) {
+  TempDir t;
+  const std::string p = t / "deletions.log";
+  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5}});
+  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(8 + 9 + 3);  // inside the first record's payload
+  f.put('\x7f');
+  f.close();
+  const std::string msg = error_of([&] { read_log(p); });
+  EXPECT_NE(msg.find("deletions.log"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("byte 8"), std::string::npos) << msg;
+  EXPECT_THROW(read_log(p), CorruptionError);
+}
+
+// ---- HDF5, checkpoints, manifest -------------------------------------------
+
+ModelState sample_state() {
+  ModelState s;
+  TensorBlob w{"fc.weight", TensorRole::kParameter, DType::kFloat32, {2, 2}, {}};
+  const float v[4] = {1.5f, -2.0f, 0.25f, 3.0f};
+  w.bytes.assign(reinterpret_cast<const uint8_t*>(v), reinterpret_cast<const uint8_t*>(v) + 16);
+  TensorBlob step{"optim.step", TensorRole::kCounter, DType::kInt64, {}, std::vector<uint8_t>(8, 0)};
+  step.bytes[0] = 42;
+  s.tensors = {w, step};
+  return s;
+}
+
+TEST(Checkpoint, RoundTripIsExactAndDeterministic) {
+  const ModelState s = sample_state();
+  const CheckpointInfo info{3, 2, 10, "identity", "ids", s.fingerprint(), s.state_digest()};
+  const auto bytes = encode_checkpoint(s, info);
+  EXPECT_EQ(encode_checkpoint(s, info), bytes);  // no timestamps in the file
+  CheckpointInfo back;
+  const ModelState r = decode_checkpoint(bytes, "ck.h5", &back);
+  EXPECT_EQ(r.state_digest(), s.state_digest());
+  EXPECT_EQ(back.stage, 2);
+  EXPECT_EQ(back.identity_hash, "identity");
+  // The fingerprint ignores optimizer counters; the state digest does not.
+  ModelState other = s;
+  other.tensors[1].bytes[0] = 43;
+  EXPECT_EQ(other.fingerprint(), s.fingerprint());
+  EXPECT_NE(other.state_digest(), s.state_digest());
+}
+
+TEST(Checkpoint, TruncatedOrFlippedIsCorruptionNamingTheFile) {
+  const ModelState s = sample_state();
+  auto bytes = encode_checkpoint(s, {0, 0, 0, "", "", s.fingerprint(), s.state_digest()});
+  auto truncated = bytes;
+  truncated.resize(bytes.size() / 2);
+  EXPECT_THROW(decode_checkpoint(truncated, "ck.h5"), CorruptionError);
+  EXPECT_NE(error_of([&] { decode_checkpoint(truncated, "dir/ck.h5"); }).find("dir/ck.h5"),
+            std::string::npos);
+  // Flip one bit of the weight's float bytes, wherever HDF5 put them.
+  const std::vector<uint8_t>& w = s.tensors[0].bytes;
+  auto at = std::search(bytes.begin(), bytes.end(), w.begin(), w.end());
+  ASSERT_NE(at, bytes.end());
+  *at ^= 1;
+  EXPECT_THROW(decode_checkpoint(bytes, "ck.h5"), CorruptionError);
+}
+
+TEST(Manifest, JsonRoundTrip) {
+  TempDir t;
+  Manifest m;
+  m.identity_hash = "id";
+  m.config_hash = "cfg";
+  m.environment = {{"torch_version", "1.13"}};
+  m.config = {"config.yaml", "abc"};
+  m.shards = 1;
+  m.slices = 1;
+  ShardEntry e;
+  e.store = {"data/shard-000.g0.h5", "s"};
+  e.checkpoints.resize(2);
+  e.checkpoints[0].file.path = "ckpt/a.h5";
+  e.checkpoints[1].file.path = "ckpt/b.h5";
+  m.entries = {e};
+  m.deleted_ids = {3, 9};
+  save_manifest(t.path(), m);
+  const Manifest back = load_manifest(t.path());
+  EXPECT_EQ(back.to_json(), m.to_json());
+  EXPECT_EQ(back.referenced_files().size(), 4u);
+  test::write_text(manifest_path(t.path()), "{\"format\": \"sisa-manifest\"");
+  EXPECT_THROW(load_manifest(t.path()), CorruptionError);
+}
+
+TEST(Files, AtomicWriteLeavesNoTempAndLockExcludesASecondWriter) {
+  TempDir t;
+  atomic_write(t / "f", std::string("hello"));
+  EXPECT_EQ(read_text(t / "f"), "hello");
+  EXPECT_FALSE(std::filesystem::exists(t / "f.tmp"));
+  RunLock first(t.path());
+  const std::string msg = error_of([&] { RunLock second(t.path()); });
+  EXPECT_NE(msg.find("locked by pid " + std::to_string(::getpid())), std::string::npos) << msg;
+  EXPECT_THROW(read_file(t / "missing"), IOError);
+}
+
+}  // namespace
