@@ -32,6 +32,24 @@ Dataset Dataset::select(const std::vector<size_t>& rows) const {
   return out;
 }
 
+void Dataset::erase_rows(const std::vector<bool>& erase) {
+  size_t out = 0;
+  for (size_t i = 0; i < size(); ++i) {
+    if (erase[i]) continue;
+    if (out != i) {
+      ids[out] = ids[i];
+      labels[out] = labels[i];
+      if (has_groups()) groups[out] = groups[i];
+      std::copy(row(i), row(i) + width, inputs.begin() + static_cast<long>(out * width));
+    }
+    ++out;
+  }
+  ids.resize(out);
+  labels.resize(out);
+  if (has_groups()) groups.resize(out);
+  inputs.resize(out * static_cast<size_t>(width));
+}
+
 void Dataset::sort_by_id() {
   std::vector<size_t> order(size());
   std::iota(order.begin(), order.end(), 0);

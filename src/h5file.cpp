@@ -1,6 +1,7 @@
 #include "h5file.h"
 
 #include <hdf5.h>
+#include <hdf5_hl.h>
 
 #include <atomic>
 #include <stdexcept>
@@ -116,13 +117,9 @@ std::vector<uint8_t> H5Builder::finish() {
 H5Image::H5Image(const std::vector<uint8_t>& bytes, std::string path) : path_(std::move(path)) {
   silence_hdf5();
   if (bytes.size() < 8) throw CorruptionError(path_ + ": not an HDF5 file (truncated)");
-  Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
-  H5Pset_fapl_core(fapl.id, 1 << 20, 0);
-  // HDF5 copies the buffer, so `bytes` may go away after construction.
-  if (H5Pset_file_image(fapl.id, const_cast<uint8_t*>(bytes.data()), bytes.size()) < 0) {
-    throw CorruptionError(path_ + ": cannot load HDF5 image");
-  }
-  file_ = H5Fopen(unique_name("r").c_str(), H5F_ACC_RDONLY, fapl.id);
+  // Read in place: no copy of (possibly large) stores; `bytes` outlives us.
+  file_ = H5LTopen_file_image(const_cast<uint8_t*>(bytes.data()), bytes.size(),
+                              H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
   if (file_ < 0) throw CorruptionError(path_ + ": not a readable HDF5 file (truncated or damaged)");
 }
 

@@ -35,7 +35,8 @@ class H5Builder {
 
 class H5Image {
  public:
-  // `path` only names the file in error messages (CorruptionError).
+  // `path` only names the file in error messages (CorruptionError). The image
+  // reads `bytes` in place: they must outlive this object.
   H5Image(const std::vector<uint8_t>& bytes, std::string path);
   ~H5Image();
   H5Image(const H5Image&) = delete;

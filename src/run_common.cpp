@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -79,7 +80,8 @@ Dataset load_store(const std::string& run_dir, const ShardEntry& e) {
 }
 
 ShardData make_shard_data(Dataset rows, const Config& c) {
-  rows.sort_by_id();
+  // Stores are written sorted; sorting again would copy every row.
+  if (!std::is_sorted(rows.ids.begin(), rows.ids.end())) rows.sort_by_id();
   ShardData d;
   d.slice.resize(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -120,6 +122,7 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
   for (int64_t r = first_stage; r <= c.sisa.slices; ++r) {
     state = trainer.train_stage(state, r, data, [&](const EpochReport& e) {
       if (run.progress) run.progress->advance(e.samples);
+      if (run.loop_seconds) *run.loop_seconds += e.seconds;
       spdlog::info("[shard {}][stage {}] epoch {}/{} loss {:.4f} {:.0f} samples/s{}", e.shard,
                    e.stage, e.epoch, e.epochs, e.mean_loss,
                    static_cast<double>(e.samples) / std::max(e.seconds, 1e-9),

@@ -49,6 +49,7 @@ struct StageRun {
   std::string identity_hash;
   TrainerOptions trainer;
   Progress* progress = nullptr;
+  double* loop_seconds = nullptr;  // if set, accumulates time spent in epochs (no I/O)
 };
 
 // Trains stages first..R of `shard` from `start` (C_{first-1}), writing each

@@ -38,6 +38,10 @@ std::vector<int64_t> merge_sorted(const std::vector<int64_t>& a, const std::vect
   return {s.begin(), s.end()};
 }
 
+bool grouped(const Config& c) {
+  return !c.data.group_column.empty() || !c.data.groups_dataset.empty();
+}
+
 struct ShardPlan {
   size_t entry;
   ShardData remaining;
@@ -59,19 +63,26 @@ struct RequestPlan {
 RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Config& c,
                          const LogRecord& rec) {
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
+  // A placement key names its shard, so only those shards are read. Only
+  // sample ids in grouped data (placed by group) need every shard's ids.
+  const bool scan_all = !rec.by_group && grouped(c);
+  std::set<int64_t> candidates;
+  for (int64_t k : keys) candidates.insert(shard_of(c.seed, k, c.sisa.shards));
   RequestPlan plan;
   for (size_t i = 0; i < m.entries.size(); ++i) {
     const ShardEntry& e = m.entries[i];
     if (e.last_seq >= rec.seq || e.n_samples == 0) continue;
-    std::vector<int64_t> ids, groups;
+    if (!scan_all && !candidates.count(e.shard)) continue;
     const auto bytes = read_verified(run_dir, e.store);
-    decode_store_keys(bytes, in_run(run_dir, e.store.path), &ids, &groups);
-    const auto& match = rec.by_group ? groups : ids;
-    if (std::none_of(match.begin(), match.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
-      continue;
+    if (scan_all) {
+      std::vector<int64_t> ids, groups;
+      decode_store_keys(bytes, in_run(run_dir, e.store.path), &ids, &groups);
+      if (std::none_of(ids.begin(), ids.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
+        continue;
+      }
     }
     Dataset rows = decode_store(bytes, in_run(run_dir, e.store.path));
-    std::vector<size_t> keep;
+    std::vector<bool> erase(rows.size(), false);
     ShardPlan sp{i, {}, c.sisa.slices + 1, {}, {}};
     for (size_t r = 0; r < rows.size(); ++r) {
       const int64_t k = rec.by_group ? rows.key(r) : rows.ids[r];
@@ -79,11 +90,12 @@ RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Co
         sp.removed.push_back(rows.ids[r]);
         plan.found.insert(k);
         sp.first_stage = std::min(sp.first_stage, slice_of(c.seed, rows.key(r), c.sisa.slices));
-      } else {
-        keep.push_back(r);
+        erase[r] = true;
       }
     }
-    sp.remaining = make_shard_data(rows.select(keep), c);
+    if (sp.removed.empty()) continue;
+    rows.erase_rows(erase);
+    sp.remaining = make_shard_data(std::move(rows), c);
     sp.start = load_checkpoint(run_dir, e.checkpoints[sp.first_stage - 1]);
     plan.work += stage_work(c, sp.remaining, sp.first_stage);
     plan.shards.push_back(std::move(sp));
@@ -101,7 +113,7 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
   const auto& found = plan.found;
   const int64_t total_work = plan.work;
   Progress progress(total_work);
-  StageRun run{&c, run_dir, m.identity_hash, trainer, &progress};
+  StageRun run{&c, run_dir, m.identity_hash, trainer, &progress, nullptr};
   nlohmann::json shards_json = nlohmann::json::array();
   std::vector<int64_t> removed_ids;
   double loop_seconds = 0.0;
@@ -113,9 +125,9 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
     const auto ts = std::chrono::steady_clock::now();
     const FileRef store = write_run_file(run_dir, store_file(e.shard, gen),
                                          encode_store(p.remaining.rows, e.shard));
-    const auto tl = std::chrono::steady_clock::now();
+    double shard_loop = 0.0;
+    run.loop_seconds = &shard_loop;
     auto refs = train_stages(run, e.shard, gen, p.remaining, p.start, p.first_stage, nullptr);
-    const double shard_loop = since(tl);
     loop_seconds += shard_loop;
     e.checkpoints.resize(static_cast<size_t>(p.first_stage));
     for (auto& r : refs) e.checkpoints.push_back(std::move(r));
@@ -161,11 +173,13 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
     m.deleted_groups = merge_sorted(m.deleted_groups, groups);
   }
   // Publish, then purge what the old generation held, then record `applied`.
+  const auto tp = std::chrono::steady_clock::now();
   save_manifest(run_dir, m);
   const auto removed_files = remove_unreferenced(run_dir, m);
   spdlog::debug("purged {} superseded file(s)", removed_files.size());
   append_log(in_run(run_dir, kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
   receipt["purged_files"] = removed_files.size();
+  receipt["publish_seconds"] = since(tp);
   return receipt;
 }
 
@@ -189,8 +203,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   }
 
   // Validate the whole batch before anything is written.
-  const bool grouped = c.data.group_column.size() + c.data.groups_dataset.size() > 0;
-  if (req.by_group && !grouped) {
+  if (req.by_group && !grouped(c)) {
     throw UsageError("--groups given but run '" + req.run_dir + "' has no groups");
   }
   std::set<int64_t> unique(req.keys.begin(), req.keys.end());
@@ -198,7 +211,10 @@ nlohmann::json forget(const ForgetRequest& req) {
   for (const auto& r : read_log(log_path).records) seq = std::max(seq, r.seq);
   ++seq;
   LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
+  const auto t_plan = std::chrono::steady_clock::now();
+  const double setup_seconds = since(t0);
   auto plan = plan_request(req.run_dir, m, c, rec);
+  const double plan_seconds = since(t_plan);
   const auto& deleted = req.by_group ? m.deleted_groups : m.deleted_ids;
   std::vector<int64_t> unknown;
   for (int64_t k : unique) {
@@ -215,6 +231,8 @@ nlohmann::json forget(const ForgetRequest& req) {
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
   auto receipt = execute_request(req.run_dir, m, c, rec, std::move(plan), req.trainer);
+  receipt["setup_seconds"] = setup_seconds;
+  receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);
   spdlog::info("deletion request {} applied: {} sample(s) removed, {} shard(s) retrained in {:.2f}s",
                seq, receipt["deleted_count"].get<int64_t>(), receipt["shards"].size(),

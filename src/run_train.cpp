@@ -88,7 +88,8 @@ nlohmann::json train(const TrainRequest& req) {
   int64_t total_work = 0;
   for (const auto& s : shards) total_work += stage_work(c, s, 1);
   Progress progress(total_work);
-  StageRun run{&c, req.run_dir, m.identity_hash, {}, &progress};
+  double loop_seconds = 0.0;
+  StageRun run{&c, req.run_dir, m.identity_hash, {}, &progress, &loop_seconds};
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
@@ -119,8 +120,8 @@ nlohmann::json train(const TrainRequest& req) {
   fsync_dir(req.run_dir);
   const double total = since(t_start);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
-               format_duration(total), train_seconds,
-               static_cast<double>(total_work) / std::max(train_seconds, 1e-9));
+               format_duration(total), loop_seconds,
+               static_cast<double>(total_work) / std::max(loop_seconds, 1e-9));
   return {{"run_dir", req.run_dir},
           {"shards", c.sisa.shards},
           {"slices", c.sisa.slices},
@@ -128,9 +129,10 @@ nlohmann::json train(const TrainRequest& req) {
           {"shard_sizes", sizes},
           {"ingest_seconds", ingest_seconds},
           {"train_seconds", train_seconds},
+          {"loop_seconds", loop_seconds},
           {"total_seconds", total},
           {"sample_epochs", total_work},
-          {"samples_per_second", static_cast<double>(total_work) / std::max(train_seconds, 1e-9)},
+          {"samples_per_second", static_cast<double>(total_work) / std::max(loop_seconds, 1e-9)},
           {"identity_hash", m.identity_hash}};
 }
 

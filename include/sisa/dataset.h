@@ -25,6 +25,8 @@ struct Dataset {
 
   // Rows in the given order (indices into this dataset).
   Dataset select(const std::vector<size_t>& rows) const;
+  // Removes the rows whose flag is set, in place (no copy of the kept rows).
+  void erase_rows(const std::vector<bool>& erase);
   // Sorts rows by id (the canonical order every stage starts from).
   void sort_by_id();
 };

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package sisa needs (a quick no-op when all are there).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libtorch-dev libopenblas0-pthread          # libtorch; OpenBLAS chosen deliberately (docs/benchmarks.md)
+  libhdf5-dev libyaml-cpp-dev libspdlog-dev libgtest-dev
+  libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
+  libopenmpi-dev openmpi-bin libcpp-httplib-dev
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
