@@ -28,7 +28,7 @@ std::vector<uint8_t> encode_checkpoint(const ModelState& state, const Checkpoint
   return b.finish();
 }
 
-ModelState decode_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path,
+ModelState decode_checkpoint(ByteView bytes, const std::string& path,
                              CheckpointInfo* info) {
   H5Image img(bytes, path);
   nlohmann::json meta;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fs.h"
 #include "sisa/model_state.h"
 
 namespace sisa {
@@ -26,7 +27,7 @@ struct CheckpointInfo {
 
 std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info);
 // `path` names the file in errors.
-ModelState decode_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path,
+ModelState decode_checkpoint(ByteView bytes, const std::string& path,
                              CheckpointInfo* info = nullptr);
 
 }  // namespace sisa

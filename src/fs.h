@@ -19,6 +19,32 @@ inline void atomic_write(const std::string& path, const std::string& text) {
 }
 
 std::vector<uint8_t> read_file(const std::string& path);  // IOError names the path
+
+// A read-only view of bytes owned elsewhere (a vector or a MappedFile).
+struct ByteView {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  ByteView() = default;
+  ByteView(const uint8_t* d, size_t n) : data(d), size(n) {}
+  ByteView(const std::vector<uint8_t>& v) : data(v.data()), size(v.size()) {}  // NOLINT: implicit
+};
+
+// A whole file mapped read-only and pre-faulted (MAP_POPULATE): large stores
+// are hashed and decoded in place, without a copy into fresh heap pages.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // IOError names the path
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ByteView view() const { return {data_, size_}; }
+  operator ByteView() const { return view(); }  // NOLINT: implicit
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 std::string read_text(const std::string& path);
 
 // Appends and fsyncs (the deletion log). Creates the file (0600) if needed.

@@ -114,11 +114,11 @@ std::vector<uint8_t> H5Builder::finish() {
   return image;
 }
 
-H5Image::H5Image(const std::vector<uint8_t>& bytes, std::string path) : path_(std::move(path)) {
+H5Image::H5Image(ByteView bytes, std::string path) : path_(std::move(path)) {
   silence_hdf5();
-  if (bytes.size() < 8) throw CorruptionError(path_ + ": not an HDF5 file (truncated)");
+  if (bytes.size < 8) throw CorruptionError(path_ + ": not an HDF5 file (truncated)");
   // Read in place: no copy of (possibly large) stores; `bytes` outlives us.
-  file_ = H5LTopen_file_image(const_cast<uint8_t*>(bytes.data()), bytes.size(),
+  file_ = H5LTopen_file_image(const_cast<uint8_t*>(bytes.data), bytes.size,
                               H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
   if (file_ < 0) throw CorruptionError(path_ + ": not a readable HDF5 file (truncated or damaged)");
 }

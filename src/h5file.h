@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fs.h"
 #include "sisa/model_state.h"
 
 namespace sisa {
@@ -37,7 +38,7 @@ class H5Image {
  public:
   // `path` only names the file in error messages (CorruptionError). The image
   // reads `bytes` in place: they must outlive this object.
-  H5Image(const std::vector<uint8_t>& bytes, std::string path);
+  H5Image(ByteView bytes, std::string path);
   ~H5Image();
   H5Image(const H5Image&) = delete;
   H5Image& operator=(const H5Image&) = delete;

@@ -49,20 +49,21 @@ FileRef write_run_file(const std::string& run_dir, const std::string& rel,
   return {rel, sha256_hex(bytes.data(), bytes.size())};
 }
 
-std::vector<uint8_t> read_verified(const std::string& run_dir, const FileRef& ref) {
+MappedFile read_verified(const std::string& run_dir, const FileRef& ref) {
   const std::string path = in_run(run_dir, ref.path);
   if (!fs::exists(path)) throw CorruptionError(path + ": missing (named in MANIFEST.json)");
-  auto bytes = read_file(path);
-  if (sha256_hex(bytes.data(), bytes.size()) != ref.sha256) {
+  MappedFile bytes(path);
+  if (sha256_hex(bytes.view().data, bytes.view().size) != ref.sha256) {
     throw CorruptionError(path + ": SHA-256 does not match MANIFEST.json (file damaged or altered)");
   }
   return bytes;
 }
 
 Config load_run_config(const std::string& run_dir, const Manifest& m) {
-  const auto bytes = read_verified(run_dir, m.config);
+  const MappedFile bytes = read_verified(run_dir, m.config);
   const std::string path = in_run(run_dir, m.config.path);
-  Config c = Config::parse(std::string(bytes.begin(), bytes.end()), path, "");
+  const ByteView v = bytes.view();
+  Config c = Config::parse(std::string(reinterpret_cast<const char*>(v.data), v.size), path, "");
   if (c.training_hash() != m.config_hash) {
     throw CorruptionError(path + ": config hash does not match MANIFEST.json");
   }

@@ -29,7 +29,7 @@ std::string in_run(const std::string& run_dir, const std::string& rel);
 FileRef write_run_file(const std::string& run_dir, const std::string& rel,
                        const std::vector<uint8_t>& bytes);
 // Reads a referenced file; CorruptionError if its SHA-256 differs.
-std::vector<uint8_t> read_verified(const std::string& run_dir, const FileRef& ref);
+MappedFile read_verified(const std::string& run_dir, const FileRef& ref);
 
 Config load_run_config(const std::string& run_dir, const Manifest& m);
 ModelState load_checkpoint(const std::string& run_dir, const CheckpointRef& ref);

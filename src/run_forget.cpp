@@ -139,6 +139,7 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
     shards_json.push_back({{"shard", e.shard},
                            {"deleted", p.removed.size()},
                            {"retrained_stages", {p.first_stage, c.sisa.slices}},
+                           {"sample_epochs", stage_work(c, p.remaining, p.first_stage)},
                            {"generation", gen},
                            {"n_samples", e.n_samples},
                            {"fingerprint", e.final_checkpoint().fingerprint},

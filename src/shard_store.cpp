@@ -38,7 +38,7 @@ nlohmann::json read_meta(const H5Image& img, const std::string& path) {
 
 }  // namespace
 
-void decode_store_keys(const std::vector<uint8_t>& bytes, const std::string& path,
+void decode_store_keys(ByteView bytes, const std::string& path,
                        std::vector<int64_t>* ids, std::vector<int64_t>* groups) {
   H5Image img(bytes, path);
   const auto meta = read_meta(img, path);
@@ -47,7 +47,7 @@ void decode_store_keys(const std::vector<uint8_t>& bytes, const std::string& pat
   if (meta.value("grouped", false)) *groups = img.read_i64("groups");
 }
 
-Dataset decode_store(const std::vector<uint8_t>& bytes, const std::string& path) {
+Dataset decode_store(ByteView bytes, const std::string& path) {
   H5Image img(bytes, path);
   const auto meta = read_meta(img, path);
   Dataset d;

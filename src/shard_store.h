@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fs.h"
 #include "sisa/dataset.h"
 
 namespace sisa {
@@ -14,9 +15,9 @@ namespace sisa {
 inline constexpr int kStoreFormatVersion = 1;
 
 std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard);
-Dataset decode_store(const std::vector<uint8_t>& bytes, const std::string& path);
+Dataset decode_store(ByteView bytes, const std::string& path);
 // Only the ids (and groups when present), for resolving deletion requests.
-void decode_store_keys(const std::vector<uint8_t>& bytes, const std::string& path,
+void decode_store_keys(ByteView bytes, const std::string& path,
                        std::vector<int64_t>* ids, std::vector<int64_t>* groups);
 
 }  // namespace sisa
