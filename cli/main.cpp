@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
   verify->add_option("--shards", shard_list, "Comma-separated shards (default all)");
   verify->add_flag("--force", force, "Run even if the numeric environment differs");
 
+  auto* recover = app.add_subcommand(
+      "recover", "Finish interrupted work: apply accepted deletions, remove stray files");
+  recover->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+  recover->add_flag("--force", force, "Run even if the numeric environment differs");
+
+  auto* fsck = app.add_subcommand("fsck", "Check every file of a run (read-only)");
+  fsck->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+
   auto* status = app.add_subcommand("status", "Shards, generations, fingerprints, deletions");
   status->add_option("-r,--run-dir", run_dir, "Run directory")->required();
 
@@ -136,6 +144,19 @@ int main(int argc, char** argv) {
       print(r, json, same ? "verified: every checked shard is bit-identical to a fresh retrain"
                           : "MISMATCH: some shard differs from a fresh retrain (see log)");
       return same ? 0 : static_cast<int>(sisa::ExitCode::kVerifyFailed);
+    } else if (*recover) {
+      const auto r = sisa::recover({run_dir, force, nullptr});
+      print(r, json, "recovered: " + std::to_string(r["resumed_requests"].size()) +
+                         " deletion request(s) completed, " +
+                         std::to_string(r["removed_files"].size()) + " stray file(s) removed");
+    } else if (*fsck) {
+      const auto r = sisa::fsck(run_dir);
+      std::string human = r["ok"].get<bool>() ? "ok: " : "PROBLEMS: ";
+      human += r["checked_files"].dump() + " files checked, " + r["pending_requests"].dump() +
+               " pending request(s)";
+      for (const auto& p : r["problems"]) human += "\n  " + p.get<std::string>();
+      print(r, json, human);
+      return r["ok"].get<bool>() ? 0 : static_cast<int>(sisa::ExitCode::kCorruption);
     } else if (*status) {
       const auto r = sisa::status(run_dir);
       std::string human = "run " + run_dir + ": " + r["shards"].dump() + " shards x " +

@@ -110,13 +110,11 @@ LogContents read_log(const std::string& path) {
   return out;
 }
 
-void append_log(const std::string& path, const LogRecord& record) {
+void append_log(Env& env, const std::string& path, const LogRecord& record) {
   const auto log = read_log(path);
   if (log.torn_tail || (log.valid_bytes == 0 && std::filesystem::exists(path))) {
     // Drop a torn tail (never acknowledged: acknowledgement follows the sync).
-    if (::truncate(path.c_str(), static_cast<off_t>(log.valid_bytes)) != 0) {
-      throw IOError("cannot truncate torn tail of '" + path + "'");
-    }
+    env.truncate_file(path, log.valid_bytes);
   }
   std::vector<uint8_t> bytes;
   if (log.valid_bytes == 0) {
@@ -125,7 +123,7 @@ void append_log(const std::string& path, const LogRecord& record) {
   }
   const auto rec = encode(record);
   bytes.insert(bytes.end(), rec.begin(), rec.end());
-  append_durable(path, bytes.data(), bytes.size());
+  append_durable(env, path, bytes.data(), bytes.size());
 }
 
 std::vector<LogRecord> pending_requests(const LogContents& log) {

@@ -30,8 +30,9 @@ struct LogContents {
 // A missing file reads as empty. A complete record with a bad CRC is a
 // CorruptionError naming the file and byte offset.
 LogContents read_log(const std::string& path);
+class Env;
 // Appends and fsyncs; truncates a torn tail first.
-void append_log(const std::string& path, const LogRecord& record);
+void append_log(Env& env, const std::string& path, const LogRecord& record);
 
 // Accepted requests with no applied record, in order.
 std::vector<LogRecord> pending_requests(const LogContents& log);

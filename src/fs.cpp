@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -41,36 +42,81 @@ std::string parent_of(const std::string& path) {
 
 }  // namespace
 
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_io("cannot open directory", dir);
+namespace {
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) throw_io("cannot open", path);
   if (::fsync(fd) != 0) {
     ::close(fd);
-    throw_io("cannot sync directory", dir);
+    throw_io("cannot sync", path);
   }
   ::close(fd);
 }
 
-void atomic_write(const std::string& path, const void* data, size_t n) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw_io("cannot create", tmp);
-  try {
-    write_all(fd, data, n, tmp);
-    if (::fsync(fd) != 0) throw_io("cannot sync", tmp);
-  } catch (...) {
+class PosixEnv : public Env {
+ public:
+  PosixEnv() {
+    const char* v = std::getenv("SISA_UNSAFE_NO_SYNC");
+    sync_ = !(v && std::string(v) == "1");
+  }
+
+  void write_file(const std::string& path, const void* data, size_t n) override {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw_io("cannot create", path);
+    try {
+      write_all(fd, data, n, path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
     ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw_io("cannot rename into place", path);
+  void sync_file(const std::string& path) override {
+    if (sync_) fsync_path(path, O_RDONLY);
   }
-  fsync_dir(parent_of(path));
+  void rename_file(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) throw_io("cannot rename into place", to);
+  }
+  void sync_dir(const std::string& dir) override {
+    if (sync_) fsync_path(dir, O_RDONLY | O_DIRECTORY);
+  }
+  void append_file(const std::string& path, const void* data, size_t n) override {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) throw_io("cannot open for append", path);
+    try {
+      write_all(fd, data, n, path);
+      if (sync_ && ::fdatasync(fd) != 0) throw_io("cannot sync", path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+  }
+  void remove_file(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_io("cannot remove", path);
+  }
+  void truncate_file(const std::string& path, uint64_t size) override {
+    if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) throw_io("cannot truncate", path);
+  }
+
+ private:
+  bool sync_ = true;
+};
+
+}  // namespace
+
+Env& Env::posix() {
+  static PosixEnv env;
+  return env;
+}
+
+void atomic_write(Env& env, const std::string& path, const void* data, size_t n) {
+  const std::string tmp = path + ".tmp";
+  env.write_file(tmp, data, n);
+  env.sync_file(tmp);
+  env.rename_file(tmp, path);
+  env.sync_dir(parent_of(path));
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
@@ -132,19 +178,10 @@ std::string read_text(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-void append_durable(const std::string& path, const void* data, size_t n) {
+void append_durable(Env& env, const std::string& path, const void* data, size_t n) {
   const bool existed = fs::exists(path);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) throw_io("cannot open for append", path);
-  try {
-    write_all(fd, data, n, path);
-    if (::fdatasync(fd) != 0) throw_io("cannot sync", path);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-  if (!existed) fsync_dir(parent_of(path));
+  env.append_file(path, data, n);
+  if (!existed) env.sync_dir(parent_of(path));
 }
 
 void make_dirs(const std::string& dir) {
@@ -156,12 +193,9 @@ void make_dirs(const std::string& dir) {
   }
 }
 
-void remove_durable(const std::string& path) {
-  if (::unlink(path.c_str()) != 0) {
-    if (errno == ENOENT) return;
-    throw_io("cannot remove", path);
-  }
-  fsync_dir(parent_of(path));
+void remove_durable(Env& env, const std::string& path) {
+  env.remove_file(path);
+  env.sync_dir(parent_of(path));
 }
 
 RunLock::RunLock(const std::string& run_dir) {

@@ -9,14 +9,40 @@
 
 namespace sisa {
 
-// Writes `bytes` to `path` so a crash leaves either the old or the new file.
-void atomic_write(const std::string& path, const void* data, size_t n);
-inline void atomic_write(const std::string& path, const std::vector<uint8_t>& bytes) {
-  atomic_write(path, bytes.data(), bytes.size());
+// The seam every durable write goes through (as LevelDB's Env): each call is
+// one step a crash can interrupt, so tests substitute an Env that fails or
+// "crashes" at the Nth step and then prove recovery.
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The real filesystem. SISA_UNSAFE_NO_SYNC=1 skips fsync: for measuring
+  // the cost of durability in benchmarks only, never for real runs.
+  static Env& posix();
+
+  // Creates or truncates `path` (mode 0600) and writes all bytes, unsynced.
+  virtual void write_file(const std::string& path, const void* data, size_t n) = 0;
+  virtual void sync_file(const std::string& path) = 0;
+  virtual void rename_file(const std::string& from, const std::string& to) = 0;
+  virtual void sync_dir(const std::string& dir) = 0;
+  // Appends (creating the file 0600 if needed) and syncs the data.
+  virtual void append_file(const std::string& path, const void* data, size_t n) = 0;
+  virtual void remove_file(const std::string& path) = 0;  // missing is fine
+  virtual void truncate_file(const std::string& path, uint64_t size) = 0;
+};
+
+// Writes `bytes` to `path` so a crash leaves either the old or the new file:
+// temp file, fsync, rename, fsync the directory.
+void atomic_write(Env& env, const std::string& path, const void* data, size_t n);
+inline void atomic_write(Env& env, const std::string& path, const std::vector<uint8_t>& bytes) {
+  atomic_write(env, path, bytes.data(), bytes.size());
 }
-inline void atomic_write(const std::string& path, const std::string& text) {
-  atomic_write(path, text.data(), text.size());
+inline void atomic_write(Env& env, const std::string& path, const std::string& text) {
+  atomic_write(env, path, text.data(), text.size());
 }
+// Appends and syncs (the deletion log); syncs the directory if the file is new.
+void append_durable(Env& env, const std::string& path, const void* data, size_t n);
+// Unlinks a file and syncs its directory.
+void remove_durable(Env& env, const std::string& path);
 
 std::vector<uint8_t> read_file(const std::string& path);  // IOError names the path
 
@@ -47,14 +73,8 @@ class MappedFile {
 };
 std::string read_text(const std::string& path);
 
-// Appends and fsyncs (the deletion log). Creates the file (0600) if needed.
-void append_durable(const std::string& path, const void* data, size_t n);
-
-void fsync_dir(const std::string& dir);
 // mkdir -p with mode 0700 for each created component.
 void make_dirs(const std::string& dir);
-// Unlinks a file and fsyncs its directory. Missing files are fine.
-void remove_durable(const std::string& path);
 
 // Exclusive flock on <run_dir>/LOCK for a writer's lifetime. A second writer
 // gets LockedError "run directory D is locked by pid N".

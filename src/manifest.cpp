@@ -133,8 +133,8 @@ Manifest load_manifest(const std::string& run_dir) {
   return Manifest::from_json(j, path);
 }
 
-void save_manifest(const std::string& run_dir, const Manifest& m) {
-  atomic_write(manifest_path(run_dir), m.to_json().dump(1) + "\n");
+void save_manifest(Env& env, const std::string& run_dir, const Manifest& m) {
+  atomic_write(env, manifest_path(run_dir), m.to_json().dump(1) + "\n");
 }
 
 }  // namespace sisa

@@ -58,6 +58,7 @@ struct Manifest {
 std::string manifest_path(const std::string& run_dir);
 bool has_manifest(const std::string& run_dir);
 Manifest load_manifest(const std::string& run_dir);  // CorruptionError on damage
-void save_manifest(const std::string& run_dir, const Manifest& m);
+class Env;
+void save_manifest(Env& env, const std::string& run_dir, const Manifest& m);
 
 }  // namespace sisa

@@ -41,16 +41,16 @@ std::string in_run(const std::string& run_dir, const std::string& rel) {
   return (fs::path(run_dir) / rel).string();
 }
 
-FileRef write_run_file(const std::string& run_dir, const std::string& rel,
+FileRef write_run_file(const RunDir& run, const std::string& rel,
                        const std::vector<uint8_t>& bytes) {
-  const std::string path = in_run(run_dir, rel);
+  const std::string path = run.path(rel);
   make_dirs(fs::path(path).parent_path().string());
-  atomic_write(path, bytes);
+  atomic_write(*run.env, path, bytes);
   return {rel, sha256_hex(bytes.data(), bytes.size())};
 }
 
-MappedFile read_verified(const std::string& run_dir, const FileRef& ref) {
-  const std::string path = in_run(run_dir, ref.path);
+MappedFile read_verified(const RunDir& run, const FileRef& ref) {
+  const std::string path = run.path(ref.path);
   if (!fs::exists(path)) throw CorruptionError(path + ": missing (named in MANIFEST.json)");
   MappedFile bytes(path);
   if (sha256_hex(bytes.view().data, bytes.view().size) != ref.sha256) {
@@ -59,9 +59,9 @@ MappedFile read_verified(const std::string& run_dir, const FileRef& ref) {
   return bytes;
 }
 
-Config load_run_config(const std::string& run_dir, const Manifest& m) {
-  const MappedFile bytes = read_verified(run_dir, m.config);
-  const std::string path = in_run(run_dir, m.config.path);
+Config load_run_config(const RunDir& run, const Manifest& m) {
+  const MappedFile bytes = read_verified(run, m.config);
+  const std::string path = run.path(m.config.path);
   const ByteView v = bytes.view();
   Config c = Config::parse(std::string(reinterpret_cast<const char*>(v.data), v.size), path, "");
   if (c.training_hash() != m.config_hash) {
@@ -70,14 +70,14 @@ Config load_run_config(const std::string& run_dir, const Manifest& m) {
   return c;
 }
 
-ModelState load_checkpoint(const std::string& run_dir, const CheckpointRef& ref) {
-  const auto bytes = read_verified(run_dir, ref.file);
-  return decode_checkpoint(bytes, in_run(run_dir, ref.file.path));
+ModelState load_checkpoint(const RunDir& run, const CheckpointRef& ref) {
+  const auto bytes = read_verified(run, ref.file);
+  return decode_checkpoint(bytes, run.path(ref.file.path));
 }
 
-Dataset load_store(const std::string& run_dir, const ShardEntry& e) {
-  const auto bytes = read_verified(run_dir, e.store);
-  return decode_store(bytes, in_run(run_dir, e.store.path));
+Dataset load_store(const RunDir& run, const ShardEntry& e) {
+  const auto bytes = read_verified(run, e.store);
+  return decode_store(bytes, run.path(e.store.path));
 }
 
 ShardData make_shard_data(Dataset rows, const Config& c) {
@@ -140,10 +140,10 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
     ref.n_samples = static_cast<int64_t>(ids.size());
     ref.fingerprint = state.fingerprint();
     ref.state_digest = state.state_digest();
-    if (!run.run_dir.empty()) {
+    if (run.dir) {
       CheckpointInfo info{shard, r, ref.n_samples, run.identity_hash, ids_hash(ids),
                           ref.fingerprint, ref.state_digest};
-      ref.file = write_run_file(run.run_dir, checkpoint_file(shard, r, generation),
+      ref.file = write_run_file(*run.dir, checkpoint_file(shard, r, generation),
                                 encode_checkpoint(state, info));
     }
     refs.push_back(ref);
@@ -152,7 +152,8 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
   return refs;
 }
 
-std::vector<std::string> remove_unreferenced(const std::string& run_dir, const Manifest& m) {
+std::vector<std::string> remove_unreferenced(const RunDir& run, const Manifest& m) {
+  const std::string& run_dir = run.root;
   static const std::set<std::string> kKeep = {"MANIFEST.json", "LOCK", kLogFile};
   const auto referenced = m.referenced_files();
   std::vector<std::string> removed;
@@ -162,7 +163,7 @@ std::vector<std::string> remove_unreferenced(const std::string& run_dir, const M
     if (kKeep.count(rel) || referenced.count(rel)) continue;
     removed.push_back(rel);
   }
-  for (const auto& rel : removed) remove_durable(in_run(run_dir, rel));
+  for (const auto& rel : removed) remove_durable(*run.env, in_run(run_dir, rel));
   return removed;
 }
 

@@ -25,15 +25,22 @@ inline const char* kLogFile = "deletions.log";
 
 std::string in_run(const std::string& run_dir, const std::string& rel);
 
-// Atomically writes `bytes` at run_dir/rel and returns its reference.
-FileRef write_run_file(const std::string& run_dir, const std::string& rel,
-                       const std::vector<uint8_t>& bytes);
-// Reads a referenced file; CorruptionError if its SHA-256 differs.
-MappedFile read_verified(const std::string& run_dir, const FileRef& ref);
+// A run directory and the Env its durable writes go through.
+struct RunDir {
+  RunDir(std::string root_dir, Env* file_env) : root(std::move(root_dir)), env(file_env ? file_env : &Env::posix()) {}
+  std::string path(const std::string& rel) const { return in_run(root, rel); }
+  std::string root;
+  Env* env;
+};
 
-Config load_run_config(const std::string& run_dir, const Manifest& m);
-ModelState load_checkpoint(const std::string& run_dir, const CheckpointRef& ref);
-Dataset load_store(const std::string& run_dir, const ShardEntry& e);
+// Atomically writes `bytes` at run/rel and returns its reference.
+FileRef write_run_file(const RunDir& run, const std::string& rel, const std::vector<uint8_t>& bytes);
+// Reads a referenced file; CorruptionError if its SHA-256 differs.
+MappedFile read_verified(const RunDir& run, const FileRef& ref);
+
+Config load_run_config(const RunDir& run, const Manifest& m);
+ModelState load_checkpoint(const RunDir& run, const CheckpointRef& ref);
+Dataset load_store(const RunDir& run, const ShardEntry& e);
 
 // Sorts by id and computes each row's slice from its placement key.
 ShardData make_shard_data(Dataset rows, const Config& c);
@@ -45,7 +52,7 @@ int64_t stage_work(const Config& c, const ShardData& data, int64_t first_stage);
 
 struct StageRun {
   const Config* config = nullptr;
-  std::string run_dir;       // empty: keep checkpoints in memory only (verify)
+  const RunDir* dir = nullptr;  // null: keep checkpoints in memory only (verify)
   std::string identity_hash;
   TrainerOptions trainer;
   Progress* progress = nullptr;
@@ -61,6 +68,6 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
 
 // Unlinks every file under run_dir that the manifest does not reference
 // (superseded generations, temp files, outputs), then syncs. Returns the paths.
-std::vector<std::string> remove_unreferenced(const std::string& run_dir, const Manifest& m);
+std::vector<std::string> remove_unreferenced(const RunDir& run, const Manifest& m);
 
 }  // namespace sisa

@@ -60,7 +60,7 @@ struct RequestPlan {
 // retraining reads, so a damaged store or checkpoint is reported before the
 // request is accepted. Idempotent: shards that no longer hold any key (the
 // request was applied before a crash) are left alone.
-RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Config& c,
+RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
                          const LogRecord& rec) {
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   // A placement key names its shard, so only those shards are read. Only
@@ -73,15 +73,15 @@ RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Co
     const ShardEntry& e = m.entries[i];
     if (e.last_seq >= rec.seq || e.n_samples == 0) continue;
     if (!scan_all && !candidates.count(e.shard)) continue;
-    const auto bytes = read_verified(run_dir, e.store);
+    const auto bytes = read_verified(run, e.store);
     if (scan_all) {
       std::vector<int64_t> ids, groups;
-      decode_store_keys(bytes, in_run(run_dir, e.store.path), &ids, &groups);
+      decode_store_keys(bytes, run.path(e.store.path), &ids, &groups);
       if (std::none_of(ids.begin(), ids.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
         continue;
       }
     }
-    Dataset rows = decode_store(bytes, in_run(run_dir, e.store.path));
+    Dataset rows = decode_store(bytes, run.path(e.store.path));
     std::vector<bool> erase(rows.size(), false);
     ShardPlan sp{i, {}, c.sisa.slices + 1, {}, {}};
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -96,7 +96,7 @@ RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Co
     if (sp.removed.empty()) continue;
     rows.erase_rows(erase);
     sp.remaining = make_shard_data(std::move(rows), c);
-    sp.start = load_checkpoint(run_dir, e.checkpoints[sp.first_stage - 1]);
+    sp.start = load_checkpoint(run, e.checkpoints[sp.first_stage - 1]);
     plan.work += stage_work(c, sp.remaining, sp.first_stage);
     plan.shards.push_back(std::move(sp));
   }
@@ -104,7 +104,7 @@ RequestPlan plan_request(const std::string& run_dir, const Manifest& m, const Co
 }
 
 // Carries out a planned, logged request: retrain, publish, purge, log applied.
-nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Config& c,
+nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
                                const TrainerOptions& trainer) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +113,7 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
   const auto& found = plan.found;
   const int64_t total_work = plan.work;
   Progress progress(total_work);
-  StageRun run{&c, run_dir, m.identity_hash, trainer, &progress, nullptr};
+  StageRun run{&c, &dir, m.identity_hash, trainer, &progress, nullptr};
   nlohmann::json shards_json = nlohmann::json::array();
   std::vector<int64_t> removed_ids;
   double loop_seconds = 0.0;
@@ -123,7 +123,7 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
     spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}",
                  e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
     const auto ts = std::chrono::steady_clock::now();
-    const FileRef store = write_run_file(run_dir, store_file(e.shard, gen),
+    const FileRef store = write_run_file(dir, store_file(e.shard, gen),
                                          encode_store(p.remaining.rows, e.shard));
     double shard_loop = 0.0;
     run.loop_seconds = &shard_loop;
@@ -166,7 +166,7 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
                             {"seconds", since(t0)}};
   const std::string text = receipt.dump(1) + "\n";
   m.receipts.push_back(
-      write_run_file(run_dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
+      write_run_file(dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
   m.last_seq = std::max(m.last_seq, rec.seq);
   m.deleted_ids = merge_sorted(m.deleted_ids, removed_ids);
   if (rec.by_group) {
@@ -175,33 +175,66 @@ nlohmann::json execute_request(const std::string& run_dir, Manifest& m, const Co
   }
   // Publish, then purge what the old generation held, then record `applied`.
   const auto tp = std::chrono::steady_clock::now();
-  save_manifest(run_dir, m);
-  const auto removed_files = remove_unreferenced(run_dir, m);
+  save_manifest(*dir.env, dir.root, m);
+  const auto removed_files = remove_unreferenced(dir, m);
   spdlog::debug("purged {} superseded file(s)", removed_files.size());
-  append_log(in_run(run_dir, kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
+  append_log(*dir.env, dir.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
   receipt["purged_files"] = removed_files.size();
   receipt["publish_seconds"] = since(tp);
   return receipt;
 }
 
+// What every writer does first: drop files the manifest does not name (a
+// crashed attempt's new generation, temp files), then carry out requests that
+// were accepted but not applied. A request the manifest already records was
+// published before the crash: only its purge and `applied` record remain.
+nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
+                              const TrainerOptions& trainer) {
+  const auto stale = remove_unreferenced(run, m);
+  if (!stale.empty()) spdlog::info("removed {} file(s) not named by the manifest", stale.size());
+  const auto log = read_log(run.path(kLogFile));
+  if (log.torn_tail) {
+    // An append a crash cut short was never acknowledged (that follows the sync).
+    spdlog::warn("{}: dropping a torn tail left by an interrupted append", run.path(kLogFile));
+    run.env->truncate_file(run.path(kLogFile), log.valid_bytes);
+  }
+  nlohmann::json resumed = nlohmann::json::array();
+  for (const auto& pending : pending_requests(log)) {
+    if (m.last_seq >= pending.seq) {
+      append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, pending.seq, false, {}});
+    } else {
+      spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
+      execute_request(run, m, c, pending, plan_request(run, m, c, pending), trainer);
+    }
+    resumed.push_back(pending.seq);
+  }
+  return {{"removed_files", stale}, {"resumed_requests", resumed}, {"dropped_torn_tail", log.torn_tail}};
+}
+
 }  // namespace
+
+nlohmann::json recover(const RecoverRequest& req) {
+  const RunDir run(req.run_dir, req.env);
+  RunLock lock(run.root);
+  Manifest m = load_manifest(run.root);
+  const Config c = load_run_config(run, m);
+  const size_t pending = pending_requests(read_log(run.path(kLogFile))).size();
+  if (pending > 0) check_environment(m.environment, c.train.threads, req.force_environment, run.root);
+  set_compute_threads(c.train.threads);
+  return recover_locked(run, m, c, {});
+}
 
 nlohmann::json forget(const ForgetRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   if (req.keys.empty()) throw UsageError("no ids given to forget");
-  RunLock lock(req.run_dir);
-  Manifest m = load_manifest(req.run_dir);
-  const Config c = load_run_config(req.run_dir, m);
-  check_environment(m.environment, c.train.threads, req.force_environment, req.run_dir);
+  const RunDir run(req.run_dir, req.env);
+  RunLock lock(run.root);
+  Manifest m = load_manifest(run.root);
+  const Config c = load_run_config(run, m);
+  check_environment(m.environment, c.train.threads, req.force_environment, run.root);
   set_compute_threads(c.train.threads);
-
-  // Finish what an earlier, interrupted forget accepted.
-  const std::string log_path = in_run(req.run_dir, kLogFile);
-  for (const auto& pending : pending_requests(read_log(log_path))) {
-    spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
-    execute_request(req.run_dir, m, c, pending, plan_request(req.run_dir, m, c, pending),
-                    req.trainer);
-  }
+  recover_locked(run, m, c, req.trainer);
+  const std::string log_path = run.path(kLogFile);
 
   // Validate the whole batch before anything is written.
   if (req.by_group && !grouped(c)) {
@@ -214,7 +247,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
   const auto t_plan = std::chrono::steady_clock::now();
   const double setup_seconds = since(t0);
-  auto plan = plan_request(req.run_dir, m, c, rec);
+  auto plan = plan_request(run, m, c, rec);
   const double plan_seconds = since(t_plan);
   const auto& deleted = req.by_group ? m.deleted_groups : m.deleted_ids;
   std::vector<int64_t> unknown;
@@ -228,10 +261,10 @@ nlohmann::json forget(const ForgetRequest& req) {
                     req.run_dir + "': " + join_ids(unknown) + "; the batch was rejected, nothing deleted");
   }
 
-  append_log(log_path, rec);
+  append_log(*run.env, log_path, rec);
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
-  auto receipt = execute_request(req.run_dir, m, c, rec, std::move(plan), req.trainer);
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer);
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);

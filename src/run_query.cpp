@@ -36,8 +36,9 @@ nlohmann::json predict(const PredictRequest& req) {
     throw UsageError("--aggregate must be mean or vote, got '" + req.aggregate + "'");
   }
   if (req.split != "test") throw UsageError("--split must be test, got '" + req.split + "'");
+  const RunDir run(req.run_dir, nullptr);
   const Manifest m = load_manifest(req.run_dir);
-  const Config c = load_run_config(req.run_dir, m);
+  const Config c = load_run_config(run, m);
   if (const size_t pending = pending_count(req.run_dir)) {
     spdlog::warn("{} deletion request(s) accepted but not yet applied; predictions come from the "
                  "last published models (run sisa forget or recover to apply them)", pending);
@@ -51,7 +52,7 @@ nlohmann::json predict(const PredictRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& e : m.entries) {
     if (e.n_samples == 0) continue;  // an empty shard has nothing to say
-    const ShardModel model(c, load_checkpoint(req.run_dir, e.final_checkpoint()));
+    const ShardModel model(c, load_checkpoint(run, e.final_checkpoint()));
     const auto p = model.posteriors(test.inputs.data(), n);
     for (int64_t i = 0; i < n; ++i) {
       const float* row = p.data() + i * k;
@@ -88,7 +89,7 @@ nlohmann::json predict(const PredictRequest& req) {
       }
       out += "\n";
     }
-    atomic_write(req.output_csv, out);
+    atomic_write(Env::posix(), req.output_csv, out);
   }
   const double acc_mean = static_cast<double>(right_mean) / static_cast<double>(n);
   const double acc_vote = static_cast<double>(right_vote) / static_cast<double>(n);
@@ -103,9 +104,10 @@ nlohmann::json predict(const PredictRequest& req) {
 }
 
 nlohmann::json verify(const VerifyRequest& req) {
+  const RunDir run(req.run_dir, nullptr);
   RunLock lock(req.run_dir);
   const Manifest m = load_manifest(req.run_dir);
-  const Config c = load_run_config(req.run_dir, m);
+  const Config c = load_run_config(run, m);
   check_environment(m.environment, c.train.threads, req.force_environment, req.run_dir);
   std::vector<int64_t> shards = req.shards;
   if (shards.empty()) {
@@ -121,22 +123,22 @@ nlohmann::json verify(const VerifyRequest& req) {
   int64_t total = 0;
   std::vector<ShardData> data;
   for (int64_t s : shards) {
-    data.push_back(make_shard_data(load_store(req.run_dir, m.entries[s]), c));
+    data.push_back(make_shard_data(load_store(run, m.entries[s]), c));
     total += stage_work(c, data.back(), 1);
   }
   Progress progress(total);
-  StageRun run{&c, "", m.identity_hash, {}, &progress, nullptr};
+  StageRun stages{&c, nullptr, m.identity_hash, {}, &progress, nullptr};
   bool all_identical = true;
   nlohmann::json results = nlohmann::json::array();
   for (size_t i = 0; i < shards.size(); ++i) {
     const ShardEntry& e = m.entries[shards[i]];
     spdlog::info("[shard {}] retraining from scratch to verify", e.shard);
     // Every stored checkpoint must load (hash and internal digest checked).
-    for (const auto& ref : e.checkpoints) load_checkpoint(req.run_dir, ref);
+    for (const auto& ref : e.checkpoints) load_checkpoint(run, ref);
     ShardTrainer init(c, e.shard);
     const ModelState c0 = init.initial_state();
     std::vector<std::string> fresh{c0.state_digest()};
-    for (const auto& r : train_stages(run, e.shard, 0, data[i], c0, 1, nullptr)) {
+    for (const auto& r : train_stages(stages, e.shard, 0, data[i], c0, 1, nullptr)) {
       fresh.push_back(r.state_digest);
     }
     nlohmann::json mismatched = nlohmann::json::array();

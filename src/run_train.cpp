@@ -70,10 +70,11 @@ nlohmann::json train(const TrainRequest& req) {
   const double ingest_seconds = since(t_start);
 
   make_dirs(req.run_dir);
-  RunLock lock(req.run_dir);
+  const RunDir dir(req.run_dir, req.env);
+  RunLock lock(dir.root);
   // A train that died before publishing leaves unreferenced files: start over.
   for (const char* dir : {"data", "ckpt", "receipts"}) fs::remove_all(in_run(req.run_dir, dir));
-  if (fs::exists(in_run(req.run_dir, kLogFile))) remove_durable(in_run(req.run_dir, kLogFile));
+  if (fs::exists(dir.path(kLogFile))) remove_durable(*dir.env, dir.path(kLogFile));
 
   set_compute_threads(c.train.threads);
   Manifest m;
@@ -83,13 +84,13 @@ nlohmann::json train(const TrainRequest& req) {
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
   const std::string yaml = c.to_yaml();
-  m.config = write_run_file(req.run_dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
+  m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
   int64_t total_work = 0;
   for (const auto& s : shards) total_work += stage_work(c, s, 1);
   Progress progress(total_work);
   double loop_seconds = 0.0;
-  StageRun run{&c, req.run_dir, m.identity_hash, {}, &progress, &loop_seconds};
+  StageRun run{&c, &dir, m.identity_hash, {}, &progress, &loop_seconds};
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
@@ -100,13 +101,13 @@ nlohmann::json train(const TrainRequest& req) {
     ShardEntry e;
     e.shard = s;
     e.n_samples = static_cast<int64_t>(data.rows.size());
-    e.store = write_run_file(req.run_dir, store_file(s, 0), encode_store(data.rows, s));
+    e.store = write_run_file(dir, store_file(s, 0), encode_store(data.rows, s));
     ShardTrainer init(c, s);
     const ModelState c0 = init.initial_state();
     CheckpointRef ref0;
     ref0.fingerprint = c0.fingerprint();
     ref0.state_digest = c0.state_digest();
-    ref0.file = write_run_file(req.run_dir, checkpoint_file(s, 0, 0),
+    ref0.file = write_run_file(dir, checkpoint_file(s, 0, 0),
                                encode_checkpoint(c0, {s, 0, 0, m.identity_hash, ids_hash({}),
                                                       ref0.fingerprint, ref0.state_digest}));
     e.checkpoints.push_back(ref0);
@@ -116,8 +117,7 @@ nlohmann::json train(const TrainRequest& req) {
     samples += e.n_samples;
   }
   const double train_seconds = since(t_train);
-  save_manifest(req.run_dir, m);
-  fsync_dir(req.run_dir);
+  save_manifest(*dir.env, dir.root, m);
   const double total = since(t_start);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
                format_duration(total), loop_seconds,

@@ -150,6 +150,9 @@ TEST_F(CliRun, DamagedFilesAreCorruptionNamingTheFileAndNothingIsAccepted) {
   EXPECT_TRUE(test::snapshot(run_) == before) << "files changed";
   r = run_sisa("verify -r " + run_ + " --shards 1");
   EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << r.output;
+  r = run_sisa("fsck -r " + run_);
+  EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << r.output;
+  EXPECT_NE(r.output.find("stage-01.g0.h5"), std::string::npos) << r.output;
 
   // A flipped byte in a shard store.
   const std::string store = run_ + "/data/shard-002.g0.h5";

@@ -77,7 +77,7 @@ void write_hdf5(const Dataset& d, const std::string& path) {
   b.write("y", DType::kInt64, {n}, d.labels.data());
   b.write("id", DType::kInt64, {n}, d.ids.data());
   if (d.has_groups()) b.write("subject", DType::kInt64, {n}, d.groups.data());
-  atomic_write(path, b.finish());
+  atomic_write(Env::posix(), path, b.finish());
 }
 
 std::string config_yaml(const std::string& train_path, const std::string& test_path,

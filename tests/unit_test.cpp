@@ -169,9 +169,9 @@ TEST(DeletionLog, RoundTripAndPending) {
   TempDir t;
   const std::string p = t / "deletions.log";
   EXPECT_TRUE(read_log(p).records.empty());
-  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5, 9}});
-  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
-  append_log(p, {LogRecord::Type::kAccepted, 2, true, {INT64_MAX}});
+  append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 1, false, {5, 9}});
+  append_log(Env::posix(), p, {LogRecord::Type::kApplied, 1, false, {}});
+  append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 2, true, {INT64_MAX}});
   const auto log = read_log(p);
   ASSERT_EQ(log.records.size(), 3u);
   EXPECT_EQ(log.records[0].keys, (std::vector<int64_t>{5, 9}));
@@ -185,15 +185,15 @@ TEST(DeletionLog, RoundTripAndPending) {
 TEST(DeletionLog, TornTailIsDetectedAndDropped) {
   TempDir t;
   const std::string p = t / "deletions.log";
-  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5}});
+  append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 1, false, {5}});
   const auto size = std::filesystem::file_size(p);
-  append_log(p, {LogRecord::Type::kAccepted, 2, false, {6, 7}});
+  append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 2, false, {6, 7}});
   std::filesystem::resize_file(p, std::filesystem::file_size(p) - 3);  // a crash mid-append
   auto log = read_log(p);
   EXPECT_TRUE(log.torn_tail);
   EXPECT_EQ(log.valid_bytes, size);
   ASSERT_EQ(log.records.size(), 1u);
-  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
+  append_log(Env::posix(), p, {LogRecord::Type::kApplied, 1, false, {}});
   log = read_log(p);
   EXPECT_FALSE(log.torn_tail);
   EXPECT_EQ(log.records.size(), 2u);
@@ -202,8 +202,8 @@ TEST(DeletionLog, TornTailIsDetectedAndDropped) {
 TEST(DeletionLog, FlippedByteIsCorruptionNamingTheOffset) {
   TempDir t;
   const std::string p = t / "deletions.log";
-  append_log(p, {LogRecord::Type::kAccepted, 1, false, {5}});
-  append_log(p, {LogRecord::Type::kApplied, 1, false, {}});
+  append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 1, false, {5}});
+  append_log(Env::posix(), p, {LogRecord::Type::kApplied, 1, false, {}});
   std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(8 + 9 + 3);  // inside the first record's payload
   f.put('\x7f');
@@ -276,7 +276,7 @@ TEST(Manifest, JsonRoundTrip) {
   e.checkpoints[1].file.path = "ckpt/b.h5";
   m.entries = {e};
   m.deleted_ids = {3, 9};
-  save_manifest(t.path(), m);
+  save_manifest(Env::posix(), t.path(), m);
   const Manifest back = load_manifest(t.path());
   EXPECT_EQ(back.to_json(), m.to_json());
   EXPECT_EQ(back.referenced_files().size(), 4u);
@@ -286,7 +286,7 @@ TEST(Manifest, JsonRoundTrip) {
 
 TEST(Files, AtomicWriteLeavesNoTempAndLockExcludesASecondWriter) {
   TempDir t;
-  atomic_write(t / "f", std::string("hello"));
+  atomic_write(Env::posix(), t / "f", std::string("hello"));
   EXPECT_EQ(read_text(t / "f"), "hello");
   EXPECT_FALSE(std::filesystem::exists(t / "f.tmp"));
   RunLock first(t.path());

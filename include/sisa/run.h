@@ -12,11 +12,14 @@
 
 namespace sisa {
 
+class Env;  // the file-system seam (src/fs.h); null means the real file system
+
 struct TrainRequest {
   std::string config_path;
   std::vector<std::string> overrides;  // "key=value", applied after the YAML
   std::string run_dir;
   std::vector<int64_t> exclude_ids;    // train as if these ids were absent
+  Env* env = nullptr;
 };
 // Ingests the source data into the run's store and trains every shard.
 nlohmann::json train(const TrainRequest& request);
@@ -27,9 +30,20 @@ struct ForgetRequest {
   bool by_group = false;
   bool force_environment = false;  // run even if the numeric environment differs
   TrainerOptions trainer;          // tests only
+  Env* env = nullptr;
 };
 // Exact deletion of one batch. Returns the receipt.
 nlohmann::json forget(const ForgetRequest& request);
+
+struct RecoverRequest {
+  std::string run_dir;
+  bool force_environment = false;
+  Env* env = nullptr;
+};
+// Finishes interrupted work: removes files the manifest does not name and
+// applies deletion requests that were accepted but not applied. `forget`
+// does the same before its own request.
+nlohmann::json recover(const RecoverRequest& request);
 
 struct PredictRequest {
   std::string run_dir;
@@ -49,5 +63,10 @@ struct VerifyRequest {
 nlohmann::json verify(const VerifyRequest& request);
 
 nlohmann::json status(const std::string& run_dir);
+
+// Read-only check of every file of a run (hashes, digests, deleted ids absent
+// from every store, no unreferenced files). `ok` is false with `problems`
+// naming each file; it never repairs.
+nlohmann::json fsck(const std::string& run_dir);
 
 }  // namespace sisa

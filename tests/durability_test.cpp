@@ -1,0 +1,253 @@
+// Crash safety (DESIGN.md section 4): a deletion acknowledged is never lost,
+// applied exactly once, and leaves no deleted bytes behind, wherever a crash
+// or an I/O error strikes. Faults are injected at every durable step through
+// the Env seam, and real `sisa forget` processes are killed with SIGKILL.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "deletion_log.h"
+#include "fs.h"
+#include "manifest.h"
+#include "run_common.h"
+#include "sisa/errors.h"
+#include "sisa/placement.h"
+#include "sisa/run.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace sisa;
+using sisa::test::TempDir;
+
+namespace {
+
+struct InjectedCrash {};  // deliberately not a std::exception: nothing may swallow it
+
+// Delegates to the real file system and fails at the Nth durable step: either
+// a crash (a partial effect, then InjectedCrash) or an I/O error (IOError).
+class FaultEnv : public Env {
+ public:
+  enum class Mode { kCrash, kError };
+  FaultEnv(int64_t fail_at, Mode mode) : fail_at_(fail_at), mode_(mode) {}
+  int64_t steps() const { return steps_; }
+
+  void write_file(const std::string& path, const void* data, size_t n) override {
+    if (fail(path)) {
+      Env::posix().write_file(path, data, n / 2);  // a torn write
+      throw InjectedCrash{};
+    }
+    Env::posix().write_file(path, data, n);
+  }
+  void sync_file(const std::string& path) override {
+    if (fail(path)) throw InjectedCrash{};
+    Env::posix().sync_file(path);
+  }
+  void rename_file(const std::string& from, const std::string& to) override {
+    if (fail(to)) throw InjectedCrash{};
+    Env::posix().rename_file(from, to);
+  }
+  void sync_dir(const std::string& dir) override {
+    if (fail(dir)) throw InjectedCrash{};
+    Env::posix().sync_dir(dir);
+  }
+  void append_file(const std::string& path, const void* data, size_t n) override {
+    if (fail(path)) {
+      Env::posix().append_file(path, data, n / 2);  // a torn record
+      throw InjectedCrash{};
+    }
+    Env::posix().append_file(path, data, n);
+  }
+  void remove_file(const std::string& path) override {
+    if (fail(path)) throw InjectedCrash{};
+    Env::posix().remove_file(path);
+  }
+  void truncate_file(const std::string& path, uint64_t size) override {
+    if (fail(path)) throw InjectedCrash{};
+    Env::posix().truncate_file(path, size);
+  }
+
+ private:
+  // True if this step should crash; throws IOError for an error injection.
+  bool fail(const std::string& path) {
+    if (++steps_ != fail_at_) return false;
+    if (mode_ == Mode::kError) {
+      throw IOError("injected I/O error at step " + std::to_string(steps_) + " on '" + path + "'");
+    }
+    return true;
+  }
+  int64_t fail_at_;
+  Mode mode_;
+  int64_t steps_ = 0;
+};
+
+std::vector<std::string> stage_digests(const std::string& run_dir) {
+  std::vector<std::string> out;
+  for (const auto& e : load_manifest(run_dir).entries) {
+    for (const auto& c : e.checkpoints) out.push_back(c.state_digest);
+  }
+  return out;
+}
+
+std::string row_bytes(const Dataset& d, int64_t id) {
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d.ids[i] == id) return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * 4);
+  }
+  return {};
+}
+
+class Durability : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = test::synthetic(160, 6, 3, 17);
+    test::write_csv(data_, dir_ / "train.csv");
+    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3,
+                                             "  type: mlp\n  hidden: [8]\n",
+                                             "  shards: 2\n  slices: 3\n",
+                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+    for (int64_t id : data_.ids) {
+      const int64_t s = shard_of(7, id, 2), r = slice_of(7, id, 3);
+      if (s == 0 && r == 2 && doomed_.size() < 1) doomed_.push_back(id);
+      if (s == 1 && r == 1 && doomed_.size() == 1) doomed_.push_back(id);
+    }
+    ASSERT_EQ(doomed_.size(), 2u);
+    train({cfg_, {}, base_, {}});
+    train({cfg_, {}, excluded_, doomed_});
+    before_ = stage_digests(base_);
+    after_ = stage_digests(excluded_);
+  }
+
+  // After recovery the run holds either the request fully applied exactly
+  // once (if it was accepted) or nothing of it; fsck is clean either way.
+  void expect_consistent(const std::string& run, const std::string& what, bool* accepted) {
+    const auto log = read_log(in_run(run, kLogFile));
+    int accepted_records = 0, applied_records = 0;
+    for (const auto& r : log.records) {
+      (r.type == LogRecord::Type::kAccepted ? accepted_records : applied_records) += 1;
+    }
+    *accepted = accepted_records > 0;
+    ASSERT_LE(accepted_records, 1) << what;
+    EXPECT_EQ(applied_records, accepted_records) << what;
+    EXPECT_EQ(stage_digests(run), *accepted ? after_ : before_) << what;
+    if (*accepted) {
+      for (int64_t id : doomed_) {
+        EXPECT_EQ(test::files_containing(run, row_bytes(data_, id)), std::vector<std::string>{})
+            << what << ": id " << id;
+      }
+    }
+    const auto check = fsck(run);
+    EXPECT_TRUE(check["ok"].get<bool>()) << what << ": " << check["problems"].dump();
+  }
+
+  TempDir dir_;
+  Dataset data_;
+  std::string cfg_ = dir_ / "config.yaml";
+  std::string base_ = dir_ / "base", excluded_ = dir_ / "excluded";
+  std::vector<int64_t> doomed_;
+  std::vector<std::string> before_, after_;
+};
+
+TEST_F(Durability, CrashAtEveryDurableStepOfForgetThenRecover) {
+  const std::string counted = dir_ / "counted";
+  fs::copy(base_, counted, fs::copy_options::recursive);
+  FaultEnv counter(-1, FaultEnv::Mode::kCrash);
+  forget({counted, doomed_, false, false, {}, &counter});
+  const int64_t steps = counter.steps();
+  ASSERT_GT(steps, 20);
+  int accepted_runs = 0;
+  for (int64_t k = 1; k <= steps; ++k) {
+    const std::string run = dir_ / ("crash-" + std::to_string(k));
+    fs::copy(base_, run, fs::copy_options::recursive);
+    FaultEnv env(k, FaultEnv::Mode::kCrash);
+    EXPECT_THROW(forget({run, doomed_, false, false, {}, &env}), InjectedCrash) << "step " << k;
+    recover({run, false, nullptr});
+    bool accepted = false;
+    expect_consistent(run, "crash at step " + std::to_string(k), &accepted);
+    accepted_runs += accepted;
+    fs::remove_all(run);
+  }
+  // Early crashes lose an unacknowledged request; every later one is finished.
+  EXPECT_GT(accepted_runs, 0);
+  EXPECT_LT(accepted_runs, steps);
+}
+
+TEST_F(Durability, IoErrorAtEveryDurableStepKeepsThePreviousGeneration) {
+  const std::string counted = dir_ / "counted";
+  fs::copy(base_, counted, fs::copy_options::recursive);
+  FaultEnv counter(-1, FaultEnv::Mode::kError);
+  forget({counted, doomed_, false, false, {}, &counter});
+  const int64_t steps = counter.steps();
+  for (int64_t k = 1; k <= steps; ++k) {
+    const std::string run = dir_ / ("error-" + std::to_string(k));
+    fs::copy(base_, run, fs::copy_options::recursive);
+    FaultEnv env(k, FaultEnv::Mode::kError);
+    EXPECT_THROW(forget({run, doomed_, false, false, {}, &env}), IOError) << "step " << k;
+    // Whatever the manifest names is intact and loads.
+    const Manifest m = load_manifest(run);
+    const RunDir dir(run, nullptr);
+    for (const auto& e : m.entries) {
+      EXPECT_NO_THROW(load_store(dir, e)) << "step " << k;
+      for (const auto& c : e.checkpoints) EXPECT_NO_THROW(load_checkpoint(dir, c)) << "step " << k;
+    }
+    recover({run, false, nullptr});
+    bool accepted = false;
+    expect_consistent(run, "I/O error at step " + std::to_string(k), &accepted);
+    fs::remove_all(run);
+  }
+}
+
+TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
+  // A bigger shard so the retrain takes long enough to be interrupted.
+  const Dataset big = test::synthetic(3000, 32, 4, 23);
+  test::write_csv(big, dir_ / "big.csv");
+  const std::string cfg = dir_ / "big.yaml";
+  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4,
+                                          "  type: mlp\n  hidden: [64]\n",
+                                          "  shards: 2\n  slices: 2\n",
+                                          "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
+  std::vector<int64_t> doomed;
+  for (int64_t id : big.ids) {
+    if (slice_of(7, id, 2) == 1 && doomed.size() < 3) doomed.push_back(id);
+  }
+  const std::string base = dir_ / "big-base", excluded = dir_ / "big-excluded";
+  ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + base).exit_code, 0);
+  std::string ids_file;
+  for (int64_t id : doomed) ids_file += std::to_string(id) + "\n";
+  test::write_text(dir_ / "ids.txt", ids_file);
+  ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + excluded + " --exclude-ids " +
+                           (dir_ / "ids.txt")).exit_code, 0);
+  const auto before = stage_digests(base), after = stage_digests(excluded);
+  std::string ids;
+  for (int64_t id : doomed) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+
+  std::mt19937 rng(20261128);
+  std::uniform_real_distribution<double> delay(0.2, 3.0);
+  int killed = 0, accepted_runs = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::string run = dir_ / ("kill-" + std::to_string(trial));
+    fs::copy(base, run, fs::copy_options::recursive);
+    char t[32];
+    std::snprintf(t, sizeof t, "%.2f", delay(rng));
+    const auto r = test::run_sisa("forget -q -r " + run + " --ids " + ids,
+                                  std::string("timeout -s KILL ") + t);
+    killed += r.exit_code == 128 + 9 || r.exit_code == 137;
+    const auto rec = test::run_sisa("recover -q -r " + run);
+    ASSERT_EQ(rec.exit_code, 0) << rec.output;
+    const auto log = read_log(in_run(run, kLogFile));
+    const bool accepted = !log.records.empty();
+    accepted_runs += accepted;
+    EXPECT_EQ(pending_requests(log).size(), 0u);
+    EXPECT_EQ(stage_digests(run), accepted ? after : before) << "trial " << trial << " killed at " << t;
+    if (accepted) {
+      for (int64_t id : doomed) {
+        EXPECT_EQ(test::files_containing(run, row_bytes(big, id)), std::vector<std::string>{})
+            << "trial " << trial;
+      }
+    }
+    fs::remove_all(run);
+  }
+  EXPECT_GT(killed, 5);  // most trials really were interrupted
+  EXPECT_GT(accepted_runs, 0);
+}
+
+}  // namespace
