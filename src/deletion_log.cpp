@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -45,6 +46,7 @@ std::vector<uint8_t> encode(const LogRecord& r) {
   typed.insert(typed.end(), payload.begin(), payload.end());
   std::vector<uint8_t> out;
   put_u32(&out, static_cast<uint32_t>(payload.size()));
+  put_u32(&out, ~static_cast<uint32_t>(payload.size()));
   put_u32(&out, static_cast<uint32_t>(crc32(0, typed.data(), static_cast<uInt>(typed.size()))));
   out.insert(out.end(), typed.begin(), typed.end());
   return out;
@@ -56,11 +58,16 @@ LogContents read_log(const std::string& path) {
   LogContents out;
   if (!std::filesystem::exists(path)) return out;
   const auto bytes = read_file(path);
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), kMagic, 7) != 0) {
-    if (bytes.size() < 8 && std::memcmp(bytes.data(), kMagic, bytes.size()) == 0) {
-      out.torn_tail = !bytes.empty();
-      return out;
+  if (bytes.empty()) return out;
+  if (bytes.size() < 8) {
+    // A crash while the header itself was being appended.
+    if (std::memcmp(bytes.data(), kMagic, std::min<size_t>(bytes.size(), 7)) != 0) {
+      throw CorruptionError(path + ": not a sisa deletion log (bad header)");
     }
+    out.torn_tail = true;
+    return out;
+  }
+  if (std::memcmp(bytes.data(), kMagic, 7) != 0) {
     throw CorruptionError(path + ": not a sisa deletion log (bad header)");
   }
   if (bytes[7] != kLogFormatVersion) {
@@ -69,18 +76,27 @@ LogContents read_log(const std::string& path) {
   }
   size_t pos = 8;
   out.valid_bytes = pos;
+  constexpr size_t kHeader = 12;  // length, ~length, crc
   while (pos < bytes.size()) {
-    if (bytes.size() - pos < 9) {
+    // A crash mid-append leaves a prefix of the record (or, on some file
+    // systems, zeros): both are a torn tail.
+    const bool zeros = std::all_of(bytes.begin() + static_cast<long>(pos), bytes.end(),
+                                   [](uint8_t b) { return b == 0; });
+    if (bytes.size() - pos < kHeader + 1 || zeros) {
       out.torn_tail = true;
       break;
     }
     const uint32_t len = get_u32(&bytes[pos]);
-    const uint32_t crc = get_u32(&bytes[pos + 4]);
-    if (bytes.size() - pos - 8 < 1 + static_cast<size_t>(len)) {
+    if (get_u32(&bytes[pos + 4]) != ~len) {
+      throw CorruptionError(path + ": deletion log record at byte " + std::to_string(pos) +
+                            " has a damaged length");
+    }
+    const uint32_t crc = get_u32(&bytes[pos + 8]);
+    if (bytes.size() - pos - kHeader < 1 + static_cast<size_t>(len)) {
       out.torn_tail = true;
       break;
     }
-    const uint8_t* typed = &bytes[pos + 8];
+    const uint8_t* typed = &bytes[pos + kHeader];
     if (crc32(0, typed, 1 + len) != crc) {
       throw CorruptionError(path + ": deletion log record at byte " + std::to_string(pos) +
                             " fails its CRC check");
@@ -104,7 +120,7 @@ LogContents read_log(const std::string& path) {
       throw bad();
     }
     out.records.push_back(std::move(r));
-    pos += 9 + len;
+    pos += kHeader + 1 + len;
     out.valid_bytes = pos;
   }
   return out;

@@ -1,6 +1,8 @@
 // Write-ahead log of deletion requests (DESIGN.md section 4). Holds ids, never
 // sample contents. Format: 8-byte header "SISALOG" + version byte, then records
-//   u32 payload length | u32 crc32(type, payload) | u8 type | payload
+//   u32 payload length | u32 ~length | u32 crc32(type, payload) | u8 type | payload
+// The complemented length tells a damaged length (corruption) from a record
+// cut short by a crash (a torn tail, which was never acknowledged).
 // with payload = u64 seq, u8 by_group, u64 count, count x i64 keys (accepted)
 // or u64 seq (applied); all little-endian.
 #pragma once

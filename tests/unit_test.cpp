@@ -205,13 +205,20 @@ TEST(DeletionLog, FlippedByteIsCorruptionNamingTheOffset) {
   append_log(Env::posix(), p, {LogRecord::Type::kAccepted, 1, false, {5}});
   append_log(Env::posix(), p, {LogRecord::Type::kApplied, 1, false, {}});
   std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekp(8 + 9 + 3);  // inside the first record's payload
+  f.seekp(8 + 13 + 3);  // inside the first record's payload
   f.put('\x7f');
   f.close();
   const std::string msg = error_of([&] { read_log(p); });
   EXPECT_NE(msg.find("deletions.log"), std::string::npos) << msg;
   EXPECT_NE(msg.find("byte 8"), std::string::npos) << msg;
   EXPECT_THROW(read_log(p), CorruptionError);
+  // A damaged length is corruption too, not a torn tail that would be dropped.
+  append_log(Env::posix(), t / "b.log", {LogRecord::Type::kAccepted, 1, false, {5}});
+  std::fstream g(t / "b.log", std::ios::in | std::ios::out | std::ios::binary);
+  g.seekp(8 + 1);
+  g.put('\x40');
+  g.close();
+  EXPECT_THROW(read_log(t / "b.log"), CorruptionError);
 }
 
 // ---- HDF5, checkpoints, manifest -------------------------------------------
