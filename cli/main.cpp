@@ -88,6 +88,11 @@ int main(int argc, char** argv) {
   recover->add_option("-r,--run-dir", run_dir, "Run directory")->required();
   recover->add_flag("--force", force, "Run even if the numeric environment differs");
 
+  auto* repair = app.add_subcommand(
+      "repair", "Rebuild damaged shards exactly (checkpoints from the last good one, stores from the source)");
+  repair->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+  repair->add_flag("--force", force, "Run even if the numeric environment differs");
+
   auto* fsck = app.add_subcommand("fsck", "Check every file of a run (read-only)");
   fsck->add_option("-r,--run-dir", run_dir, "Run directory")->required();
 
@@ -149,6 +154,10 @@ int main(int argc, char** argv) {
       print(r, json, "recovered: " + std::to_string(r["resumed_requests"].size()) +
                          " deletion request(s) completed, " +
                          std::to_string(r["removed_files"].size()) + " stray file(s) removed");
+    } else if (*repair) {
+      const auto r = sisa::repair({run_dir, force, nullptr});
+      print(r, json, "repaired " + std::to_string(r["repaired_shards"].size()) +
+                         " shard(s); every rebuilt checkpoint reproduces its recorded digest");
     } else if (*fsck) {
       const auto r = sisa::fsck(run_dir);
       std::string human = r["ok"].get<bool>() ? "ok: " : "PROBLEMS: ";

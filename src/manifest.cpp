@@ -31,6 +31,7 @@ nlohmann::json Manifest::to_json() const {
     shards_json.push_back({{"shard", e.shard},
                            {"generation", e.generation},
                            {"n_samples", e.n_samples},
+                           {"ids_hash", e.ids_hash},
                            {"last_seq", e.last_seq},
                            {"store", ref_json(e.store)},
                            {"checkpoints", ck}});
@@ -72,6 +73,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
       e.shard = s.at("shard");
       e.generation = s.at("generation");
       e.n_samples = s.at("n_samples");
+      e.ids_hash = s.at("ids_hash");
       e.last_seq = s.at("last_seq");
       e.store = ref_from(s.at("store"));
       for (const auto& c : s.at("checkpoints")) {

@@ -32,6 +32,7 @@ struct ShardEntry {
   int64_t generation = 0;  // bumped by every deletion that touches the shard
   int64_t n_samples = 0;
   uint64_t last_seq = 0;   // last deletion request applied to this shard
+  std::string ids_hash;    // of the sorted ids in the store (lets repair check a rebuilt store)
   FileRef store;
   std::vector<CheckpointRef> checkpoints;  // stages 0..R
 

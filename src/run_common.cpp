@@ -131,25 +131,31 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
                                               run.progress->eta())
                                 : std::string());
     });
-    std::vector<int64_t> ids;
-    for (size_t i = 0; i < data.slice.size(); ++i) {
-      if (data.slice[i] <= r) ids.push_back(data.rows.ids[i]);
-    }
-    CheckpointRef ref;
-    ref.stage = r;
-    ref.n_samples = static_cast<int64_t>(ids.size());
-    ref.fingerprint = state.fingerprint();
-    ref.state_digest = state.state_digest();
-    if (run.dir) {
-      CheckpointInfo info{shard, r, ref.n_samples, run.identity_hash, ids_hash(ids),
-                          ref.fingerprint, ref.state_digest};
-      ref.file = write_run_file(*run.dir, checkpoint_file(shard, r, generation),
-                                encode_checkpoint(state, info));
-    }
-    refs.push_back(ref);
+    refs.push_back(checkpoint_ref(run.dir, run.identity_hash, shard, r, generation, data, state));
     if (states) states->push_back(state);
   }
   return refs;
+}
+
+CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard,
+                             int64_t stage, int64_t generation, const ShardData& data,
+                             const ModelState& state) {
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < data.slice.size(); ++i) {
+    if (data.slice[i] <= stage) ids.push_back(data.rows.ids[i]);
+  }
+  CheckpointRef ref;
+  ref.stage = stage;
+  ref.n_samples = static_cast<int64_t>(ids.size());
+  ref.fingerprint = state.fingerprint();
+  ref.state_digest = state.state_digest();
+  if (dir) {
+    const CheckpointInfo info{shard, stage, ref.n_samples, identity, ids_hash(ids), ref.fingerprint,
+                              ref.state_digest};
+    ref.file = write_run_file(*dir, checkpoint_file(shard, stage, generation),
+                              encode_checkpoint(state, info));
+  }
+  return ref;
 }
 
 std::vector<std::string> remove_unreferenced(const RunDir& run, const Manifest& m) {

@@ -134,6 +134,7 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
     e.generation = gen;
     e.store = store;
     e.n_samples = static_cast<int64_t>(p.remaining.rows.size());
+    e.ids_hash = ids_hash(p.remaining.rows.ids);
     e.last_seq = rec.seq;
     removed_ids.insert(removed_ids.end(), p.removed.begin(), p.removed.end());
     shards_json.push_back({{"shard", e.shard},
@@ -188,6 +189,8 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
 // crashed attempt's new generation, temp files), then carry out requests that
 // were accepted but not applied. A request the manifest already records was
 // published before the crash: only its purge and `applied` record remain.
+}  // namespace
+
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
                               const TrainerOptions& trainer) {
   const auto stale = remove_unreferenced(run, m);
@@ -210,8 +213,6 @@ nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
   }
   return {{"removed_files", stale}, {"resumed_requests", resumed}, {"dropped_torn_tail", log.torn_tail}};
 }
-
-}  // namespace
 
 nlohmann::json recover(const RecoverRequest& req) {
   const RunDir run(req.run_dir, req.env);

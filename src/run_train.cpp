@@ -101,16 +101,11 @@ nlohmann::json train(const TrainRequest& req) {
     ShardEntry e;
     e.shard = s;
     e.n_samples = static_cast<int64_t>(data.rows.size());
+    e.ids_hash = ids_hash(data.rows.ids);
     e.store = write_run_file(dir, store_file(s, 0), encode_store(data.rows, s));
     ShardTrainer init(c, s);
     const ModelState c0 = init.initial_state();
-    CheckpointRef ref0;
-    ref0.fingerprint = c0.fingerprint();
-    ref0.state_digest = c0.state_digest();
-    ref0.file = write_run_file(dir, checkpoint_file(s, 0, 0),
-                               encode_checkpoint(c0, {s, 0, 0, m.identity_hash, ids_hash({}),
-                                                      ref0.fingerprint, ref0.state_digest}));
-    e.checkpoints.push_back(ref0);
+    e.checkpoints.push_back(checkpoint_ref(&dir, m.identity_hash, s, 0, 0, data, c0));
     for (auto& r : train_stages(run, s, 0, data, c0, 1, nullptr)) e.checkpoints.push_back(r);
     m.entries.push_back(e);
     sizes.push_back(e.n_samples);

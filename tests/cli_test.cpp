@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs.h"
+#include "manifest.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "test_util.h"
@@ -186,6 +187,58 @@ TEST_F(CliRun, ASecondWriterAndAForeignEnvironmentAreRefused) {
   const auto r = run_sisa("forget -r " + run_ + ids, "ATEN_CPU_CAPABILITY=" + other);
   EXPECT_EQ(r.exit_code, code(ExitCode::kEnvironment)) << r.output;
   EXPECT_NE(r.output.find("aten_cpu_capability"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::snapshot(run_) == before) << "files changed";
+}
+
+std::vector<std::string> all_digests(const std::string& run) {
+  std::vector<std::string> d;
+  for (const auto& e : load_manifest(run).entries) {
+    for (const auto& c : e.checkpoints) d.push_back(c.state_digest);
+  }
+  return d;
+}
+
+void flip_middle_byte(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
+  const char c = static_cast<char>(f.peek());
+  f.put(static_cast<char>(c ^ 0x01));
+}
+
+TEST_F(CliRun, RepairRebuildsDamagedShardsExactlyOrRefuses) {
+  train_run();
+  ASSERT_EQ(run_sisa("forget -q -r " + run_ + " --ids " + std::to_string(id_at(0, 2))).exit_code, 0);
+  const auto digests = all_digests(run_);
+  const Manifest m = load_manifest(run_);
+  fs::resize_file(run_ + "/" + m.entries[1].checkpoints[1].file.path, 100);  // truncated C_1
+  flip_middle_byte(run_ + "/" + m.entries[0].store.path);  // the post-deletion store
+  EXPECT_EQ(run_sisa("fsck -q -r " + run_).exit_code, code(ExitCode::kCorruption));
+
+  auto r = run_sisa("repair -q --json -r " + run_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // stdout's JSON follows the warnings that name the damaged files on stderr.
+  const auto json_at = r.output.rfind("\n{") == std::string::npos ? 0 : r.output.rfind("\n{") + 1;
+  EXPECT_NE(r.output.find("stage-01.g0.h5"), std::string::npos) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output.substr(json_at))["repaired_shards"].size(), 2u);
+  r = run_sisa("fsck -r " + run_);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(all_digests(run_), digests);  // bit for bit what was lost
+  EXPECT_EQ(run_sisa("verify -q -r " + run_).exit_code, 0);
+
+  // A store whose source data has since changed cannot be rebuilt exactly.
+  Dataset edited = data_;
+  for (size_t i = 0; i < edited.size(); ++i) {
+    if (shard_of(7, edited.ids[i], 3) == 2) {
+      edited.inputs[i * edited.width] += 1.0f;
+      break;
+    }
+  }
+  test::write_csv(edited, dir_ / "train.csv");
+  flip_middle_byte(run_ + "/" + load_manifest(run_).entries[2].store.path);
+  const auto before = test::snapshot(run_);
+  r = run_sisa("repair -r " + run_);
+  EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << r.output;
+  EXPECT_NE(r.output.find("cannot repair shard 2"), std::string::npos) << r.output;
   EXPECT_TRUE(test::snapshot(run_) == before) << "files changed";
 }
 

@@ -45,6 +45,17 @@ struct RecoverRequest {
 // does the same before its own request.
 nlohmann::json recover(const RecoverRequest& request);
 
+struct RepairRequest {
+  std::string run_dir;
+  bool force_environment = false;
+  Env* env = nullptr;
+};
+// Rebuilds damaged shards: checkpoints by retraining from the last good one,
+// stores from the source data minus deleted ids. Publishes only what
+// reproduces the digests MANIFEST.json recorded; throws CorruptionError if a
+// shard cannot be rebuilt exactly. Then does what recover() does.
+nlohmann::json repair(const RepairRequest& request);
+
 struct PredictRequest {
   std::string run_dir;
   std::string split = "test";    // test (from the source files named in the config)
