@@ -49,6 +49,38 @@ def expected_speedup(E, R, S, K):
     return num / den
 
 
+M64 = (1 << 64) - 1
+
+
+def mix64(x):
+    """SplitMix64 finalizer, as src/placement.cpp (pinned by the same test vector)."""
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def tag_hash(tag):
+    h = 0xCBF29CE484222325
+    for ch in tag.encode():
+        h = ((h ^ ch) * 0x100000001B3) & M64
+    return h
+
+
+def derive(seed, tag, *words):
+    h = mix64(seed ^ mix64(tag_hash(tag)))
+    for w in words:
+        h = mix64(h ^ mix64(w))
+    return h
+
+
+def slice_of(seed, key, slices):
+    return 1 + derive(seed, "slice", key) % slices
+
+
+assert mix64(0) == 0xE220A8397B1DCDAF and derive(42, "shard", 4711) == 4302220107259773584
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -145,6 +177,42 @@ def main():
     vr, _ = run([sisa, "verify", "-q", "--json", "-r", run_dir], env)
     out += ["", f"`sisa verify` after all deletions: identical = {vr['identical']} "
             f"({time.monotonic() - vr_t0:.1f} s: a full retrain of every shard)", ""]
+
+    # ---- durability ---------------------------------------------------------------
+    # Deletions in the last slice (the cheapest retrain, so syncs weigh most),
+    # alternating syncs on and off (SISA_UNSAFE_NO_SYNC=1, benchmarks only).
+    used = set(ids[:start])
+    last = [i for i in range(60000) if i not in used and slice_of(1, i, R) == R]
+    rng.shuffle(last)
+    timings = {"on": [], "off": []}
+    for n in range(8):
+        mode = "on" if n % 2 == 0 else "off"
+        e2 = dict(env, SISA_UNSAFE_NO_SYNC="1") if mode == "off" else env
+        rec, wall = run([sisa, "forget", "-q", "--json", "-r", run_dir, "--ids", str(last[n])], e2)
+        timings[mode].append((wall, rec["total_seconds"], rec["training_seconds"]))
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+    on_wall, off_wall = med([t[0] for t in timings["on"]]), med([t[0] for t in timings["off"]])
+    on_in, off_in = med([t[1] for t in timings["on"]]), med([t[1] for t in timings["off"]])
+    out += ["## Durability", "", "Single deletions in the last slice, 4 with syncs and 4 without "
+            "(`SISA_UNSAFE_NO_SYNC=1`, for this measurement only), medians:", "",
+            "| | syncs on | syncs off | cost of durability |", "|---|---|---|---|",
+            f"| process wall s | {on_wall:.2f} | {off_wall:.2f} | {on_wall - off_wall:+.2f} s "
+            f"({100 * (on_wall - off_wall) / on_wall:+.1f}%) |",
+            f"| forget() s (excl. process start) | {on_in:.2f} | {off_in:.2f} | {on_in - off_in:+.2f} s "
+            f"({100 * (on_in - off_in) / on_in:+.1f}%) |", ""]
+    # Recovery: kill a forget mid-retrain, then time `sisa recover` (it finishes the request).
+    victim = ",".join(str(i) for i in last[8:11])
+    p = subprocess.Popen([sisa, "forget", "-q", "-r", run_dir, "--ids", victim], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5)
+    p.kill()
+    p.wait()
+    rec, wall = run([sisa, "recover", "-q", "--json", "-r", run_dir], env)
+    out += [f"Recovery after SIGKILL 2.5 s into a 3-id forget: `sisa recover` took {wall:.2f} s "
+            f"(resumed requests {rec['resumed_requests']}, removed {len(rec['removed_files'])} "
+            "stray file(s)); it re-runs the interrupted retrain from the last published generation.", ""]
 
     # ---- reference configuration ----------------------------------------------
     if not a.skip_reference:

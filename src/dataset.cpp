@@ -1,5 +1,6 @@
 #include "sisa/dataset.h"
 
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -293,6 +294,9 @@ Dataset load_source(const DataConfig& c, Split split) {
   const bool train = split == Split::kTrain;
   const std::string& path = train ? c.train : c.test;
   if (path.empty()) throw DataError("the config names no " + std::string(train ? "train" : "test") + " data (data." + (train ? "train" : "test") + ")");
+  // Paths are resolved against the config's directory; say which file is read.
+  spdlog::info("reading {} data from '{}'{}", train ? "training" : "test", path,
+               c.format == "idx" ? " and '" + (train ? c.train_labels : c.test_labels) + "'" : "");
   Dataset d;
   if (c.format == "idx") {
     d = load_idx(c, path, train ? c.train_labels : c.test_labels);

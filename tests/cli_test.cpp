@@ -117,6 +117,13 @@ TEST_F(CliRun, ForgetThroughTheCliMatchesExcludeIdsAndVerifies) {
   }
   r = run_sisa("verify -q -r " + run_);
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  // Private by default: the run holds personal data.
+  EXPECT_EQ(fs::status(run_).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(run_ + "/data").permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(run_ + "/MANIFEST.json").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(run_ + "/deletions.log").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   r = run_sisa("predict -q --json -r " + run_ + " --aggregate vote -o " + (dir_ / "p.csv"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto p = nlohmann::json::parse(r.output);
