@@ -143,7 +143,7 @@ def main():
         ratios.append(ratio)
         overheads.append(overhead)
         rows.append(f"| {ids[i]} | {sh['shard']} | {first} | {share:.2f} | {sh['sample_epochs']} | {model:.2f} | {loop:.2f} | {ratio:.2f} | "
-                    f"{rec['plan_seconds']:.2f} | {sh['seconds'] - loop:.2f} | {overhead:.2f} | {wall:.2f} |")
+                    f"{rec['plan_seconds']:.2f} | {rec['seconds'] - loop:.2f} | {overhead:.2f} | {wall:.2f} |")
     out += [f"## {a.singles} single deletions (random ids, seed {a.seed})", "",
             "Model: the samples x epochs this deletion retrains (stages r*..R of its shard, "
             "sum_{r>=r*} e_r n_r) at the training run's measured rate "
@@ -151,7 +151,7 @@ def main():
             "sum_{r>=r*} e_r r / sum_r e_r r of one shard's training. Overhead = process wall time minus training loop "
             "(process start ~0.65 s, plan = read + hash + decode the shard's store and checkpoint, "
             "store/checkpoint rewrite, publish, purge, syncs).", "",
-            "| id | shard | r* | share | sample-epochs | model s | loop s | loop/model | plan s | rewrite+ckpt s | overhead s | wall s |",
+            "| id | shard | r* | share | sample-epochs | model s | loop s | loop/model | plan s | store+ckpt+publish s | overhead s | wall s |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"] + rows
     ratios.sort()
     overheads.sort()

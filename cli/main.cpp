@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "sisa/id_list.h"
+#include "sisa/cluster.h"
 #include "sisa/errors.h"
 #include "sisa/logging.h"
 #include "sisa/run.h"
@@ -33,12 +34,35 @@ void print(const nlohmann::json& result, bool json, const std::string& human) {
 
 }  // namespace
 
+int run_command(int argc, char** argv, sisa::Cluster& cluster);
+
 int main(int argc, char** argv) {
   // Keep large buffers (shard stores, HDF5 images) on the heap and reuse them:
   // fresh mmap'd pages cost ~10 us each to fault in on virtual machines, and a
   // deletion otherwise faults in several copies of a 40 MB store.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  sisa::Cluster cluster(&argc, &argv);
+  if (!cluster.is_coordinator()) {
+    // A worker rank: train the shards rank 0 hands out until it says stop.
+    sisa::init_logging(sisa::Verbosity::kNormal, cluster.rank());
+    try {
+      cluster.serve();
+    } catch (const std::exception& e) {
+      spdlog::error("worker failed: {}", e.what());
+      cluster.abort(static_cast<int>(sisa::ExitCode::kInternal));
+    }
+    cluster.finish();
+    return 0;
+  }
+  const int code = run_command(argc, argv, cluster);
+  // Workers may be waiting for (or running) a job: a failure ends them all.
+  if (code != 0 && cluster.size() > 1) cluster.abort(code);
+  cluster.finish();
+  return code;
+}
+
+int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   CLI::App app{"sisa: exact machine unlearning by SISA training (sharded, isolated, sliced, "
                "aggregated).\nExit codes: 0 ok, 1 internal, 2 usage/config, 3 data/unknown id, "
                "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch."};
@@ -106,10 +130,12 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : static_cast<int>(sisa::ExitCode::kUsage);
   }
   sisa::init_logging(quiet ? sisa::Verbosity::kQuiet
-                           : verbose ? sisa::Verbosity::kVerbose : sisa::Verbosity::kNormal);
+                           : verbose ? sisa::Verbosity::kVerbose : sisa::Verbosity::kNormal,
+                     cluster.size() > 1 ? cluster.rank() : -1);
   try {
     if (*train) {
       if (!exclude_file.empty()) treq.exclude_ids = sisa::read_id_file(exclude_file);
+      treq.runner = cluster.runner();
       const auto r = sisa::train(treq);
       print(r, json, "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() +
                          " samples in " + r["total_seconds"].dump() + " s; run directory " +
@@ -125,6 +151,7 @@ int main(int argc, char** argv) {
       }
       freq.by_group = !by_group.empty();
       freq.keys = freq.by_group ? by_group : by_id;
+      freq.runner = cluster.runner();
       const auto r = sisa::forget(freq);
       print(r, json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
                          " sample(s), retrained " + std::to_string(r["shards"].size()) +
@@ -150,12 +177,12 @@ int main(int argc, char** argv) {
                           : "MISMATCH: some shard differs from a fresh retrain (see log)");
       return same ? 0 : static_cast<int>(sisa::ExitCode::kVerifyFailed);
     } else if (*recover) {
-      const auto r = sisa::recover({run_dir, force, nullptr});
+      const auto r = sisa::recover({run_dir, force, nullptr, cluster.runner()});
       print(r, json, "recovered: " + std::to_string(r["resumed_requests"].size()) +
                          " deletion request(s) completed, " +
                          std::to_string(r["removed_files"].size()) + " stray file(s) removed");
     } else if (*repair) {
-      const auto r = sisa::repair({run_dir, force, nullptr});
+      const auto r = sisa::repair({run_dir, force, nullptr, cluster.runner()});
       print(r, json, "repaired " + std::to_string(r["repaired_shards"].size()) +
                          " shard(s); every rebuilt checkpoint reproduces its recorded digest");
     } else if (*fsck) {

@@ -119,7 +119,10 @@ void atomic_write(Env& env, const std::string& path, const void* data, size_t n)
   env.sync_dir(parent_of(path));
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
+namespace {
+
+// Opens `path` read-only; sets its size. The caller closes the descriptor.
+int open_for_read(const std::string& path, size_t* size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_io("cannot open", path);
   struct stat st {};
@@ -127,7 +130,16 @@ std::vector<uint8_t> read_file(const std::string& path) {
     ::close(fd);
     throw_io("cannot stat", path);
   }
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  *size = static_cast<size_t>(st.st_size);
+  return fd;
+}
+
+}  // namespace
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  size_t size = 0;
+  const int fd = open_for_read(path, &size);
+  std::vector<uint8_t> bytes(size);
   size_t got = 0;
   while (got < bytes.size()) {
     const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
@@ -145,14 +157,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 MappedFile::MappedFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_io("cannot open", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw_io("cannot stat", path);
-  }
-  size_ = static_cast<size_t>(st.st_size);
+  const int fd = open_for_read(path, &size_);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED) {

@@ -4,6 +4,7 @@
 #include <hdf5_hl.h>
 
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
 
 #include "sisa/errors.h"
@@ -18,6 +19,12 @@ void silence_hdf5() {
     return true;
   }();
   (void)once;
+}
+
+// Debian's serial HDF5 is not thread-safe; every call into it holds this.
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mu;
+  return mu;
 }
 
 hid_t native_type(DType t) { return t == DType::kFloat32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64; }
@@ -39,6 +46,7 @@ std::string unique_name(const char* kind) {
 }  // namespace
 
 H5Builder::H5Builder() {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   silence_hdf5();
   Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
   if (H5Pset_fapl_core(fapl.id, 1 << 20, /*backing_store=*/0) < 0) {
@@ -49,6 +57,7 @@ H5Builder::H5Builder() {
 }
 
 H5Builder::~H5Builder() {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   if (file_ >= 0) H5Fclose(file_);
 }
 
@@ -66,6 +75,7 @@ void H5Builder::ensure_groups(const std::string& name) {
 
 void H5Builder::write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                       const void* data) {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   ensure_groups(name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space{shape.empty() ? H5Screate(H5S_SCALAR)
@@ -88,6 +98,7 @@ void H5Builder::write(const std::string& name, DType dtype, const std::vector<in
 
 void H5Builder::set_attr(const std::string& object, const std::string& key,
                          const std::string& value) {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(type.id, value.empty() ? 1 : value.size());
   H5Tset_cset(type.id, H5T_CSET_UTF8);
@@ -102,6 +113,7 @@ void H5Builder::set_attr(const std::string& object, const std::string& key,
 }
 
 std::vector<uint8_t> H5Builder::finish() {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("HDF5: flush failed");
   const ssize_t size = H5Fget_file_image(file_, nullptr, 0);
   if (size < 0) throw std::runtime_error("HDF5: cannot size the file image");
@@ -115,6 +127,7 @@ std::vector<uint8_t> H5Builder::finish() {
 }
 
 H5Image::H5Image(ByteView bytes, std::string path) : path_(std::move(path)) {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   silence_hdf5();
   if (bytes.size < 8) throw CorruptionError(path_ + ": not an HDF5 file (truncated)");
   // Read in place: no copy of (possibly large) stores; `bytes` outlives us.
@@ -124,10 +137,12 @@ H5Image::H5Image(ByteView bytes, std::string path) : path_(std::move(path)) {
 }
 
 H5Image::~H5Image() {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   if (file_ >= 0) H5Fclose(file_);
 }
 
 bool H5Image::has(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   // H5Lexists needs every intermediate group to exist.
   size_t pos = 0;
   while ((pos = name.find('/', pos + 1)) != std::string::npos) {
@@ -137,6 +152,7 @@ bool H5Image::has(const std::string& name) const {
 }
 
 std::vector<int64_t> H5Image::shape(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) throw CorruptionError(path_ + ": missing dataset '" + name + "'");
   Handle space{H5Dget_space(ds.id), H5Sclose};
@@ -148,6 +164,7 @@ std::vector<int64_t> H5Image::shape(const std::string& name) const {
 }
 
 DType H5Image::dtype(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) throw CorruptionError(path_ + ": missing dataset '" + name + "'");
   Handle type{H5Dget_type(ds.id), H5Tclose};
@@ -159,6 +176,7 @@ DType H5Image::dtype(const std::string& name) const {
 }
 
 void H5Image::read(const std::string& name, DType dtype, void* out) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   if (this->dtype(name) != dtype) {
     throw CorruptionError(path_ + ": dataset '" + name + "' should be " + dtype_name(dtype));
   }
@@ -188,6 +206,7 @@ std::vector<int64_t> H5Image::read_i64(const std::string& name) const {
 }
 
 std::string H5Image::attr(const std::string& object, const std::string& key) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   const char* obj = object.empty() ? "/" : object.c_str();
   if (H5Aexists_by_name(file_, obj, key.c_str(), H5P_DEFAULT) <= 0) {
     throw CorruptionError(path_ + ": missing attribute '" + key + "' on '" + obj + "'");
@@ -203,24 +222,6 @@ std::string H5Image::attr(const std::string& object, const std::string& key) con
   }
   while (!value.empty() && value.back() == '\0') value.pop_back();
   return value;
-}
-
-std::vector<std::string> H5Image::list(const std::string& group) const {
-  std::vector<std::string> names;
-  Handle g{H5Gopen2(file_, group.c_str(), H5P_DEFAULT), H5Gclose};
-  if (g.id < 0) throw CorruptionError(path_ + ": missing group '" + group + "'");
-  H5G_info_t info{};
-  H5Gget_info(g.id, &info);
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                           H5P_DEFAULT);
-    std::string name(static_cast<size_t>(len) + 1, '\0');
-    H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
-                       H5P_DEFAULT);
-    name.resize(static_cast<size_t>(len));
-    names.push_back(name);
-  }
-  return names;
 }
 
 }  // namespace sisa

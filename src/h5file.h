@@ -2,6 +2,7 @@
 // and handed out as bytes, so every write goes through fs.h (atomic, fault
 // injectable) and HDF5 never leaves freed space holding deleted samples.
 // Reads open an in-memory image of bytes the caller already hash-checked.
+// Calls are serialized by one lock: serial HDF5 is not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -52,8 +53,6 @@ class H5Image {
   std::vector<float> read_f32(const std::string& name) const;
   std::vector<int64_t> read_i64(const std::string& name) const;
   std::string attr(const std::string& object, const std::string& key) const;
-  // Dataset names directly under a group, in creation order.
-  std::vector<std::string> list(const std::string& group) const;
 
  private:
   std::string path_;

@@ -10,24 +10,37 @@ namespace fs = std::filesystem;
 namespace sisa {
 namespace {
 
+}  // namespace
+
 nlohmann::json ref_json(const FileRef& f) { return {{"path", f.path}, {"sha256", f.sha256}}; }
+
 FileRef ref_from(const nlohmann::json& j) {
   return {j.at("path").get<std::string>(), j.at("sha256").get<std::string>()};
 }
 
-}  // namespace
+nlohmann::json ref_json(const CheckpointRef& c) {
+  return {{"stage", c.stage},
+          {"file", ref_json(c.file)},
+          {"n_samples", c.n_samples},
+          {"fingerprint", c.fingerprint},
+          {"state_digest", c.state_digest}};
+}
+
+CheckpointRef checkpoint_from(const nlohmann::json& j) {
+  CheckpointRef r;
+  r.stage = j.at("stage");
+  r.file = ref_from(j.at("file"));
+  r.n_samples = j.at("n_samples");
+  r.fingerprint = j.at("fingerprint");
+  r.state_digest = j.at("state_digest");
+  return r;
+}
 
 nlohmann::json Manifest::to_json() const {
   nlohmann::json shards_json = nlohmann::json::array();
   for (const auto& e : entries) {
     nlohmann::json ck = nlohmann::json::array();
-    for (const auto& c : e.checkpoints) {
-      ck.push_back({{"stage", c.stage},
-                    {"file", ref_json(c.file)},
-                    {"n_samples", c.n_samples},
-                    {"fingerprint", c.fingerprint},
-                    {"state_digest", c.state_digest}});
-    }
+    for (const auto& c : e.checkpoints) ck.push_back(ref_json(c));
     shards_json.push_back({{"shard", e.shard},
                            {"generation", e.generation},
                            {"n_samples", e.n_samples},
@@ -76,15 +89,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
       e.ids_hash = s.at("ids_hash");
       e.last_seq = s.at("last_seq");
       e.store = ref_from(s.at("store"));
-      for (const auto& c : s.at("checkpoints")) {
-        CheckpointRef r;
-        r.stage = c.at("stage");
-        r.file = ref_from(c.at("file"));
-        r.n_samples = c.at("n_samples");
-        r.fingerprint = c.at("fingerprint");
-        r.state_digest = c.at("state_digest");
-        e.checkpoints.push_back(std::move(r));
-      }
+      for (const auto& c : s.at("checkpoints")) e.checkpoints.push_back(checkpoint_from(c));
       if (static_cast<int64_t>(e.checkpoints.size()) != m.slices + 1) {
         throw CorruptionError(path + ": shard " + std::to_string(e.shard) + " lists " +
                               std::to_string(e.checkpoints.size()) + " checkpoints, expected " +

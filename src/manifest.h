@@ -56,6 +56,12 @@ struct Manifest {
   std::set<std::string> referenced_files() const;
 };
 
+// JSON forms shared by the manifest and the coordinator's messages.
+nlohmann::json ref_json(const FileRef& f);
+FileRef ref_from(const nlohmann::json& j);
+nlohmann::json ref_json(const CheckpointRef& c);
+CheckpointRef checkpoint_from(const nlohmann::json& j);
+
 std::string manifest_path(const std::string& run_dir);
 bool has_manifest(const std::string& run_dir);
 Manifest load_manifest(const std::string& run_dir);  // CorruptionError on damage

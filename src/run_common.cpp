@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "environment.h"
 #include "fs.h"
 #include "sha256.h"
 #include "shard_store.h"
@@ -57,6 +58,12 @@ MappedFile read_verified(const RunDir& run, const FileRef& ref) {
     throw CorruptionError(path + ": SHA-256 does not match MANIFEST.json (file damaged or altered)");
   }
   return bytes;
+}
+
+Writer::Writer(const RunDir& run, bool force_environment, bool check)
+    : lock(run.root), manifest(load_manifest(run.root)), config(load_run_config(run, manifest)) {
+  if (check) check_environment(manifest.environment, config.train.threads, force_environment, run.root);
+  set_compute_threads(config.train.threads);
 }
 
 Config load_run_config(const RunDir& run, const Manifest& m) {

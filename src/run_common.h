@@ -33,6 +33,16 @@ struct RunDir {
   Env* env;
 };
 
+// What a command that changes a run holds: the lock, the manifest and the
+// config. Opening one refuses a foreign numeric environment (unless forced or
+// `check_environment` is false) and pins libtorch's and the BLAS's threads.
+struct Writer {
+  Writer(const RunDir& run, bool force_environment, bool check_environment = true);
+  RunLock lock;
+  Manifest manifest;
+  Config config;
+};
+
 // Atomically writes `bytes` at run/rel and returns its reference.
 FileRef write_run_file(const RunDir& run, const std::string& rel, const std::vector<uint8_t>& bytes);
 // Reads a referenced file; CorruptionError if its SHA-256 differs.
@@ -68,8 +78,9 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
 
 // What every writer does first (defined in run_forget.cpp): drop a torn log
 // tail and files the manifest does not name, then finish accepted requests.
+class ShardRunner;
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
-                              const TrainerOptions& trainer);
+                              const TrainerOptions& trainer, ShardRunner* runner);
 
 // The manifest entry for checkpoint C_stage of `shard`; with `dir` set, also
 // writes the checkpoint file of generation `generation`.

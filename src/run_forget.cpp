@@ -13,6 +13,7 @@
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
+#include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -47,7 +48,6 @@ struct ShardPlan {
   ShardData remaining;
   int64_t first_stage;
   std::vector<int64_t> removed;
-  ModelState start;  // C_{first_stage-1}, already loaded and checked
 };
 
 struct RequestPlan {
@@ -83,7 +83,7 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
     }
     Dataset rows = decode_store(bytes, run.path(e.store.path));
     std::vector<bool> erase(rows.size(), false);
-    ShardPlan sp{i, {}, c.sisa.slices + 1, {}, {}};
+    ShardPlan sp{i, {}, c.sisa.slices + 1, {}};
     for (size_t r = 0; r < rows.size(); ++r) {
       const int64_t k = rec.by_group ? rows.key(r) : rows.ids[r];
       if (keys.count(k)) {
@@ -96,7 +96,8 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
     if (sp.removed.empty()) continue;
     rows.erase_rows(erase);
     sp.remaining = make_shard_data(std::move(rows), c);
-    sp.start = load_checkpoint(run, e.checkpoints[sp.first_stage - 1]);
+    // Load (and so check) the checkpoint the retrain starts from.
+    load_checkpoint(run, e.checkpoints[sp.first_stage - 1]);
     plan.work += stage_work(c, sp.remaining, sp.first_stage);
     plan.shards.push_back(std::move(sp));
   }
@@ -106,33 +107,40 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
 // Carries out a planned, logged request: retrain, publish, purge, log applied.
 nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer) {
+                               const TrainerOptions& trainer, ShardRunner* runner) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   auto& plans = plan.shards;
   const auto& found = plan.found;
-  const int64_t total_work = plan.work;
-  Progress progress(total_work);
-  StageRun run{&c, &dir, m.identity_hash, trainer, &progress, nullptr};
-  nlohmann::json shards_json = nlohmann::json::array();
-  std::vector<int64_t> removed_ids;
-  double loop_seconds = 0.0;
+  // The new stores first (the coordinator's job), then every shard's retrain
+  // as one batch of jobs, run here or on worker ranks.
+  std::vector<ShardJob> jobs;
+  std::vector<FileRef> stores;
   for (auto& p : plans) {
-    ShardEntry& e = m.entries[p.entry];
+    const ShardEntry& e = m.entries[p.entry];
     const int64_t gen = e.generation + 1;
     spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}",
                  e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
-    const auto ts = std::chrono::steady_clock::now();
-    const FileRef store = write_run_file(dir, store_file(e.shard, gen),
-                                         encode_store(p.remaining.rows, e.shard));
-    double shard_loop = 0.0;
-    run.loop_seconds = &shard_loop;
-    auto refs = train_stages(run, e.shard, gen, p.remaining, p.start, p.first_stage, nullptr);
-    loop_seconds += shard_loop;
+    stores.push_back(write_run_file(dir, store_file(e.shard, gen), encode_store(p.remaining.rows, e.shard)));
+    jobs.push_back({e.shard, gen, stores.back(), false, e.checkpoints[p.first_stage - 1],
+                    p.first_stage, stage_work(c, p.remaining, p.first_stage)});
+  }
+  const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
+                           static_cast<int>(spdlog::get_level())};
+  const auto local = make_local_runner(dir.env);
+  const auto results = (runner ? *runner : *local).run(context, jobs);
+
+  nlohmann::json shards_json = nlohmann::json::array();
+  std::vector<int64_t> removed_ids;
+  double loop_seconds = 0.0;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const auto& p = plans[i];
+    ShardEntry& e = m.entries[p.entry];
+    loop_seconds += results[i].loop_seconds;
     e.checkpoints.resize(static_cast<size_t>(p.first_stage));
-    for (auto& r : refs) e.checkpoints.push_back(std::move(r));
-    e.generation = gen;
-    e.store = store;
+    for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
+    e.generation = jobs[i].generation;
+    e.store = stores[i];
     e.n_samples = static_cast<int64_t>(p.remaining.rows.size());
     e.ids_hash = ids_hash(p.remaining.rows.ids);
     e.last_seq = rec.seq;
@@ -140,13 +148,13 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
     shards_json.push_back({{"shard", e.shard},
                            {"deleted", p.removed.size()},
                            {"retrained_stages", {p.first_stage, c.sisa.slices}},
-                           {"sample_epochs", stage_work(c, p.remaining, p.first_stage)},
-                           {"generation", gen},
+                           {"sample_epochs", jobs[i].work},
+                           {"generation", e.generation},
                            {"n_samples", e.n_samples},
                            {"fingerprint", e.final_checkpoint().fingerprint},
                            {"state_digest", e.final_checkpoint().state_digest},
-                           {"training_seconds", shard_loop},
-                           {"seconds", since(ts)}});
+                           {"training_seconds", results[i].loop_seconds},
+                           {"rank", results[i].rank}});
   }
   std::sort(removed_ids.begin(), removed_ids.end());
   std::vector<int64_t> not_present;
@@ -192,7 +200,7 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
 }  // namespace
 
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
-                              const TrainerOptions& trainer) {
+                              const TrainerOptions& trainer, ShardRunner* runner) {
   const auto stale = remove_unreferenced(run, m);
   if (!stale.empty()) spdlog::info("removed {} file(s) not named by the manifest", stale.size());
   const auto log = read_log(run.path(kLogFile));
@@ -207,7 +215,7 @@ nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
       append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, pending.seq, false, {}});
     } else {
       spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
-      execute_request(run, m, c, pending, plan_request(run, m, c, pending), trainer);
+      execute_request(run, m, c, pending, plan_request(run, m, c, pending), trainer, runner);
     }
     resumed.push_back(pending.seq);
   }
@@ -216,25 +224,20 @@ nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
 
 nlohmann::json recover(const RecoverRequest& req) {
   const RunDir run(req.run_dir, req.env);
-  RunLock lock(run.root);
-  Manifest m = load_manifest(run.root);
-  const Config c = load_run_config(run, m);
-  const size_t pending = pending_requests(read_log(run.path(kLogFile))).size();
-  if (pending > 0) check_environment(m.environment, c.train.threads, req.force_environment, run.root);
-  set_compute_threads(c.train.threads);
-  return recover_locked(run, m, c, {});
+  // Only retraining needs the run's numeric environment.
+  const bool pending = !pending_requests(read_log(run.path(kLogFile))).empty();
+  Writer w(run, req.force_environment, pending);
+  return recover_locked(run, w.manifest, w.config, {}, req.runner);
 }
 
 nlohmann::json forget(const ForgetRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   if (req.keys.empty()) throw UsageError("no ids given to forget");
   const RunDir run(req.run_dir, req.env);
-  RunLock lock(run.root);
-  Manifest m = load_manifest(run.root);
-  const Config c = load_run_config(run, m);
-  check_environment(m.environment, c.train.threads, req.force_environment, run.root);
-  set_compute_threads(c.train.threads);
-  recover_locked(run, m, c, req.trainer);
+  Writer w(run, req.force_environment);
+  Manifest& m = w.manifest;
+  const Config& c = w.config;
+  recover_locked(run, m, c, req.trainer, req.runner);
   const std::string log_path = run.path(kLogFile);
 
   // Validate the whole batch before anything is written.
@@ -265,7 +268,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   append_log(*run.env, log_path, rec);
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
-  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer);
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner);
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);

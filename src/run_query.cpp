@@ -105,10 +105,10 @@ nlohmann::json predict(const PredictRequest& req) {
 
 nlohmann::json verify(const VerifyRequest& req) {
   const RunDir run(req.run_dir, nullptr);
-  RunLock lock(req.run_dir);
-  const Manifest m = load_manifest(req.run_dir);
-  const Config c = load_run_config(run, m);
-  check_environment(m.environment, c.train.threads, req.force_environment, req.run_dir);
+  // Holds the lock only for a consistent snapshot: verify writes nothing.
+  const Writer w(run, req.force_environment);
+  const Manifest& m = w.manifest;
+  const Config& c = w.config;
   std::vector<int64_t> shards = req.shards;
   if (shards.empty()) {
     for (int64_t s = 0; s < m.shards; ++s) shards.push_back(s);
@@ -119,7 +119,6 @@ nlohmann::json verify(const VerifyRequest& req) {
                        std::to_string(m.shards) + ")");
     }
   }
-  set_compute_threads(c.train.threads);
   int64_t total = 0;
   std::vector<ShardData> data;
   for (int64_t s : shards) {

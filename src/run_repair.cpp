@@ -41,11 +41,9 @@ Dataset rebuild_rows(const Config& c, const Manifest& m, int64_t shard) {
 
 nlohmann::json repair(const RepairRequest& req) {
   const RunDir run(req.run_dir, req.env);
-  RunLock lock(run.root);
-  Manifest m = load_manifest(run.root);
-  const Config c = load_run_config(run, m);
-  check_environment(m.environment, c.train.threads, req.force_environment, run.root);
-  set_compute_threads(c.train.threads);
+  Writer w(run, req.force_environment);
+  Manifest& m = w.manifest;
+  const Config& c = w.config;
 
   nlohmann::json repaired = nlohmann::json::array();
   for (auto& e : m.entries) {
@@ -113,7 +111,7 @@ nlohmann::json repair(const RepairRequest& req) {
                         {"generation", gen}});
   }
   if (!repaired.empty()) save_manifest(*run.env, run.root, m);
-  auto recovered = recover_locked(run, m, c, {});
+  auto recovered = recover_locked(run, m, c, {}, req.runner);
   return {{"repaired_shards", repaired}, {"recovered", recovered}};
 }
 

@@ -9,6 +9,7 @@
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
+#include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -86,30 +87,36 @@ nlohmann::json train(const TrainRequest& req) {
   const std::string yaml = c.to_yaml();
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
-  int64_t total_work = 0;
-  for (const auto& s : shards) total_work += stage_work(c, s, 1);
-  Progress progress(total_work);
-  double loop_seconds = 0.0;
-  StageRun run{&c, &dir, m.identity_hash, {}, &progress, &loop_seconds};
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
+  // Stores first (the coordinator's job), then every shard as a job: trained
+  // here or, under mpirun, on worker ranks.
   nlohmann::json sizes = nlohmann::json::array();
-  int64_t samples = 0;
+  int64_t samples = 0, total_work = 0;
+  std::vector<ShardJob> jobs;
   for (int64_t s = 0; s < c.sisa.shards; ++s) {
-    const ShardData& data = shards[s];
+    ShardData& data = shards[s];
     ShardEntry e;
     e.shard = s;
     e.n_samples = static_cast<int64_t>(data.rows.size());
     e.ids_hash = ids_hash(data.rows.ids);
     e.store = write_run_file(dir, store_file(s, 0), encode_store(data.rows, s));
-    ShardTrainer init(c, s);
-    const ModelState c0 = init.initial_state();
-    e.checkpoints.push_back(checkpoint_ref(&dir, m.identity_hash, s, 0, 0, data, c0));
-    for (auto& r : train_stages(run, s, 0, data, c0, 1, nullptr)) e.checkpoints.push_back(r);
+    jobs.push_back({s, 0, e.store, true, {}, 1, stage_work(c, data, 1)});
+    total_work += jobs.back().work;
+    data = {};  // the job reads the store back; free the memory now
     m.entries.push_back(e);
     sizes.push_back(e.n_samples);
     samples += e.n_samples;
+  }
+  const JobContext context{dir.root, yaml, m.identity_hash, m.environment, {},
+                           static_cast<int>(spdlog::get_level())};
+  const auto local = make_local_runner(dir.env);
+  const auto results = (req.runner ? *req.runner : *local).run(context, jobs);
+  double loop_seconds = 0.0;
+  for (size_t s = 0; s < results.size(); ++s) {
+    m.entries[s].checkpoints = results[s].checkpoints;
+    loop_seconds += results[s].loop_seconds;
   }
   const double train_seconds = since(t_train);
   save_manifest(*dir.env, dir.root, m);

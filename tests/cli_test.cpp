@@ -197,14 +197,6 @@ TEST_F(CliRun, ASecondWriterAndAForeignEnvironmentAreRefused) {
   EXPECT_TRUE(test::snapshot(run_) == before) << "files changed";
 }
 
-std::vector<std::string> all_digests(const std::string& run) {
-  std::vector<std::string> d;
-  for (const auto& e : load_manifest(run).entries) {
-    for (const auto& c : e.checkpoints) d.push_back(c.state_digest);
-  }
-  return d;
-}
-
 void flip_middle_byte(const std::string& path) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
@@ -215,7 +207,7 @@ void flip_middle_byte(const std::string& path) {
 TEST_F(CliRun, RepairRebuildsDamagedShardsExactlyOrRefuses) {
   train_run();
   ASSERT_EQ(run_sisa("forget -q -r " + run_ + " --ids " + std::to_string(id_at(0, 2))).exit_code, 0);
-  const auto digests = all_digests(run_);
+  const auto digests = test::stage_digests(run_);
   const Manifest m = load_manifest(run_);
   fs::resize_file(run_ + "/" + m.entries[1].checkpoints[1].file.path, 100);  // truncated C_1
   flip_middle_byte(run_ + "/" + m.entries[0].store.path);  // the post-deletion store
@@ -229,7 +221,7 @@ TEST_F(CliRun, RepairRebuildsDamagedShardsExactlyOrRefuses) {
   EXPECT_EQ(nlohmann::json::parse(r.output.substr(json_at))["repaired_shards"].size(), 2u);
   r = run_sisa("fsck -r " + run_);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(all_digests(run_), digests);  // bit for bit what was lost
+  EXPECT_EQ(test::stage_digests(run_), digests);  // bit for bit what was lost
   EXPECT_EQ(run_sisa("verify -q -r " + run_).exit_code, 0);
 
   // A store whose source data has since changed cannot be rebuilt exactly.

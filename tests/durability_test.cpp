@@ -81,20 +81,8 @@ class FaultEnv : public Env {
   int64_t steps_ = 0;
 };
 
-std::vector<std::string> stage_digests(const std::string& run_dir) {
-  std::vector<std::string> out;
-  for (const auto& e : load_manifest(run_dir).entries) {
-    for (const auto& c : e.checkpoints) out.push_back(c.state_digest);
-  }
-  return out;
-}
-
-std::string row_bytes(const Dataset& d, int64_t id) {
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (d.ids[i] == id) return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * 4);
-  }
-  return {};
-}
+using test::row_bytes;
+using test::stage_digests;
 
 class Durability : public ::testing::Test {
  protected:

@@ -16,21 +16,12 @@
 namespace fs = std::filesystem;
 using namespace sisa;
 using sisa::test::TempDir;
+using sisa::test::row_bytes;
+using sisa::test::stage_digests;
 
 namespace {
 
 constexpr uint64_t kSeed = 7;  // test_util's config_yaml uses seed 7
-
-// Every stage's state digest of every shard, from the manifest.
-std::vector<std::vector<std::string>> stage_digests(const std::string& run_dir) {
-  std::vector<std::vector<std::string>> out;
-  for (const auto& e : load_manifest(run_dir).entries) {
-    std::vector<std::string> d;
-    for (const auto& c : e.checkpoints) d.push_back(c.state_digest + "/" + c.fingerprint);
-    out.push_back(d);
-  }
-  return out;
-}
 
 // Ids of `d` in shard `shard` and slice `slice` (slice 0: any).
 std::vector<int64_t> ids_at(const Dataset& d, int64_t shards, int64_t slices, int64_t shard,
@@ -43,15 +34,6 @@ std::vector<int64_t> ids_at(const Dataset& d, int64_t shards, int64_t slices, in
     }
   }
   return out;
-}
-
-std::string row_bytes(const Dataset& d, int64_t id) {
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (d.ids[i] == id) {
-      return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * sizeof(float));
-    }
-  }
-  return {};
 }
 
 class Exactness : public ::testing::Test {
@@ -129,10 +111,10 @@ TEST_F(Exactness, SkippingAdamStateIsNotExact) {
   ForgetRequest req{a, {id}};
   req.trainer.restore_optimizer_state = false;
   forget(req);
-  const auto got = stage_digests(a), want = stage_digests(c);
-  EXPECT_EQ(got[0], want[0]);
-  EXPECT_EQ(got[1][1], want[1][1]);  // C_1 is reused untouched
-  EXPECT_NE(got[1][4], want[1][4]);
+  const auto got = stage_digests(a), want = stage_digests(c);  // shard s, stage r at 5 s + r
+  for (int r = 0; r <= 4; ++r) EXPECT_EQ(got[r], want[r]);       // shard 0 untouched
+  EXPECT_EQ(got[5 + 1], want[5 + 1]);  // shard 1's C_1 is reused untouched
+  EXPECT_NE(got[5 + 4], want[5 + 4]);
 }
 
 TEST_F(Exactness, SgdWithMomentum) {

@@ -10,6 +10,7 @@
 
 #include "fs.h"
 #include "h5file.h"
+#include "manifest.h"
 #include "sisa/placement.h"
 
 namespace fs = std::filesystem;
@@ -140,6 +141,23 @@ std::vector<std::string> files_containing(const std::string& dir, const std::str
     if (bytes.find(needle) != std::string::npos) hits.push_back(rel);
   }
   return hits;
+}
+
+std::vector<std::string> stage_digests(const std::string& run_dir) {
+  std::vector<std::string> out;
+  for (const auto& e : load_manifest(run_dir).entries) {
+    for (const auto& c : e.checkpoints) out.push_back(c.state_digest + "/" + c.fingerprint);
+  }
+  return out;
+}
+
+std::string row_bytes(const Dataset& d, int64_t id) {
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d.ids[i] == id) {
+      return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * sizeof(float));
+    }
+  }
+  return {};
 }
 
 }  // namespace sisa::test

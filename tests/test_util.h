@@ -50,4 +50,10 @@ std::map<std::string, std::string> snapshot(const std::string& dir);
 // Files under dir whose bytes contain `needle`.
 std::vector<std::string> files_containing(const std::string& dir, const std::string& needle);
 
+// Every checkpoint's state digest, shard by shard and stage by stage, from the
+// run's manifest: the run's whole training state in one comparable value.
+std::vector<std::string> stage_digests(const std::string& run_dir);
+// The stored float32 bytes of the input row of `id` ("" if absent).
+std::string row_bytes(const Dataset& d, int64_t id);
+
 }  // namespace sisa::test

@@ -12,7 +12,8 @@
 
 namespace sisa {
 
-class Env;  // the file-system seam (src/fs.h); null means the real file system
+class Env;          // the file-system seam (src/fs.h); null means the real file system
+class ShardRunner;  // where shards train (src/shard_jobs.h); null means in this process
 
 struct TrainRequest {
   std::string config_path;
@@ -20,6 +21,7 @@ struct TrainRequest {
   std::string run_dir;
   std::vector<int64_t> exclude_ids;    // train as if these ids were absent
   Env* env = nullptr;
+  ShardRunner* runner = nullptr;
 };
 // Ingests the source data into the run's store and trains every shard.
 nlohmann::json train(const TrainRequest& request);
@@ -31,6 +33,7 @@ struct ForgetRequest {
   bool force_environment = false;  // run even if the numeric environment differs
   TrainerOptions trainer;          // tests only
   Env* env = nullptr;
+  ShardRunner* runner = nullptr;
 };
 // Exact deletion of one batch. Returns the receipt.
 nlohmann::json forget(const ForgetRequest& request);
@@ -39,6 +42,7 @@ struct RecoverRequest {
   std::string run_dir;
   bool force_environment = false;
   Env* env = nullptr;
+  ShardRunner* runner = nullptr;
 };
 // Finishes interrupted work: removes files the manifest does not name and
 // applies deletion requests that were accepted but not applied. `forget`
@@ -49,6 +53,7 @@ struct RepairRequest {
   std::string run_dir;
   bool force_environment = false;
   Env* env = nullptr;
+  ShardRunner* runner = nullptr;
 };
 // Rebuilds damaged shards: checkpoints by retraining from the last good one,
 // stores from the source data minus deleted ids. Publishes only what

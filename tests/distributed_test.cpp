@@ -1,0 +1,134 @@
+// Distribution never changes results: the coordinator's protocol on in-memory
+// ranks (threads), and the real binary under `mpirun -np 2` and `-np 3`.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "manifest.h"
+#include "run_common.h"
+#include "shard_jobs.h"
+#include "sisa/errors.h"
+#include "sisa/placement.h"
+#include "sisa/run.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace sisa;
+using sisa::test::stage_digests;
+using sisa::test::TempDir;
+
+namespace {
+
+// Root in a container: OpenMPI wants these; --oversubscribe for 3 ranks on 2 cores.
+const char* kMpirun =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+    "mpirun -np";
+
+class Distributed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = test::synthetic(400, 6, 3, 31);
+    test::write_csv(data_, dir_ / "train.csv");
+    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3,
+                                             "  type: mlp\n  hidden: [8]\n  dropout: 0.1\n",
+                                             "  shards: 4\n  slices: 3\n",
+                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+  }
+  TempDir dir_;
+  Dataset data_;
+  std::string cfg_ = dir_ / "config.yaml";
+};
+
+// Runs `body` as rank 0 with `n - 1` worker threads serving jobs.
+template <typename F>
+void with_workers(int n, const F& body) {
+  auto comms = make_in_memory_communicators(n);
+  std::vector<std::thread> workers;
+  for (int r = 1; r < n; ++r) workers.emplace_back([&, r] { serve_jobs(*comms[r]); });
+  try {
+    body(*comms[0]);
+  } catch (...) {
+    stop_workers(*comms[0]);
+    for (auto& t : workers) t.join();
+    throw;
+  }
+  stop_workers(*comms[0]);
+  for (auto& t : workers) t.join();
+}
+
+TEST_F(Distributed, CoordinatorProtocolOnInMemoryRanksMatchesOneProcess) {
+  train({cfg_, {}, dir_ / "local", {}});
+  std::vector<int64_t> doomed;
+  for (int64_t id : data_.ids) {
+    if (slice_of(7, id, 3) == 2 && doomed.size() < 5) doomed.push_back(id);
+  }
+  forget({dir_ / "local", doomed});
+  with_workers(3, [&](Communicator& rank0) {
+    const auto runner = make_coordinator_runner(rank0);
+    TrainRequest t{cfg_, {}, dir_ / "spread", {}};
+    t.runner = runner.get();
+    train(t);
+    ForgetRequest f{dir_ / "spread", doomed};
+    f.runner = runner.get();
+    const auto receipt = forget(f);
+    std::set<int> ranks;
+    for (const auto& s : receipt["shards"]) ranks.insert(s["rank"].get<int>());
+    EXPECT_TRUE(ranks.count(0) == 0) << "rank 0 only coordinates";
+  });
+  EXPECT_EQ(stage_digests(dir_ / "spread"), stage_digests(dir_ / "local"));
+}
+
+TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
+  train({cfg_, {}, dir_ / "run", {}});
+  const Manifest m = load_manifest(dir_ / "run");
+  const std::string before = test::snapshot(dir_ / "run").at("MANIFEST.json");
+  // Shard 2's store no longer matches its hash: the worker must refuse it.
+  std::vector<ShardJob> jobs;
+  for (const auto& e : m.entries) {
+    ShardJob j{e.shard, 1, e.store, false, e.checkpoints[0], 1, 10};
+    if (e.shard == 2) j.store.sha256 = std::string(64, '0');
+    jobs.push_back(j);
+  }
+  const Config c = Config::load(cfg_);
+  const JobContext context{dir_ / "run", c.to_yaml(), m.identity_hash, m.environment, {}, 2};
+  with_workers(2, [&](Communicator& rank0) {
+    try {
+      make_coordinator_runner(rank0)->run(context, jobs);
+      FAIL() << "a failed shard was not reported";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kCorruption);  // the worker's error type survives the trip
+      EXPECT_NE(std::string(e.what()).find("rank 1 failed on shard 2"), std::string::npos) << e.what();
+    }
+  });
+  EXPECT_EQ(test::snapshot(dir_ / "run").at("MANIFEST.json"), before);  // nothing published
+}
+
+TEST_F(Distributed, RealMpirunGivesTheSameFingerprintsForAnyRankCount) {
+  std::vector<int64_t> doomed;
+  for (int64_t id : data_.ids) {
+    if (doomed.size() < 6 && slice_of(7, id, 3) != 3) doomed.push_back(id);
+  }
+  std::string ids;
+  for (int64_t id : doomed) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  std::vector<std::vector<std::string>> results;
+  for (int np : {1, 2, 3}) {
+    const std::string run = dir_ / ("np" + std::to_string(np));
+    const std::string prefix = np == 1 ? "" : std::string(kMpirun) + " " + std::to_string(np);
+    auto r = test::run_sisa("train -q -c " + cfg_ + " -r " + run, prefix);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = test::run_sisa("forget -q -r " + run + " --ids " + ids, prefix);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    results.push_back(stage_digests(run));
+  }
+  EXPECT_EQ(results[1], results[0]);
+  EXPECT_EQ(results[2], results[0]);
+  // A rejected batch under mpirun: the exit code and message still reach the user.
+  const auto r = test::run_sisa("forget -r " + (dir_ / "np2") + " --ids 77777777",
+                                std::string(kMpirun) + " 2");
+  EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kData)) << r.output;
+  EXPECT_NE(r.output.find("77777777"), std::string::npos) << r.output;
+}
+
+}  // namespace
