@@ -139,6 +139,7 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
                                 : std::string());
     });
     refs.push_back(checkpoint_ref(run.dir, run.identity_hash, shard, r, generation, data, state));
+    if (run.on_checkpoint) run.on_checkpoint(refs.back());
     if (states) states->push_back(state);
   }
   return refs;
@@ -165,19 +166,60 @@ CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int
   return ref;
 }
 
-std::vector<std::string> remove_unreferenced(const RunDir& run, const Manifest& m) {
-  const std::string& run_dir = run.root;
-  static const std::set<std::string> kKeep = {"MANIFEST.json", "LOCK", kLogFile};
-  const auto referenced = m.referenced_files();
+std::vector<std::string> remove_files_except(const RunDir& run, const std::set<std::string>& keep) {
   std::vector<std::string> removed;
-  for (const auto& entry : fs::recursive_directory_iterator(run_dir)) {
+  for (const auto& entry : fs::recursive_directory_iterator(run.root)) {
     if (!entry.is_regular_file()) continue;
-    const std::string rel = fs::relative(entry.path(), run_dir).string();
-    if (kKeep.count(rel) || referenced.count(rel)) continue;
+    const std::string rel = fs::relative(entry.path(), run.root).string();
+    if (rel == "LOCK" || keep.count(rel)) continue;
     removed.push_back(rel);
   }
-  for (const auto& rel : removed) remove_durable(*run.env, in_run(run_dir, rel));
+  for (const auto& rel : removed) remove_durable(*run.env, run.path(rel));
   return removed;
+}
+
+std::vector<std::string> remove_unreferenced(const RunDir& run, const Manifest& m) {
+  auto keep = m.referenced_files();
+  keep.insert({"MANIFEST.json", kLogFile});
+  return remove_files_except(run, keep);
+}
+
+std::string journal_file(int64_t shard) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "journal/shard-%03lld.json", static_cast<long long>(shard));
+  return buf;
+}
+
+void write_journal(const RunDir& run, int64_t shard, const ShardJournal& j) {
+  nlohmann::json cks = nlohmann::json::array();
+  for (const auto& c : j.checkpoints) cks.push_back(ref_json(c));
+  const std::string text = nlohmann::json{{"format", "sisa-journal"},
+                                          {"format_version", 1},
+                                          {"shard", shard},
+                                          {"identity_hash", j.identity_hash},
+                                          {"ids_hash", j.ids_hash},
+                                          {"store", ref_json(j.store)},
+                                          {"checkpoints", cks}}
+                               .dump(1);
+  write_run_file(run, journal_file(shard), std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+std::unique_ptr<ShardJournal> read_journal(const RunDir& run, int64_t shard) {
+  const std::string path = run.path(journal_file(shard));
+  if (!fs::exists(path)) return nullptr;
+  try {
+    const auto j = nlohmann::json::parse(read_text(path));
+    if (j.at("format") != "sisa-journal" || j.at("format_version") != 1) return nullptr;
+    auto out = std::make_unique<ShardJournal>();
+    out->identity_hash = j.at("identity_hash");
+    out->ids_hash = j.at("ids_hash");
+    out->store = ref_from(j.at("store"));
+    for (const auto& c : j.at("checkpoints")) out->checkpoints.push_back(checkpoint_from(c));
+    return out;
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: unreadable progress journal ({}); the shard starts over", path, e.what());
+    return nullptr;
+  }
 }
 
 }  // namespace sisa

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,6 +70,7 @@ struct StageRun {
   TrainerOptions trainer;
   Progress* progress = nullptr;
   double* loop_seconds = nullptr;  // if set, accumulates time spent in epochs (no I/O)
+  std::function<void(const CheckpointRef&)> on_checkpoint;  // after each checkpoint is written
 };
 
 // Trains stages first..R of `shard` from `start` (C_{first-1}), writing each
@@ -87,6 +91,24 @@ nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
 CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard,
                              int64_t stage, int64_t generation, const ShardData& data,
                              const ModelState& state);
+
+// A training shard's progress journal (journal/shard-NNN.json): the store and
+// the checkpoints written so far, so an interrupted `train` resumes after the
+// last complete stage instead of starting over. Removed once the run is published.
+struct ShardJournal {
+  std::string identity_hash;
+  std::string ids_hash;  // of the store's sorted ids
+  FileRef store;
+  std::vector<CheckpointRef> checkpoints;  // C_0, C_1, ... in order
+};
+std::string journal_file(int64_t shard);
+void write_journal(const RunDir& run, int64_t shard, const ShardJournal& journal);
+// Null when there is none or it does not parse (then the shard starts over).
+std::unique_ptr<ShardJournal> read_journal(const RunDir& run, int64_t shard);
+
+// Unlinks every regular file under the run directory except LOCK and `keep`
+// (paths relative to the run directory), syncing each directory. Returns them.
+std::vector<std::string> remove_files_except(const RunDir& run, const std::set<std::string>& keep);
 
 // Unlinks every file under run_dir that the manifest does not reference
 // (superseded generations, temp files, outputs), then syncs. Returns the paths.

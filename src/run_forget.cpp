@@ -123,7 +123,7 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                  e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
     stores.push_back(write_run_file(dir, store_file(e.shard, gen), encode_store(p.remaining.rows, e.shard)));
     jobs.push_back({e.shard, gen, stores.back(), false, e.checkpoints[p.first_stage - 1],
-                    p.first_stage, stage_work(c, p.remaining, p.first_stage)});
+                    p.first_stage, stage_work(c, p.remaining, p.first_stage), false, {}});
   }
   const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
                            static_cast<int>(spdlog::get_level())};

@@ -73,10 +73,6 @@ nlohmann::json train(const TrainRequest& req) {
   make_dirs(req.run_dir);
   const RunDir dir(req.run_dir, req.env);
   RunLock lock(dir.root);
-  // A train that died before publishing leaves unreferenced files: start over.
-  for (const char* dir : {"data", "ckpt", "receipts"}) fs::remove_all(in_run(req.run_dir, dir));
-  if (fs::exists(dir.path(kLogFile))) remove_durable(*dir.env, dir.path(kLogFile));
-
   set_compute_threads(c.train.threads);
   Manifest m;
   m.environment = current_environment(c.train.threads);
@@ -84,14 +80,47 @@ nlohmann::json train(const TrainRequest& req) {
   m.config_hash = c.training_hash();
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
+
+  // A train that died before publishing left progress journals: keep what
+  // they name and what still checks out (same identity, same samples, intact
+  // files), so only unfinished shards and stages are trained again.
+  std::vector<std::vector<CheckpointRef>> kept(static_cast<size_t>(c.sisa.shards));
+  std::vector<FileRef> kept_store(static_cast<size_t>(c.sisa.shards));
+  std::set<std::string> keep = {kConfigFile};
+  for (int64_t s = 0; s < c.sisa.shards; ++s) {
+    const auto j = read_journal(dir, s);
+    if (!j || j->identity_hash != m.identity_hash || j->ids_hash != ids_hash(shards[s].rows.ids)) {
+      continue;
+    }
+    try {
+      read_verified(dir, j->store);
+    } catch (const Error& e) {
+      continue;  // no intact store: the shard starts over
+    }
+    for (const auto& ck : j->checkpoints) {
+      try {
+        read_verified(dir, ck.file);
+      } catch (const Error& e) {
+        spdlog::warn("[shard {}] {}: resuming from the last intact checkpoint", s, e.what());
+        break;
+      }
+      kept[s].push_back(ck);
+    }
+    kept_store[s] = j->store;
+    keep.insert({j->store.path, journal_file(s)});
+    for (const auto& ck : kept[s]) keep.insert(ck.file.path);
+  }
+  const auto stale = remove_files_except(dir, keep);
+  if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
+
   const std::string yaml = c.to_yaml();
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
-  // Stores first (the coordinator's job), then every shard as a job: trained
-  // here or, under mpirun, on worker ranks.
+  // Stores first (the coordinator's job), then every unfinished shard as a
+  // job: trained here or, under mpirun, on worker ranks.
   nlohmann::json sizes = nlohmann::json::array();
   int64_t samples = 0, total_work = 0;
   std::vector<ShardJob> jobs;
@@ -101,9 +130,20 @@ nlohmann::json train(const TrainRequest& req) {
     e.shard = s;
     e.n_samples = static_cast<int64_t>(data.rows.size());
     e.ids_hash = ids_hash(data.rows.ids);
-    e.store = write_run_file(dir, store_file(s, 0), encode_store(data.rows, s));
-    jobs.push_back({s, 0, e.store, true, {}, 1, stage_work(c, data, 1)});
-    total_work += jobs.back().work;
+    e.store = kept_store[s].path.empty()
+                  ? write_run_file(dir, store_file(s, 0), encode_store(data.rows, s))
+                  : kept_store[s];
+    e.checkpoints = kept[s];
+    const auto done = static_cast<int64_t>(kept[s].size());
+    if (done > 0) spdlog::info("[shard {}] resuming after stage {} (progress journal)", s, done - 1);
+    if (done <= c.sisa.slices) {
+      const int64_t first = std::max<int64_t>(done, 1);
+      ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
+                   first, stage_work(c, data, first), /*journal=*/true, kept[s]};
+      if (job.from_seed) write_journal(dir, s, {m.identity_hash, e.ids_hash, e.store, {}});
+      total_work += job.work;
+      jobs.push_back(std::move(job));
+    }
     data = {};  // the job reads the store back; free the memory now
     m.entries.push_back(e);
     sizes.push_back(e.n_samples);
@@ -114,12 +154,14 @@ nlohmann::json train(const TrainRequest& req) {
   const auto local = make_local_runner(dir.env);
   const auto results = (req.runner ? *req.runner : *local).run(context, jobs);
   double loop_seconds = 0.0;
-  for (size_t s = 0; s < results.size(); ++s) {
-    m.entries[s].checkpoints = results[s].checkpoints;
-    loop_seconds += results[s].loop_seconds;
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto& cks = m.entries[jobs[i].shard].checkpoints;
+    cks.insert(cks.end(), results[i].checkpoints.begin(), results[i].checkpoints.end());
+    loop_seconds += results[i].loop_seconds;
   }
   const double train_seconds = since(t_train);
   save_manifest(*dir.env, dir.root, m);
+  remove_unreferenced(dir, m);  // the journals
   const double total = since(t_start);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
                format_duration(total), loop_seconds,

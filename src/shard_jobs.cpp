@@ -16,10 +16,16 @@
 namespace sisa {
 namespace {
 
+nlohmann::json refs_json(const std::vector<CheckpointRef>& refs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : refs) out.push_back(ref_json(r));
+  return out;
+}
+
 nlohmann::json to_json(const ShardJob& j) {
   return {{"shard", j.shard},         {"generation", j.generation}, {"store", ref_json(j.store)},
           {"from_seed", j.from_seed}, {"start", ref_json(j.start)}, {"first_stage", j.first_stage},
-          {"work", j.work}};
+          {"work", j.work}, {"journal", j.journal}, {"done", refs_json(j.done)}};
 }
 
 ShardJob job_from(const nlohmann::json& j) {
@@ -31,6 +37,8 @@ ShardJob job_from(const nlohmann::json& j) {
   job.start = checkpoint_from(j.at("start"));
   job.first_stage = j.at("first_stage");
   job.work = j.at("work");
+  job.journal = j.at("journal");
+  for (const auto& r : j.at("done")) job.done.push_back(checkpoint_from(r));
   return job;
 }
 
@@ -147,18 +155,26 @@ ShardJobResult run_shard_job(const JobContext& context, const Config& c, const S
       decode_store(read_verified(dir, job.store), dir.path(job.store.path)), c);
   ShardJobResult result;
   result.shard = job.shard;
+  // The journal lists every checkpoint of the shard written so far.
+  ShardJournal journal{context.identity_hash, ids_hash(data.rows.ids), job.store, job.done};
+  auto record = [&](const CheckpointRef& ref) {
+    if (!job.journal) return;
+    journal.checkpoints.push_back(ref);
+    write_journal(dir, job.shard, journal);
+  };
   ModelState start;
   if (job.from_seed) {
     ShardTrainer init(c, job.shard, context.trainer);
     start = init.initial_state();
     result.checkpoints.push_back(
         checkpoint_ref(&dir, context.identity_hash, job.shard, 0, job.generation, data, start));
+    record(result.checkpoints.back());
   } else {
     start = load_checkpoint(dir, job.start);
   }
   Progress own(job.work);
   StageRun run{&c, &dir, context.identity_hash, context.trainer, progress ? progress : &own,
-               &result.loop_seconds};
+               &result.loop_seconds, record};
   for (auto& r : train_stages(run, job.shard, job.generation, data, start, job.first_stage, nullptr)) {
     result.checkpoints.push_back(std::move(r));
   }

@@ -40,6 +40,8 @@ struct ShardJob {
   CheckpointRef start;     // otherwise C_{first_stage-1}
   int64_t first_stage = 1;
   int64_t work = 0;        // samples x epochs: the largest jobs are handed out first
+  bool journal = false;    // keep journal/shard-NNN.json current (train), so a restart resumes
+  std::vector<CheckpointRef> done;  // with journal: checkpoints already written (C_0..C_{first-1})
 };
 
 struct ShardJobResult {

@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "comm/communicator.h"
@@ -87,7 +92,7 @@ TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
   // Shard 2's store no longer matches its hash: the worker must refuse it.
   std::vector<ShardJob> jobs;
   for (const auto& e : m.entries) {
-    ShardJob j{e.shard, 1, e.store, false, e.checkpoints[0], 1, 10};
+    ShardJob j{e.shard, 1, e.store, false, e.checkpoints[0], 1, 10, false, {}};
     if (e.shard == 2) j.store.sha256 = std::string(64, '0');
     jobs.push_back(j);
   }
@@ -129,6 +134,67 @@ TEST_F(Distributed, RealMpirunGivesTheSameFingerprintsForAnyRankCount) {
                                 std::string(kMpirun) + " 2");
   EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kData)) << r.output;
   EXPECT_NE(r.output.find("77777777"), std::string::npos) << r.output;
+}
+
+// The pid of the `sisa` process that is MPI rank `rank` of a job on `run`.
+int find_rank(const std::string& run, int rank) {
+  const std::string want = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+  for (const auto& p : fs::directory_iterator("/proc")) {
+    const std::string name = p.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmd(p.path() / "cmdline"), env(p.path() / "environ");
+    const std::string cmdline((std::istreambuf_iterator<char>(cmd)), {});
+    const std::string environ((std::istreambuf_iterator<char>(env)), {});
+    if (cmdline.find(SISA_BINARY) != 0 || cmdline.find(run) == std::string::npos) continue;
+    std::stringstream vars(environ);
+    for (std::string v; std::getline(vars, v, '\0');) {
+      if (v == want) return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
+TEST_F(Distributed, AKilledWorkerLeavesAJournalAndTheRerunResumesExactly) {
+  const Dataset big = test::synthetic(2400, 32, 4, 37);
+  test::write_csv(big, dir_ / "big.csv");
+  const std::string cfg = dir_ / "big.yaml";
+  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4,
+                                          "  type: mlp\n  hidden: [64]\n",
+                                          "  shards: 3\n  slices: 3\n",
+                                          "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
+  ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + (dir_ / "whole")).exit_code, 0);
+
+  const std::string run = dir_ / "killed";
+  const std::string cmd = std::string(kMpirun) + " 2 " + SISA_BINARY + " train -q -c " + cfg +
+                          " -r " + run;
+  ASSERT_EQ(std::system(("(" + cmd + " > " + (dir_ / "log") + " 2>&1; echo $? > " + (dir_ / "rc") +
+                         ") &").c_str()), 0);
+  // Wait until the worker has finished a few stages, then kill it.
+  int worker = -1;
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(run + "/ckpt/shard-000/stage-02.g0.h5") || fs::exists(run + "/ckpt/shard-001/stage-02.g0.h5") ||
+        fs::exists(run + "/ckpt/shard-002/stage-02.g0.h5")) {
+      worker = find_rank(run, 1);
+      break;
+    }
+  }
+  ASSERT_GT(worker, 0) << "the worker was not found running";
+  ::kill(worker, SIGKILL);
+  for (int i = 0; i < 1200 && !fs::exists(dir_ / "rc"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(fs::exists(dir_ / "rc"));
+  EXPECT_NE(test::snapshot(dir_.path()).at("rc"), "0\n") << "the job should have failed";
+  EXPECT_FALSE(fs::exists(run + "/MANIFEST.json"));  // nothing published
+  EXPECT_TRUE(fs::exists(run + "/journal"));
+
+  const auto r = test::run_sisa("train -c " + cfg + " -r " + run, std::string(kMpirun) + " 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming after stage"), std::string::npos) << r.output;
+  EXPECT_EQ(stage_digests(run), stage_digests(dir_ / "whole"));
+  EXPECT_FALSE(fs::exists(run + "/journal/shard-000.json"));  // journals go once published
+  EXPECT_TRUE(fsck(run)["ok"].get<bool>());
 }
 
 }  // namespace
