@@ -1,5 +1,7 @@
 #include "progress.h"
 
+#include <sys/resource.h>
+
 #include <cmath>
 
 namespace sisa {
@@ -19,6 +21,13 @@ std::string Progress::eta() const {
   if (done_ <= 0) return "ETA ?";
   const double rate = static_cast<double>(done_) / std::max(elapsed_seconds(), 1e-9);
   return "ETA " + format_duration(static_cast<double>(total_ - done_) / rate);
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 std::string format_duration(double seconds) {

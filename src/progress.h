@@ -24,5 +24,7 @@ class Progress {
 };
 
 std::string format_duration(double seconds);
+// User + system CPU time of this process so far (what rank 0 spends coordinating).
+double process_cpu_seconds();
 
 }  // namespace sisa

@@ -128,7 +128,10 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
   const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
                            static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(dir.env);
+  const auto t_jobs = std::chrono::steady_clock::now();
+  const double cpu_before = process_cpu_seconds();
   const auto results = (runner ? *runner : *local).run(context, jobs);
+  const double jobs_seconds = since(t_jobs), coordinator_cpu = process_cpu_seconds() - cpu_before;
 
   nlohmann::json shards_json = nlohmann::json::array();
   std::vector<int64_t> removed_ids;
@@ -172,6 +175,8 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                             {"already_deleted", not_present},
                             {"shards", shards_json},
                             {"training_seconds", loop_seconds},
+                            {"retrain_phase_seconds", jobs_seconds},
+                            {"coordinator_cpu_seconds", coordinator_cpu},
                             {"seconds", since(t0)}};
   const std::string text = receipt.dump(1) + "\n";
   m.receipts.push_back(

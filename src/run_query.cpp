@@ -126,7 +126,7 @@ nlohmann::json verify(const VerifyRequest& req) {
     total += stage_work(c, data.back(), 1);
   }
   Progress progress(total);
-  StageRun stages{&c, nullptr, m.identity_hash, {}, &progress, nullptr};
+  StageRun stages{&c, nullptr, m.identity_hash, {}, &progress, nullptr, {}};
   bool all_identical = true;
   nlohmann::json results = nlohmann::json::array();
   for (size_t i = 0; i < shards.size(); ++i) {

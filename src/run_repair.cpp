@@ -87,7 +87,7 @@ nlohmann::json repair(const RepairRequest& req) {
     if (first_bad == 0) states.push_back(init.initial_state());
     const ModelState start =
         first_bad == 0 ? states.front() : load_checkpoint(run, e.checkpoints[first_bad - 1]);
-    StageRun stages{&c, nullptr, m.identity_hash, {}, nullptr, nullptr};
+    StageRun stages{&c, nullptr, m.identity_hash, {}, nullptr, nullptr, {}};
     train_stages(stages, e.shard, gen, data, start, first_stage, &states);
     const int64_t first_written = first_bad;
     for (size_t i = 0; i < states.size(); ++i) {

@@ -119,6 +119,7 @@ nlohmann::json train(const TrainRequest& req) {
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
+  const double cpu_before = process_cpu_seconds();
   // Stores first (the coordinator's job), then every unfinished shard as a
   // job: trained here or, under mpirun, on worker ranks.
   nlohmann::json sizes = nlohmann::json::array();
@@ -160,6 +161,7 @@ nlohmann::json train(const TrainRequest& req) {
     loop_seconds += results[i].loop_seconds;
   }
   const double train_seconds = since(t_train);
+  const double coordinator_cpu = process_cpu_seconds() - cpu_before;
   save_manifest(*dir.env, dir.root, m);
   remove_unreferenced(dir, m);  // the journals
   const double total = since(t_start);
@@ -174,6 +176,7 @@ nlohmann::json train(const TrainRequest& req) {
           {"ingest_seconds", ingest_seconds},
           {"train_seconds", train_seconds},
           {"loop_seconds", loop_seconds},
+          {"coordinator_cpu_seconds", coordinator_cpu},
           {"total_seconds", total},
           {"sample_epochs", total_work},
           {"samples_per_second", static_cast<double>(total_work) / std::max(loop_seconds, 1e-9)},
