@@ -61,8 +61,12 @@ def main():
             f"at {pair[0]['samples_per_second']:.0f} + {pair[1]['samples_per_second']:.0f}: "
             f"**{ceiling:.2f}x** is what two processes can get from this machine.", ""]
 
-    out += ["| command | workers | training phase s | samples/s | speed-up | efficiency vs ceiling | "
-            "rank 0 CPU s | rank 0 CPU / wall |", "|---|---|---|---|---|---|---|---|"]
+    out += ["Rank 0 CPU: all of its CPU time in the training phase, and the part spent only coordinating "
+            "(waiting for and handing out jobs; the rest is writing the shard stores just before their "
+            "jobs go out).", "",
+            "| command | workers | training phase s | samples/s | speed-up | efficiency vs ceiling | "
+            "rank 0 CPU s | of which coordinating s | coordinating CPU / wall |",
+            "|---|---|---|---|---|---|---|---|---|"]
     base = None
     for np_ in (1, 2, 3):
         d = f"{a.work}/np{np_}"
@@ -73,18 +77,20 @@ def main():
         workers = max(np_ - 1, 1)
         speedup = base / phase
         eff = speedup / (ceiling if workers == 2 else 1.0)
-        cpu = r["coordinator_cpu_seconds"]
+        cpu, wait = r["coordinator_cpu_seconds"], r["coordinator_wait_cpu_seconds"]
+        coord = f"{wait:.2f} | {wait / phase:.1%}" if np_ > 1 else "- | -"
         out.append(f"| train -np {np_} | {workers}{' (rank 0 trains)' if np_ == 1 else ''} | {phase:.1f} | "
-                   f"{sps:.0f} | {speedup:.2f} | {eff:.0%} | {cpu:.2f} | {cpu / phase:.1%} |")
+                   f"{sps:.0f} | {speedup:.2f} | {eff:.0%} | {cpu:.2f} | {coord} |")
     ids = ",".join(str(i) for i in random.Random(7).sample(range(60000), 20))
     for np_ in (1, 3):
         d = f"{a.work}/np{np_}"
         r = run((MPIRUN + ["-np", str(np_)] if np_ > 1 else []) +
                 [sisa, "forget", "-q", "--json", "-r", d, "--ids", ids])
         phase = r["retrain_phase_seconds"]
-        cpu = r["coordinator_cpu_seconds"]
+        cpu, wait = r["coordinator_cpu_seconds"], r["coordinator_wait_cpu_seconds"]
+        coord = f"{wait:.2f} | {wait / phase:.1%}" if np_ > 1 else "- | -"
         out.append(f"| forget 20 ids -np {np_} ({len(r['shards'])} shards) | {max(np_ - 1, 1)} | {phase:.1f} | "
-                   f"{sum(s['sample_epochs'] for s in r['shards']) / phase:.0f} | | | {cpu:.2f} | {cpu / phase:.1%} |")
+                   f"{sum(s['sample_epochs'] for s in r['shards']) / phase:.0f} | | | {cpu:.2f} | {coord} |")
     same = run([sisa, "status", "--json", "-r", f"{a.work}/np1"])["shard_status"] == \
         run([sisa, "status", "--json", "-r", f"{a.work}/np3"])["shard_status"]
     out += ["", f"Fingerprints after train and forget identical for -np 1 and -np 3: {same}.", ""]

@@ -112,18 +112,20 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   auto& plans = plan.shards;
   const auto& found = plan.found;
-  // The new stores first (the coordinator's job), then every shard's retrain
-  // as one batch of jobs, run here or on worker ranks.
+  // Every shard's retrain as one batch of jobs, run here or on worker ranks;
+  // rank 0 writes each new store just before its job is handed out.
   std::vector<ShardJob> jobs;
-  std::vector<FileRef> stores;
   for (auto& p : plans) {
     const ShardEntry& e = m.entries[p.entry];
     const int64_t gen = e.generation + 1;
     spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}",
                  e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
-    stores.push_back(write_run_file(dir, store_file(e.shard, gen), encode_store(p.remaining.rows, e.shard)));
-    jobs.push_back({e.shard, gen, stores.back(), false, e.checkpoints[p.first_stage - 1],
-                    p.first_stage, stage_work(c, p.remaining, p.first_stage), false, {}});
+    jobs.push_back({e.shard, gen, {}, false, e.checkpoints[p.first_stage - 1], p.first_stage,
+                    stage_work(c, p.remaining, p.first_stage), false, {},
+                    [&dir, &p, shard = e.shard, gen](ShardJob& j) {
+                      j.store = write_run_file(dir, store_file(shard, gen),
+                                               encode_store(p.remaining.rows, shard));
+                    }});
   }
   const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
                            static_cast<int>(spdlog::get_level())};
@@ -136,14 +138,16 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
   nlohmann::json shards_json = nlohmann::json::array();
   std::vector<int64_t> removed_ids;
   double loop_seconds = 0.0;
+  double prepare_cpu = 0.0;
   for (size_t i = 0; i < plans.size(); ++i) {
     const auto& p = plans[i];
+    prepare_cpu += results[i].prepare_cpu_seconds;
     ShardEntry& e = m.entries[p.entry];
     loop_seconds += results[i].loop_seconds;
     e.checkpoints.resize(static_cast<size_t>(p.first_stage));
     for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
     e.generation = jobs[i].generation;
-    e.store = stores[i];
+    e.store = jobs[i].store;
     e.n_samples = static_cast<int64_t>(p.remaining.rows.size());
     e.ids_hash = ids_hash(p.remaining.rows.ids);
     e.last_seq = rec.seq;
@@ -177,6 +181,7 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                             {"training_seconds", loop_seconds},
                             {"retrain_phase_seconds", jobs_seconds},
                             {"coordinator_cpu_seconds", coordinator_cpu},
+                            {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},
                             {"seconds", since(t0)}};
   const std::string text = receipt.dump(1) + "\n";
   m.receipts.push_back(

@@ -120,8 +120,8 @@ nlohmann::json train(const TrainRequest& req) {
                c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
   const double cpu_before = process_cpu_seconds();
-  // Stores first (the coordinator's job), then every unfinished shard as a
-  // job: trained here or, under mpirun, on worker ranks.
+  // Every unfinished shard as a job: trained here or, under mpirun, on worker
+  // ranks; rank 0 writes each store just before its job is handed out.
   nlohmann::json sizes = nlohmann::json::array();
   int64_t samples = 0, total_work = 0;
   std::vector<ShardJob> jobs;
@@ -131,21 +131,28 @@ nlohmann::json train(const TrainRequest& req) {
     e.shard = s;
     e.n_samples = static_cast<int64_t>(data.rows.size());
     e.ids_hash = ids_hash(data.rows.ids);
-    e.store = kept_store[s].path.empty()
-                  ? write_run_file(dir, store_file(s, 0), encode_store(data.rows, s))
-                  : kept_store[s];
+    e.store = kept_store[s];
     e.checkpoints = kept[s];
     const auto done = static_cast<int64_t>(kept[s].size());
     if (done > 0) spdlog::info("[shard {}] resuming after stage {} (progress journal)", s, done - 1);
     if (done <= c.sisa.slices) {
       const int64_t first = std::max<int64_t>(done, 1);
       ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
-                   first, stage_work(c, data, first), /*journal=*/true, kept[s]};
-      if (job.from_seed) write_journal(dir, s, {m.identity_hash, e.ids_hash, e.store, {}});
+                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}};
+      if (e.store.path.empty()) {
+        // Written just before the job is handed out; the rows are freed then.
+        auto rows = std::make_shared<Dataset>(std::move(data.rows));
+        job.prepare = [&dir, &m, rows, s](ShardJob& j) {
+          j.store = write_run_file(dir, store_file(s, 0), encode_store(*rows, s));
+          m.entries[s].store = j.store;
+          write_journal(dir, s, {m.identity_hash, m.entries[s].ids_hash, j.store, {}});
+          *rows = {};
+        };
+      }
       total_work += job.work;
       jobs.push_back(std::move(job));
     }
-    data = {};  // the job reads the store back; free the memory now
+    data = {};
     m.entries.push_back(e);
     sizes.push_back(e.n_samples);
     samples += e.n_samples;
@@ -155,7 +162,9 @@ nlohmann::json train(const TrainRequest& req) {
   const auto local = make_local_runner(dir.env);
   const auto results = (req.runner ? *req.runner : *local).run(context, jobs);
   double loop_seconds = 0.0;
+  double prepare_cpu = 0.0;
   for (size_t i = 0; i < results.size(); ++i) {
+    prepare_cpu += results[i].prepare_cpu_seconds;
     auto& cks = m.entries[jobs[i].shard].checkpoints;
     cks.insert(cks.end(), results[i].checkpoints.begin(), results[i].checkpoints.end());
     loop_seconds += results[i].loop_seconds;
@@ -177,6 +186,7 @@ nlohmann::json train(const TrainRequest& req) {
           {"train_seconds", train_seconds},
           {"loop_seconds", loop_seconds},
           {"coordinator_cpu_seconds", coordinator_cpu},
+          {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},  // excluding store writes
           {"total_seconds", total},
           {"sample_epochs", total_work},
           {"samples_per_second", static_cast<double>(total_work) / std::max(loop_seconds, 1e-9)},

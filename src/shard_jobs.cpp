@@ -62,6 +62,14 @@ JobContext context_from(const nlohmann::json& j) {
   return c;
 }
 
+// Runs the job's `prepare` (rank 0's share of the work); returns its CPU time.
+double prepare(ShardJob& job) {
+  if (!job.prepare) return 0.0;
+  const double before = process_cpu_seconds();
+  job.prepare(job);
+  return process_cpu_seconds() - before;
+}
+
 // Largest first: the queue then drains evenly across workers.
 std::vector<size_t> schedule(const std::vector<ShardJob>& jobs) {
   std::vector<size_t> order(jobs.size());
@@ -74,14 +82,17 @@ std::vector<size_t> schedule(const std::vector<ShardJob>& jobs) {
 class LocalRunner : public ShardRunner {
  public:
   explicit LocalRunner(Env* env) : env_(env) {}
-  std::vector<ShardJobResult> run(const JobContext& context,
-                                  const std::vector<ShardJob>& jobs) override {
+  std::vector<ShardJobResult> run(const JobContext& context, std::vector<ShardJob>& jobs) override {
     const Config c = Config::parse(context.config_yaml, context.run_dir + "/config.yaml", "");
     int64_t work = 0;
     for (const auto& job : jobs) work += job.work;
     Progress progress(work);
     std::vector<ShardJobResult> results;
-    for (const auto& job : jobs) results.push_back(run_shard_job(context, c, job, env_, &progress));
+    for (auto& job : jobs) {
+      const double prepare_cpu = prepare(job);
+      results.push_back(run_shard_job(context, c, job, env_, &progress));
+      results.back().prepare_cpu_seconds = prepare_cpu;
+    }
     return results;
   }
 
@@ -92,14 +103,14 @@ class LocalRunner : public ShardRunner {
 class CoordinatorRunner : public ShardRunner {
  public:
   explicit CoordinatorRunner(Communicator& comm) : comm_(comm) {}
-  std::vector<ShardJobResult> run(const JobContext& context,
-                                  const std::vector<ShardJob>& jobs) override {
+  std::vector<ShardJobResult> run(const JobContext& context, std::vector<ShardJob>& jobs) override {
     if (comm_.size() <= 1) return LocalRunner(nullptr).run(context, jobs);
     std::deque<size_t> queue;
     for (size_t i : schedule(jobs)) queue.push_back(i);
     std::vector<int> idle;
     for (int r = comm_.size() - 1; r >= 1; --r) idle.push_back(r);
     std::vector<ShardJobResult> results(jobs.size());
+    std::vector<double> prepare_cpu(jobs.size(), 0.0);
     std::vector<int64_t> index_of_rank(static_cast<size_t>(comm_.size()), -1);
     size_t outstanding = 0;
     const nlohmann::json ctx = to_json(context);
@@ -109,6 +120,7 @@ class CoordinatorRunner : public ShardRunner {
         queue.pop_front();
         const int worker = idle.back();
         idle.pop_back();
+        prepare_cpu[i] = prepare(jobs[i]);
         index_of_rank[worker] = static_cast<int64_t>(i);
         comm_.send(worker, nlohmann::json{{"type", "job"}, {"context", ctx}, {"job", to_json(jobs[i])}}.dump());
         ++outstanding;
@@ -128,6 +140,7 @@ class CoordinatorRunner : public ShardRunner {
       r.loop_seconds = msg.at("loop_seconds");
       r.rank = source;
       for (const auto& c : msg.at("checkpoints")) r.checkpoints.push_back(checkpoint_from(c));
+      r.prepare_cpu_seconds = prepare_cpu[i];
       results[i] = std::move(r);
       idle.push_back(source);
       spdlog::info("[shard {}] done on rank {} ({} left)", jobs[i].shard, source,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,10 +43,15 @@ struct ShardJob {
   int64_t work = 0;        // samples x epochs: the largest jobs are handed out first
   bool journal = false;    // keep journal/shard-NNN.json current (train), so a restart resumes
   std::vector<CheckpointRef> done;  // with journal: checkpoints already written (C_0..C_{first-1})
+  // Run on rank 0 just before the job is handed out (not sent): writes the
+  // shard's store and sets `store`, so workers start while later stores are
+  // still being written.
+  std::function<void(ShardJob&)> prepare;
 };
 
 struct ShardJobResult {
   int64_t shard = 0;
+  double prepare_cpu_seconds = 0.0;        // rank 0's CPU time in this job's `prepare`
   std::vector<CheckpointRef> checkpoints;  // the stages written, in order
   double loop_seconds = 0.0;               // time in training epochs
   int rank = 0;                            // who ran it
@@ -54,10 +60,9 @@ struct ShardJobResult {
 class ShardRunner {
  public:
   virtual ~ShardRunner() = default;
-  // Runs every job; results in the order of `jobs`. Throws if any job fails,
+  // Runs every job (after its `prepare`); results in the order of `jobs`. Throws if any job fails,
   // naming the rank and shard; nothing is published by the runner itself.
-  virtual std::vector<ShardJobResult> run(const JobContext& context,
-                                          const std::vector<ShardJob>& jobs) = 0;
+  virtual std::vector<ShardJobResult> run(const JobContext& context, std::vector<ShardJob>& jobs) = 0;
 };
 
 std::unique_ptr<ShardRunner> make_local_runner(Env* env);
