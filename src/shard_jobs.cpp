@@ -113,6 +113,7 @@ class CoordinatorRunner : public ShardRunner {
     std::vector<double> prepare_cpu(jobs.size(), 0.0);
     std::vector<int64_t> index_of_rank(static_cast<size_t>(comm_.size()), -1);
     size_t outstanding = 0;
+    double wait_cpu = 0.0;
     const nlohmann::json ctx = to_json(context);
     while (!queue.empty() || outstanding > 0) {
       while (!queue.empty() && !idle.empty()) {
@@ -127,7 +128,11 @@ class CoordinatorRunner : public ShardRunner {
         spdlog::debug("[shard {}] handed to rank {}", jobs[i].shard, worker);
       }
       int source = -1;
+      const double cpu_before_wait = process_cpu_seconds();
       const auto msg = nlohmann::json::parse(comm_.receive_any(&source));
+      wait_cpu += process_cpu_seconds() - cpu_before_wait;
+      spdlog::debug("coordinator: message from rank {} after {:.3f} s CPU in this wait", source,
+                    process_cpu_seconds() - cpu_before_wait);
       const auto i = static_cast<size_t>(index_of_rank.at(source));
       --outstanding;
       if (msg.at("type") == "failed") {
@@ -146,6 +151,7 @@ class CoordinatorRunner : public ShardRunner {
       spdlog::info("[shard {}] done on rank {} ({} left)", jobs[i].shard, source,
                    queue.size() + outstanding);
     }
+    spdlog::debug("coordinator: {:.3f} s CPU while waiting for workers", wait_cpu);
     return results;
   }
 

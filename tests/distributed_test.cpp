@@ -108,6 +108,20 @@ TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
     }
   });
   EXPECT_EQ(test::snapshot(dir_ / "run").at("MANIFEST.json"), before);  // nothing published
+
+  // A worker whose numeric environment differs from the run's refuses.
+  JobContext foreign = context;
+  foreign.environment["blas"] = "/elsewhere/libblas.so.3";
+  jobs.resize(1);
+  with_workers(2, [&](Communicator& rank0) {
+    try {
+      make_coordinator_runner(rank0)->run(foreign, jobs);
+      FAIL() << "a worker trained in a foreign environment";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kEnvironment);
+      EXPECT_NE(std::string(e.what()).find("blas"), std::string::npos) << e.what();
+    }
+  });
 }
 
 TEST_F(Distributed, RealMpirunGivesTheSameFingerprintsForAnyRankCount) {

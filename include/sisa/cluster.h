@@ -33,6 +33,7 @@ class Cluster {
   [[noreturn]] void abort(int exit_code);
 
  private:
+  bool mpi_;
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<ShardRunner> runner_;
   bool finished_ = false;

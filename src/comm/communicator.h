@@ -26,6 +26,8 @@ class Communicator {
 
 // n in-memory ranks for tests; run each rank's code on its own thread.
 std::vector<std::unique_ptr<Communicator>> make_in_memory_communicators(int n);
+// A job of one rank: what `sisa` is when started without mpirun.
+std::unique_ptr<Communicator> make_single_process_communicator();
 
 // True when this process was started by mpirun (OpenMPI sets these variables).
 bool launched_by_mpirun();

@@ -55,4 +55,8 @@ std::vector<std::unique_ptr<Communicator>> make_in_memory_communicators(int n) {
   return out;
 }
 
+std::unique_ptr<Communicator> make_single_process_communicator() {
+  return std::move(make_in_memory_communicators(1).front());
+}
+
 }  // namespace sisa
