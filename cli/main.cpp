@@ -24,6 +24,12 @@ std::vector<int64_t> ids_from(const std::string& list, const std::string& file, 
   return {};
 }
 
+std::string receipt_path(const std::string& run_dir, uint64_t seq) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/receipts/%06llu.json", static_cast<unsigned long long>(seq));
+  return run_dir + name;
+}
+
 void print(const nlohmann::json& result, bool json, const std::string& human) {
   if (json) {
     std::cout << result.dump(2) << std::endl;
@@ -156,7 +162,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       print(r, json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
                          " sample(s), retrained " + std::to_string(r["shards"].size()) +
                          " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) +
-                         "; receipt receipts/" + r["seq"].dump());
+                         "; receipt " + receipt_path(run_dir, r["seq"].get<uint64_t>()));
     } else if (*predict) {
       const auto r = sisa::predict(preq);
       char line[160];
