@@ -125,7 +125,9 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                     [&dir, &p, shard = e.shard, gen](ShardJob& j) {
                       j.store = write_run_file(dir, store_file(shard, gen),
                                                encode_store(p.remaining.rows, shard));
-                    }});
+                    },
+                    // Not owned: `plans` outlives the jobs.
+                    std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.remaining)});
   }
   const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
                            static_cast<int>(spdlog::get_level())};

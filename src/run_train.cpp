@@ -138,7 +138,7 @@ nlohmann::json train(const TrainRequest& req) {
     if (done <= c.sisa.slices) {
       const int64_t first = std::max<int64_t>(done, 1);
       ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
-                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}};
+                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}, nullptr};
       if (e.store.path.empty()) {
         // Written just before the job is handed out; the rows are freed then.
         auto rows = std::make_shared<Dataset>(std::move(data.rows));

@@ -170,8 +170,11 @@ std::unique_ptr<ShardRunner> make_coordinator_runner(Communicator& comm) {
 ShardJobResult run_shard_job(const JobContext& context, const Config& c, const ShardJob& job,
                              Env* env, Progress* progress) {
   const RunDir dir(context.run_dir, env);
-  ShardData data = make_shard_data(
-      decode_store(read_verified(dir, job.store), dir.path(job.store.path)), c);
+  ShardData loaded;
+  if (!job.data) {
+    loaded = make_shard_data(decode_store(read_verified(dir, job.store), dir.path(job.store.path)), c);
+  }
+  const ShardData& data = job.data ? *job.data : loaded;
   ShardJobResult result;
   result.shard = job.shard;
   // The journal lists every checkpoint of the shard written so far.

@@ -47,6 +47,9 @@ struct ShardJob {
   // shard's store and sets `store`, so workers start while later stores are
   // still being written.
   std::function<void(ShardJob&)> prepare;
+  // Optional, not sent: the store's rows already in memory on rank 0, so a job
+  // run in this process need not read back the store it was just given.
+  std::shared_ptr<const ShardData> data;
 };
 
 struct ShardJobResult {

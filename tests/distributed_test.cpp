@@ -92,7 +92,7 @@ TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
   // Shard 2's store no longer matches its hash: the worker must refuse it.
   std::vector<ShardJob> jobs;
   for (const auto& e : m.entries) {
-    ShardJob j{e.shard, 1, e.store, false, e.checkpoints[0], 1, 10, false, {}, {}};
+    ShardJob j{e.shard, 1, e.store, false, e.checkpoints[0], 1, 10, false, {}, {}, nullptr};
     if (e.shard == 2) j.store.sha256 = std::string(64, '0');
     jobs.push_back(j);
   }

@@ -34,6 +34,7 @@ class Cluster {
 
  private:
   bool mpi_;
+  void (*finalize_)() = nullptr;  // MPI_Finalize, from the plugin
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<ShardRunner> runner_;
   bool finished_ = false;

@@ -1,8 +1,8 @@
-// The only file that includes <mpi.h>. Every call is checked; messages are a
-// 64-bit length followed by chunks of at most INT_MAX bytes; receiving polls
+// The only file that includes <mpi.h>, built as the plugin libsisa_mpi.so.
+// Every call is checked; messages are a 64-bit length followed by chunks of
+// at most INT_MAX bytes; receiving polls
 // with a short sleep, because OpenMPI's blocking receive spins a whole core
 // and the coordinator must leave the cores to the workers.
-#define OMPI_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <chrono>
@@ -26,7 +26,6 @@
   } while (0)
 
 namespace sisa {
-namespace {
 
 constexpr int kLengthTag = 1;
 constexpr int kChunkTag = 2;
@@ -82,22 +81,15 @@ class MpiCommunicator : public Communicator {
   int size_ = 1;
 };
 
-}  // namespace
+}  // namespace sisa
 
-bool launched_by_mpirun() {
-  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
-  return size != nullptr && *size != '\0';
-}
-
-std::unique_ptr<Communicator> make_mpi_communicator(int* argc, char*** argv) {
+extern "C" sisa::Communicator* sisa_mpi_create(int* argc, char*** argv) {
   SISA_MPI_CHECK(MPI_Init(argc, argv));
-  return std::make_unique<MpiCommunicator>();
+  return new sisa::MpiCommunicator();
 }
 
-void finalize_mpi() {
+extern "C" void sisa_mpi_finalize() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
 }
-
-}  // namespace sisa
