@@ -23,6 +23,10 @@ std::string Progress::eta() const {
   return "ETA " + format_duration(static_cast<double>(total_ - done_) / rate);
 }
 
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 double process_cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);

@@ -24,6 +24,8 @@ class Progress {
 };
 
 std::string format_duration(double seconds);
+// Wall seconds since t0.
+double since(std::chrono::steady_clock::time_point t0);
 // User + system CPU time of this process so far (what rank 0 spends coordinating).
 double process_cpu_seconds();
 

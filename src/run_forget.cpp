@@ -22,10 +22,6 @@
 namespace sisa {
 namespace {
 
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 std::string join_ids(const std::vector<int64_t>& ids, size_t limit = 20) {
   std::string s;
   for (size_t i = 0; i < ids.size() && i < limit; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
@@ -53,7 +49,6 @@ struct ShardPlan {
 struct RequestPlan {
   std::vector<ShardPlan> shards;
   std::set<int64_t> found;  // keys that matched a stored sample
-  int64_t work = 0;
 };
 
 // Works out which shards hold the request's keys and loads everything their
@@ -98,7 +93,6 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
     sp.remaining = make_shard_data(std::move(rows), c);
     // Load (and so check) the checkpoint the retrain starts from.
     load_checkpoint(run, e.checkpoints[sp.first_stage - 1]);
-    plan.work += stage_work(c, sp.remaining, sp.first_stage);
     plan.shards.push_back(std::move(sp));
   }
   return plan;

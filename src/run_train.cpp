@@ -20,10 +20,6 @@ namespace fs = std::filesystem;
 namespace sisa {
 namespace {
 
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // Rows of `all` minus the excluded ids, split by shard (each sorted by id).
 std::vector<ShardData> place(const Dataset& all, const Config& c,
                              const std::vector<int64_t>& exclude) {
