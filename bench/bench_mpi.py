@@ -52,12 +52,16 @@ def main():
            f"configs/fashion-mnist.yaml with S=4, E={a.epochs}, train.threads=1.", ""]
 
     # The machine's own ceiling for two CPU-bound processes.
+    # One alone before and one after the pair, the faster counts: a single
+    # slow "alone" run (noisy neighbours) would otherwise inflate the ceiling.
     alone = run(train + ["-r", f"{a.work}/alone"])
     procs = [subprocess.Popen(train + ["-r", f"{a.work}/pair{i}"], stdout=subprocess.PIPE, text=True, env=env())
              for i in range(2)]
     pair = [json.loads(p.communicate()[0]) for p in procs]
+    shutil.rmtree(f"{a.work}/alone")
+    alone = max(alone, run(train + ["-r", f"{a.work}/alone"]), key=lambda r: r["samples_per_second"])
     ceiling = sum(p["samples_per_second"] for p in pair) / alone["samples_per_second"]
-    out += [f"Ceiling: one train alone ran its loop at {alone['samples_per_second']:.0f} samples/s; two at once "
+    out += [f"Ceiling: one train alone (the faster of two runs) ran its loop at {alone['samples_per_second']:.0f} samples/s; two at once "
             f"at {pair[0]['samples_per_second']:.0f} + {pair[1]['samples_per_second']:.0f}: "
             f"**{ceiling:.2f}x** is what two processes can get from this machine.", ""]
 

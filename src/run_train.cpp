@@ -59,11 +59,13 @@ nlohmann::json train(const TrainRequest& req) {
                      "' already holds a trained run; use a new --run-dir (or sisa forget)");
   }
   // Check the data before the run directory is touched.
-  const Dataset all = load_source(c.data, Split::kTrain);
+  Dataset all = load_source(c.data, Split::kTrain);
   if (all.has_groups() != (!c.data.group_column.empty() || !c.data.groups_dataset.empty())) {
     throw DataError("group column/dataset mismatch in '" + c.data.train + "'");
   }
   auto shards = place(all, c, req.exclude_ids);
+  const int64_t n_samples = all.size();
+  all = {};  // the shards hold copies; rank 0 should not keep the corpus while it coordinates
   const double ingest_seconds = since(t_start);
 
   make_dirs(req.run_dir);
@@ -113,7 +115,7 @@ nlohmann::json train(const TrainRequest& req) {
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
-               c.sisa.slices, all.size(), c.train.epochs, c.train.threads);
+               c.sisa.slices, n_samples, c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
   const double cpu_before = process_cpu_seconds();
   // Every unfinished shard as a job: trained here or, under mpirun, on worker

@@ -1,5 +1,6 @@
 #include "shard_jobs.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -70,6 +71,18 @@ double prepare(ShardJob& job) {
   return process_cpu_seconds() - before;
 }
 
+// Hands freed heap memory back to the OS. The coordinator wakes ~50 times a
+// second to poll for results, and on the virtual machines measured here each
+// wakeup costs CPU in proportion to the process's resident memory (~0.6 us per
+// MB: 0.2% of a core at 0 MB, 2.9% at 1 GB); the CLI keeps freed memory on
+// the heap (mallopt in cli/main.cpp), so the stores written in `prepare`
+// would otherwise stay resident for the whole wait.
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 // Largest first: the queue then drains evenly across workers.
 std::vector<size_t> schedule(const std::vector<ShardJob>& jobs) {
   std::vector<size_t> order(jobs.size());
@@ -116,17 +129,20 @@ class CoordinatorRunner : public ShardRunner {
     double wait_cpu = 0.0;
     const nlohmann::json ctx = to_json(context);
     while (!queue.empty() || outstanding > 0) {
+      bool prepared = false;
       while (!queue.empty() && !idle.empty()) {
         const size_t i = queue.front();
         queue.pop_front();
         const int worker = idle.back();
         idle.pop_back();
         prepare_cpu[i] = prepare(jobs[i]);
+        prepared = prepared || jobs[i].prepare;
         index_of_rank[worker] = static_cast<int64_t>(i);
         comm_.send(worker, nlohmann::json{{"type", "job"}, {"context", ctx}, {"job", to_json(jobs[i])}}.dump());
         ++outstanding;
         spdlog::debug("[shard {}] handed to rank {}", jobs[i].shard, worker);
       }
+      if (prepared) release_free_memory();
       int source = -1;
       const double cpu_before_wait = process_cpu_seconds();
       const auto msg = nlohmann::json::parse(comm_.receive_any(&source));
