@@ -12,6 +12,7 @@
 #include "sisa/errors.h"
 #include "sisa/logging.h"
 #include "sisa/run.h"
+#include "sisa/serve.h"
 
 namespace {
 
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
 int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   CLI::App app{"sisa: exact machine unlearning by SISA training (sharded, isolated, sliced, "
                "aggregated).\nExit codes: 0 ok, 1 internal, 2 usage/config, 3 data/unknown id, "
-               "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch."};
+               "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch, 9 interrupted."};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
   bool quiet = false, verbose = false, json = false;
@@ -125,6 +126,21 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
 
   auto* fsck = app.add_subcommand("fsck", "Check every file of a run (read-only)");
   fsck->add_option("-r,--run-dir", run_dir, "Run directory")->required();
+
+  auto* serve = app.add_subcommand(
+      "serve", "Ensemble predictions over HTTP, deletions applied live (until SIGINT/SIGTERM)");
+  sisa::ServeOptions sopt;
+  serve->add_option("-r,--run-dir", sopt.run_dir, "Run directory")->required();
+  serve->add_option("--host", sopt.host, "Address to listen on")->capture_default_str();
+  serve->add_option("--port", sopt.port, "Port (0: any free port; --json prints it)")->capture_default_str();
+  serve->add_option("--token-file", sopt.token_file,
+                    "File holding the bearer token for POST /v1/forget (without it, deletion over HTTP is off)");
+  serve->add_option("--http-threads", sopt.http_threads, "Worker threads: one per concurrent connection")
+      ->capture_default_str();
+  serve->add_option("--max-body-bytes", sopt.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
+  serve->add_option("--read-timeout", sopt.read_timeout_seconds, "Seconds a client may take to send a request")
+      ->capture_default_str();
+  serve->add_flag("--force", sopt.force_environment, "Run even if the numeric environment differs");
 
   auto* status = app.add_subcommand("status", "Shards, generations, fingerprints, deletions");
   status->add_option("-r,--run-dir", run_dir, "Run directory")->required();
@@ -199,6 +215,13 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       for (const auto& p : r["problems"]) human += "\n  " + p.get<std::string>();
       print(r, json, human);
       return r["ok"].get<bool>() ? 0 : static_cast<int>(sisa::ExitCode::kCorruption);
+    } else if (*serve) {
+      if (cluster.size() > 1) throw sisa::UsageError("serve runs in one process; start it without mpirun");
+      sopt.on_listening = [json](const std::string& host, int port) {
+        // With --json one line on stdout says where to connect (for scripts and tests).
+        if (json) std::cout << nlohmann::json{{"listening", true}, {"host", host}, {"port", port}}.dump() << std::endl;
+      };
+      return sisa::serve(sopt);
     } else if (*status) {
       const auto r = sisa::status(run_dir);
       std::string human = "run " + run_dir + ": " + r["shards"].dump() + " shards x " +

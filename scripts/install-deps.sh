@@ -8,6 +8,7 @@ PACKAGES=(
   libhdf5-dev libyaml-cpp-dev libspdlog-dev libgtest-dev
   libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
   libopenmpi-dev openmpi-bin libcpp-httplib-dev
+  wrk                                         # load generator for bench/bench_serve.py
   dataset-fashion-mnist
 )
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <set>
 
 #include "fs.h"
@@ -126,7 +127,23 @@ LogContents read_log(const std::string& path) {
   return out;
 }
 
+// Appends read the log first (to find a torn tail or a missing header), so
+// two threads appending at once (serve's request handlers and its deletion
+// worker) could each misread the other's half-written record as torn.
+std::mutex& log_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+bool drop_torn_tail(Env& env, const std::string& path) {
+  std::lock_guard<std::mutex> hold(log_mutex());
+  const auto log = read_log(path);
+  if (log.torn_tail) env.truncate_file(path, log.valid_bytes);
+  return log.torn_tail;
+}
+
 void append_log(Env& env, const std::string& path, const LogRecord& record) {
+  std::lock_guard<std::mutex> hold(log_mutex());
   const auto log = read_log(path);
   if (log.torn_tail || (log.valid_bytes == 0 && std::filesystem::exists(path))) {
     // Drop a torn tail (never acknowledged: acknowledgement follows the sync).

@@ -36,6 +36,10 @@ class Env;
 // Appends and fsyncs; truncates a torn tail first.
 void append_log(Env& env, const std::string& path, const LogRecord& record);
 
+// Truncates an incomplete last record (never acknowledged: acknowledgement
+// follows the sync); true if there was one. Serialized with append_log.
+bool drop_torn_tail(Env& env, const std::string& path);
+
 // Accepted requests with no applied record, in order.
 std::vector<LogRecord> pending_requests(const LogContents& log);
 

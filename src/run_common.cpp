@@ -129,6 +129,10 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
   ModelState state = start;
   for (int64_t r = first_stage; r <= c.sisa.slices; ++r) {
     state = trainer.train_stage(state, r, data, [&](const EpochReport& e) {
+      if (run.trainer.stop && run.trainer.stop->load()) {
+        throw InterruptedError("[shard " + std::to_string(shard) + "] training interrupted in stage " +
+                               std::to_string(r));
+      }
       if (run.progress) run.progress->advance(e.samples);
       if (run.loop_seconds) *run.loop_seconds += e.seconds;
       spdlog::info("[shard {}][stage {}] epoch {}/{} loss {:.4f} {:.0f} samples/s{}", e.shard,

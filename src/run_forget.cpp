@@ -11,6 +11,7 @@
 
 #include "deletion_log.h"
 #include "environment.h"
+#include "forget_ops.h"
 #include "fs.h"
 #include "run_common.h"
 #include "shard_jobs.h"
@@ -39,22 +40,11 @@ bool grouped(const Config& c) {
   return !c.data.group_column.empty() || !c.data.groups_dataset.empty();
 }
 
-struct ShardPlan {
-  size_t entry;
-  ShardData remaining;
-  int64_t first_stage;
-  std::vector<int64_t> removed;
-};
+}  // namespace
 
-struct RequestPlan {
-  std::vector<ShardPlan> shards;
-  std::set<int64_t> found;  // keys that matched a stored sample
-};
-
-// Works out which shards hold the request's keys and loads everything their
-// retraining reads, so a damaged store or checkpoint is reported before the
-// request is accepted. Idempotent: shards that no longer hold any key (the
-// request was applied before a crash) are left alone.
+// Loads everything a retrain reads before the request is accepted, so a
+// damaged store or checkpoint is reported first. Shards that no longer hold
+// any key (the request was applied before a crash) are left alone.
 RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
                          const LogRecord& rec) {
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
@@ -98,7 +88,6 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
   return plan;
 }
 
-// Carries out a planned, logged request: retrain, publish, purge, log applied.
 nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
                                const TrainerOptions& trainer, ShardRunner* runner) {
@@ -199,33 +188,43 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
   return receipt;
 }
 
-// What every writer does first: drop files the manifest does not name (a
-// crashed attempt's new generation, temp files), then carry out requests that
-// were accepted but not applied. A request the manifest already records was
-// published before the crash: only its purge and `applied` record remain.
-}  // namespace
+uint64_t next_request_seq(const Manifest& m, const LogContents& log) {
+  uint64_t seq = m.last_seq;
+  for (const auto& r : log.records) seq = std::max(seq, r.seq);
+  return seq + 1;
+}
+
+std::vector<LogRecord> prepare_recovery(const RunDir& run, const Manifest& m, nlohmann::json* report) {
+  const auto stale = remove_unreferenced(run, m);
+  if (!stale.empty()) spdlog::info("removed {} file(s) not named by the manifest", stale.size());
+  // An append a crash cut short was never acknowledged (that follows the sync).
+  const bool torn = drop_torn_tail(*run.env, run.path(kLogFile));
+  if (torn) spdlog::warn("{}: dropped a torn tail left by an interrupted append", run.path(kLogFile));
+  if (report) *report = {{"removed_files", stale}, {"dropped_torn_tail", torn}};
+  return pending_requests(read_log(run.path(kLogFile)));
+}
+
+nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, const LogRecord& rec,
+                              const TrainerOptions& trainer, ShardRunner* runner) {
+  if (m.last_seq >= rec.seq) {
+    // Published before the crash: only the purge (done) and `applied` remain.
+    append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
+    return nullptr;
+  }
+  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner);
+}
 
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
                               const TrainerOptions& trainer, ShardRunner* runner) {
-  const auto stale = remove_unreferenced(run, m);
-  if (!stale.empty()) spdlog::info("removed {} file(s) not named by the manifest", stale.size());
-  const auto log = read_log(run.path(kLogFile));
-  if (log.torn_tail) {
-    // An append a crash cut short was never acknowledged (that follows the sync).
-    spdlog::warn("{}: dropping a torn tail left by an interrupted append", run.path(kLogFile));
-    run.env->truncate_file(run.path(kLogFile), log.valid_bytes);
-  }
+  nlohmann::json report;
   nlohmann::json resumed = nlohmann::json::array();
-  for (const auto& pending : pending_requests(log)) {
-    if (m.last_seq >= pending.seq) {
-      append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, pending.seq, false, {}});
-    } else {
-      spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
-      execute_request(run, m, c, pending, plan_request(run, m, c, pending), trainer, runner);
-    }
+  for (const auto& pending : prepare_recovery(run, m, &report)) {
+    spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
+    finish_request(run, m, c, pending, trainer, runner);
     resumed.push_back(pending.seq);
   }
-  return {{"removed_files", stale}, {"resumed_requests", resumed}, {"dropped_torn_tail", log.torn_tail}};
+  report["resumed_requests"] = resumed;
+  return report;
 }
 
 nlohmann::json recover(const RecoverRequest& req) {
@@ -251,9 +250,7 @@ nlohmann::json forget(const ForgetRequest& req) {
     throw UsageError("--groups given but run '" + req.run_dir + "' has no groups");
   }
   std::set<int64_t> unique(req.keys.begin(), req.keys.end());
-  uint64_t seq = m.last_seq;
-  for (const auto& r : read_log(log_path).records) seq = std::max(seq, r.seq);
-  ++seq;
+  const uint64_t seq = next_request_seq(m, read_log(log_path));
   LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
   const auto t_plan = std::chrono::steady_clock::now();
   const double setup_seconds = since(t0);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "deletion_log.h"
+#include "ensemble.h"
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
@@ -18,15 +19,6 @@ namespace {
 
 size_t pending_count(const std::string& run_dir) {
   return pending_requests(read_log(in_run(run_dir, kLogFile))).size();
-}
-
-// Majority vote with ties to the larger summed posterior, then the lower label.
-int64_t vote(const std::vector<int64_t>& votes, const float* summed, int64_t k) {
-  int64_t best = 0;
-  for (int64_t j = 1; j < k; ++j) {
-    if (votes[j] > votes[best] || (votes[j] == votes[best] && summed[j] > summed[best])) best = j;
-  }
-  return best;
 }
 
 }  // namespace
@@ -46,56 +38,40 @@ nlohmann::json predict(const PredictRequest& req) {
   const Dataset test = load_source(c.data, Split::kTest);
   set_compute_threads(c.train.threads);
   const int64_t n = static_cast<int64_t>(test.size()), k = c.data.num_classes;
-  std::vector<float> summed(static_cast<size_t>(n * k), 0.0f);
-  std::vector<int64_t> votes(static_cast<size_t>(n * k), 0);
-  int64_t used = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const auto& e : m.entries) {
-    if (e.n_samples == 0) continue;  // an empty shard has nothing to say
-    const ShardModel model(c, load_checkpoint(run, e.final_checkpoint()));
-    const auto p = model.posteriors(test.inputs.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = p.data() + i * k;
-      votes[i * k + (std::max_element(row, row + k) - row)] += 1;
-      for (int64_t j = 0; j < k; ++j) summed[i * k + j] += row[j];
-    }
-    ++used;
-  }
-  if (used == 0) throw DataError("run '" + req.run_dir + "' has no non-empty shard to predict with");
+  const auto ensemble = Ensemble::load(run, m, c);
+  const EnsembleOutput out = ensemble->predict(test.inputs.data(), n, false);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int64_t right_mean = 0, right_vote = 0;
-  std::vector<int64_t> pred_mean(n), pred_vote(n);
+  const auto& pred_mean = out.label_mean;
+  const auto& pred_vote = out.label_vote;
   for (int64_t i = 0; i < n; ++i) {
-    const float* s = summed.data() + i * k;
-    pred_mean[i] = std::max_element(s, s + k) - s;
-    std::vector<int64_t> v(votes.begin() + i * k, votes.begin() + (i + 1) * k);
-    pred_vote[i] = vote(v, s, k);
     right_mean += pred_mean[i] == test.labels[i];
     right_vote += pred_vote[i] == test.labels[i];
   }
   if (!req.output_csv.empty()) {
-    std::string out = "id,label,predicted";
-    for (int64_t j = 0; j < k; ++j) out += ",p" + std::to_string(j);
-    out += "\n";
+    std::string csv = "id,label,predicted";
+    for (int64_t j = 0; j < k; ++j) csv += ",p" + std::to_string(j);
+    csv += "\n";
     const auto& chosen = req.aggregate == "mean" ? pred_mean : pred_vote;
     char buf[32];
     for (int64_t i = 0; i < n; ++i) {
-      out += std::to_string(test.ids[i]) + "," + std::to_string(test.labels[i]) + "," +
+      csv += std::to_string(test.ids[i]) + "," + std::to_string(test.labels[i]) + "," +
              std::to_string(chosen[i]);
       for (int64_t j = 0; j < k; ++j) {
-        std::snprintf(buf, sizeof buf, ",%.6g", summed[i * k + j] / static_cast<float>(used));
-        out += buf;
+        std::snprintf(buf, sizeof buf, ",%.6g", out.mean[i * k + j]);
+        csv += buf;
       }
-      out += "\n";
+      csv += "\n";
     }
-    atomic_write(Env::posix(), req.output_csv, out);
+    atomic_write(Env::posix(), req.output_csv, csv);
   }
   const double acc_mean = static_cast<double>(right_mean) / static_cast<double>(n);
   const double acc_vote = static_cast<double>(right_vote) / static_cast<double>(n);
   return {{"split", req.split},
           {"samples", n},
-          {"shards_used", used},
+          {"shards_used", ensemble->voting_shards()},
           {"aggregate", req.aggregate},
           {"accuracy", req.aggregate == "mean" ? acc_mean : acc_vote},
           {"accuracy_mean", acc_mean},

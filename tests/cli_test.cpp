@@ -23,7 +23,7 @@ int code(ExitCode c) { return static_cast<int>(c); }
 
 TEST(Cli, HelpOnEveryCommand) {
   EXPECT_EQ(run_sisa("--help").exit_code, 0);
-  for (const char* cmd : {"train", "forget", "predict", "verify", "status"}) {
+  for (const char* cmd : {"train", "forget", "predict", "verify", "status", "serve", "recover", "repair", "fsck"}) {
     const auto r = run_sisa(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.output.find("--run-dir"), std::string::npos) << r.output;

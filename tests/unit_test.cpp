@@ -11,6 +11,7 @@
 #include "fs.h"
 #include "h5file.h"
 #include "manifest.h"
+#include "serve/api.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
@@ -303,3 +304,51 @@ TEST(Files, AtomicWriteLeavesNoTempAndLockExcludesASecondWriter) {
 }
 
 }  // namespace
+
+// serve's request parsing, apart from HTTP (the server itself: serve_test.cpp).
+TEST(ServeApi, PredictBodiesAreStreamedTransformedAndChecked) {
+  const auto in = sisa::parse_predict(R"({"aggregate": "vote", "inputs": [[0, 255, 51], [1.5, -2, 1e2]], "shard_votes": true})",
+                                      3, 1.0 / 255.0, 0.5);
+  EXPECT_EQ(in.n, 2);
+  EXPECT_TRUE(in.vote);
+  EXPECT_TRUE(in.shard_votes);
+  ASSERT_EQ(in.inputs.size(), 6u);
+  EXPECT_FLOAT_EQ(in.inputs[0], 0.5f);
+  EXPECT_FLOAT_EQ(in.inputs[1], 1.5f);
+  EXPECT_FLOAT_EQ(in.inputs[5], static_cast<float>(100.0 / 255.0 + 0.5));
+  struct Case {
+    std::string body;
+    int status;
+    std::string error;
+  };
+  for (const auto& c : std::vector<Case>{{"", 400, "malformed_json"},
+                                         {"{\"inputs\": [[1,2,3]", 400, "malformed_json"},
+                                         {"{}", 400, "bad_request"},
+                                         {"{\"inputs\": [1,2,3]}", 400, "bad_request"},
+                                         {"{\"inputs\": [[[1],2,3]]}", 400, "bad_request"},
+                                         {"{\"inputs\": [[1,2]]}", 422, "bad_width"},
+                                         {"{\"inputs\": [[1,2,3,4]]}", 422, "bad_width"},
+                                         {"{\"inputs\": [[1,2,null]]}", 400, "bad_request"},
+                                         {"{\"inputs\": []}", 422, "empty"},
+                                         {"{\"inputs\": [[1,2,3]], \"extra\": 1}", 400, "unknown_field"},
+                                         {"{\"inputs\": [[1,2,3]], \"aggregate\": 1}", 400, "bad_request"},
+                                         {"{\"inputs\": [[1,2,3]], \"aggregate\": \"max\"}", 422, "bad_aggregate"},
+                                         {"[{\"inputs\": [[1,2,3]]}]", 400, "bad_request"}}) {
+    try {
+      sisa::parse_predict(c.body, 3, 1.0, 0.0);
+      ADD_FAILURE() << "accepted: " << c.body;
+    } catch (const sisa::ApiError& e) {
+      EXPECT_EQ(e.status(), c.status) << c.body << ": " << e.what();
+      EXPECT_EQ(e.error(), c.error) << c.body << ": " << e.what();
+    }
+  }
+}
+
+TEST(ServeApi, ForgetBodiesNeedANonEmptyListOfIntegers) {
+  EXPECT_EQ(sisa::parse_forget(R"({"ids": [3, -1, 9007199254740993]})"),
+            (std::vector<int64_t>{3, -1, 9007199254740993}));
+  for (const char* bad : {"", "{}", "{\"ids\": []}", "{\"ids\": [1.5]}", "{\"ids\": [\"1\"]}",
+                          "{\"ids\": [1], \"why\": 2}", "{\"ids\": [18446744073709551615]}", "[1]"}) {
+    EXPECT_THROW(sisa::parse_forget(bad), sisa::ApiError) << bad;
+  }
+}

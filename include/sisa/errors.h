@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kEnvironment = 6,   // the run was trained in a different numeric environment
   kIO = 7,            // the operating system refused a read or write
   kVerifyFailed = 8,  // `verify` found a shard that differs from a fresh retrain
+  kInterrupted = 9,   // stopped by SIGINT/SIGTERM; accepted deletions resume at the next start
 };
 
 class Error : public std::runtime_error {
@@ -44,6 +45,7 @@ SISA_DEFINE_ERROR(LockedError, ExitCode::kLocked)
 SISA_DEFINE_ERROR(EnvironmentError, ExitCode::kEnvironment)
 SISA_DEFINE_ERROR(IOError, ExitCode::kIO)
 SISA_DEFINE_ERROR(VerifyError, ExitCode::kVerifyFailed)
+SISA_DEFINE_ERROR(InterruptedError, ExitCode::kInterrupted)
 
 #undef SISA_DEFINE_ERROR
 

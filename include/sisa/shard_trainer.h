@@ -3,6 +3,7 @@
 // the pimpl so callers compile without it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,9 @@ struct TrainerOptions {
   // Test-only negative control: start every stage with fresh optimizer state
   // (what the reference implementation does). Breaks exactness under Adam.
   bool restore_optimizer_state = true;
+  // When set and true, training stops after the current epoch with
+  // InterruptedError (serve's shutdown); nothing of the stage is kept.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 class ShardTrainer {

@@ -1,0 +1,26 @@
+// `sisa serve`: the ensemble over HTTP, with deletions applied live.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace sisa {
+
+struct ServeOptions {
+  std::string run_dir;
+  std::string host = "127.0.0.1";   // loopback unless asked otherwise
+  int port = 8080;                  // 0: any free port (see on_listening)
+  std::string token_file;           // bearer token for POST /v1/forget; empty: deletion over HTTP disabled
+  int http_threads = 64;            // one per concurrent connection (keep-alive holds a thread)
+  size_t max_body_bytes = 8u << 20; // larger bodies get 413
+  double read_timeout_seconds = 5;  // a client slower than this is cut off
+  bool force_environment = false;   // serve (and retrain) in a different numeric environment
+  std::function<void(const std::string& host, int port)> on_listening;  // once accepting connections
+};
+
+// Holds the run lock, recovers, serves until SIGINT or SIGTERM, then finishes
+// in-flight requests and returns 0. Throws (typed errors) if it cannot start.
+int serve(const ServeOptions& options);
+
+}  // namespace sisa

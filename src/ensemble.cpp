@@ -1,0 +1,78 @@
+#include "ensemble.h"
+
+#include <algorithm>
+
+#include "sisa/errors.h"
+
+namespace sisa {
+
+std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest& m,
+                                               const Config& c, const Ensemble* previous) {
+  auto e = std::make_shared<Ensemble>();
+  e->width_ = 1;
+  for (auto d : c.data.input_shape) e->width_ *= d;
+  e->classes_ = c.data.num_classes;
+  e->last_applied_ = m.last_seq;
+  for (const auto& entry : m.entries) {
+    EnsembleShard s{entry.shard, entry.generation, entry.n_samples,
+                    entry.final_checkpoint().fingerprint, entry.final_checkpoint().state_digest, nullptr};
+    if (entry.n_samples > 0) {
+      const EnsembleShard* old = nullptr;
+      if (previous && entry.shard < static_cast<int64_t>(previous->shards_.size())) {
+        old = &previous->shards_[static_cast<size_t>(entry.shard)];
+      }
+      if (old && old->model && old->generation == s.generation && old->state_digest == s.state_digest) {
+        s.model = old->model;
+      } else {
+        s.model = std::make_shared<const ShardModel>(c, load_checkpoint(run, entry.final_checkpoint()));
+      }
+    }
+    e->shards_.push_back(std::move(s));
+  }
+  if (e->voting_shards() == 0) throw DataError("run '" + run.root + "' has no non-empty shard to predict with");
+  return e;
+}
+
+int64_t Ensemble::voting_shards() const {
+  return std::count_if(shards_.begin(), shards_.end(), [](const EnsembleShard& s) { return s.model != nullptr; });
+}
+
+EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard_labels) const {
+  const int64_t k = classes_;
+  EnsembleOutput out;
+  out.n = n;
+  out.classes = k;
+  out.shards = static_cast<int64_t>(shards_.size());
+  out.mean.assign(static_cast<size_t>(n * k), 0.0f);
+  out.votes.assign(static_cast<size_t>(n * k), 0);
+  if (with_shard_labels) out.shard_labels.assign(static_cast<size_t>(n * out.shards), -1);
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (!shards_[s].model) continue;
+    const auto p = shards_[s].model->posteriors(inputs, n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = p.data() + i * k;
+      const int64_t label = std::max_element(row, row + k) - row;
+      out.votes[static_cast<size_t>(i * k + label)] += 1;
+      if (with_shard_labels) out.shard_labels[static_cast<size_t>(i * out.shards) + s] = label;
+      float* sum = out.mean.data() + i * k;
+      for (int64_t j = 0; j < k; ++j) sum[j] += row[j];
+    }
+  }
+  const auto used = static_cast<float>(voting_shards());
+  out.label_mean.resize(static_cast<size_t>(n));
+  out.label_vote.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* sum = out.mean.data() + i * k;
+    const int64_t* v = out.votes.data() + i * k;
+    out.label_mean[i] = std::max_element(sum, sum + k) - sum;
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; ++j) {
+      if (v[j] > v[best] || (v[j] == v[best] && sum[j] > sum[best])) best = j;
+    }
+    out.label_vote[i] = best;
+  }
+  for (auto& x : out.mean) x /= used;
+  return out;
+}
+
+}  // namespace sisa

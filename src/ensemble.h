@@ -1,0 +1,56 @@
+// The served model: every shard's final checkpoint loaded for inference, as
+// one immutable snapshot. `predict` and `serve` aggregate through it;
+// `serve` swaps whole snapshots, so a prediction never mixes generations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "run_common.h"
+
+namespace sisa {
+
+struct EnsembleShard {
+  int64_t shard = 0;
+  int64_t generation = 0;
+  int64_t n_samples = 0;
+  std::string fingerprint;
+  std::string state_digest;
+  std::shared_ptr<const ShardModel> model;  // null for an empty shard (it has no say)
+};
+
+struct EnsembleOutput {
+  int64_t n = 0, classes = 0, shards = 0;
+  std::vector<float> mean;            // n x classes: posteriors averaged over the voting shards
+  std::vector<int64_t> votes;         // n x classes: how many shards chose each class
+  std::vector<int64_t> label_mean;    // argmax of mean
+  std::vector<int64_t> label_vote;    // majority vote, ties to the larger mean, then the lower label
+  std::vector<int64_t> shard_labels;  // n x shards (only if asked; -1 for an empty shard)
+};
+
+class Ensemble {
+ public:
+  // Loads the final checkpoint of every shard of `m` (hash-checked). Shards
+  // whose generation and digest match `previous` reuse its loaded model.
+  static std::shared_ptr<const Ensemble> load(const RunDir& run, const Manifest& m,
+                                              const Config& c, const Ensemble* previous = nullptr);
+
+  // `inputs`: n rows of width() features, already transformed like the
+  // training data. Runs each shard once over the whole batch.
+  EnsembleOutput predict(const float* inputs, int64_t n, bool with_shard_labels) const;
+
+  int64_t width() const { return width_; }
+  int64_t classes() const { return classes_; }
+  uint64_t last_applied() const { return last_applied_; }
+  const std::vector<EnsembleShard>& shards() const { return shards_; }
+  int64_t voting_shards() const;
+
+ private:
+  std::vector<EnsembleShard> shards_;
+  int64_t width_ = 0, classes_ = 0;
+  uint64_t last_applied_ = 0;
+};
+
+}  // namespace sisa

@@ -1,0 +1,56 @@
+// The steps of an exact deletion, shared by `sisa forget` (run_forget.cpp)
+// and `sisa serve`'s background deletions: plan a logged request, then carry
+// it out (retrain, publish, purge, log `applied`).
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deletion_log.h"
+#include "run_common.h"
+
+namespace sisa {
+
+class ShardRunner;
+
+struct ShardPlan {
+  size_t entry;             // index into Manifest::entries
+  ShardData remaining;      // the shard's rows without the deleted ones
+  int64_t first_stage;      // the earliest stage that saw a deleted row
+  std::vector<int64_t> removed;
+};
+
+struct RequestPlan {
+  std::vector<ShardPlan> shards;
+  std::set<int64_t> found;  // keys that matched a stored sample
+};
+
+// Which shards hold the request's keys, with everything their retraining
+// reads loaded (so a damaged store or checkpoint is reported early).
+// Idempotent: shards that already applied the request are left alone.
+RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c, const LogRecord& rec);
+
+// Carries out a planned, logged request and returns its receipt. Updates `m`
+// to the published manifest.
+nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
+                               const LogRecord& rec, RequestPlan plan,
+                               const TrainerOptions& trainer, ShardRunner* runner);
+
+// What every writer does first, in two steps. prepare_recovery drops files
+// the manifest does not name (a crashed attempt's new generation, temp files)
+// and a torn log tail, and returns the requests accepted but not applied;
+// finish_request carries one out (a request the manifest already records was
+// published before the crash: only its `applied` record is missing; then it
+// returns null, else the receipt). recover_locked (run_common.h) does both.
+std::vector<LogRecord> prepare_recovery(const RunDir& run, const Manifest& m, nlohmann::json* report);
+nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, const LogRecord& rec,
+                              const TrainerOptions& trainer, ShardRunner* runner);
+
+// The sequence number the next request gets: one past every number the log
+// or the manifest has seen.
+uint64_t next_request_seq(const Manifest& m, const LogContents& log);
+
+}  // namespace sisa

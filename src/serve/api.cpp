@@ -1,0 +1,196 @@
+#include "serve/api.h"
+
+#include <cmath>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace sisa {
+namespace {
+
+using json = nlohmann::json;
+
+// SAX handler for predict bodies: parsing 784 numbers into a DOM first cost
+// about as much as the five shards' forward passes.
+class PredictParser : public json::json_sax_t {
+ public:
+  PredictParser(PredictInput* out, int64_t width, double scale, double offset)
+      : out_(out), width_(width), scale_(scale), offset_(offset) {}
+
+  bool null() override { return value("null"); }
+  bool boolean(bool v) override {
+    if (depth_ == 1 && key_ == "shard_votes") {
+      out_->shard_votes = v;
+      return true;
+    }
+    return value("a boolean");
+  }
+  bool number_integer(number_integer_t v) override { return number(static_cast<double>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<double>(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return number(v); }
+  bool string(string_t& v) override {
+    if (depth_ == 1 && key_ == "aggregate") {
+      if (v != "mean" && v != "vote") fail(422, "bad_aggregate", "aggregate must be \"mean\" or \"vote\", got \"" + v + "\"");
+      out_->vote = v == "vote";
+      return true;
+    }
+    return value("a string");
+  }
+  bool binary(binary_t&) override { return value("binary"); }
+  bool start_object(std::size_t) override {
+    if (depth_ != 0) return value("an object");
+    ++depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (k != "inputs" && k != "aggregate" && k != "shard_votes") {
+      fail(400, "unknown_field", "unknown field \"" + k + "\" (expected inputs, aggregate, shard_votes)");
+    }
+    key_ = k;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ == 1 && key_ == "inputs") {
+      seen_inputs_ = true;
+      ++depth_;
+      return true;
+    }
+    if (depth_ == 2) {  // one input
+      row_values_ = 0;
+      ++depth_;
+      return true;
+    }
+    return value("an array");
+  }
+  bool end_array() override {
+    if (depth_ == 3) {
+      if (row_values_ != width_) {
+        fail(422, "bad_width", "input " + std::to_string(out_->n) + " has " + std::to_string(row_values_) +
+                                   " values; this run's inputs have " + std::to_string(width_));
+      }
+      ++out_->n;
+    }
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    fail(400, "malformed_json", "body is not valid JSON at byte " + std::to_string(position) + ": " + e.what());
+    return false;
+  }
+  bool seen_inputs() const { return seen_inputs_; }
+
+ private:
+  [[noreturn]] void fail(int status, const std::string& error, const std::string& detail) {
+    throw ApiError(status, error, detail);
+  }
+  bool number(double v) {
+    if (depth_ != 3) return value("a number");
+    if (!std::isfinite(v)) {
+      fail(422, "not_finite", "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) +
+                                  " is not a finite number");
+    }
+    if (row_values_ >= width_) {
+      fail(422, "bad_width", "input " + std::to_string(out_->n) + " has more than " + std::to_string(width_) +
+                                 " values");
+    }
+    out_->inputs.push_back(static_cast<float>(v * scale_ + offset_));
+    ++row_values_;
+    return true;
+  }
+  bool value(const char* what) {
+    std::string where = depth_ == 0 ? "the body" : depth_ == 1 ? "field \"" + key_ + "\""
+                       : depth_ == 2 ? "\"inputs\" (an array of inputs, each an array of numbers)"
+                                     : "input " + std::to_string(out_->n);
+    fail(400, "bad_request", std::string("unexpected ") + what + " in " + where);
+  }
+
+  PredictInput* out_;
+  int64_t width_;
+  double scale_, offset_;
+  int depth_ = 0;
+  std::string key_;
+  int64_t row_values_ = 0;
+  bool seen_inputs_ = false;
+};
+
+}  // namespace
+
+std::string error_body(const std::string& error, const std::string& detail) {
+  return json{{"error", error}, {"detail", detail}}.dump() + "\n";
+}
+
+PredictInput parse_predict(const std::string& body, int64_t width, double scale, double offset) {
+  PredictInput in;
+  in.inputs.reserve(static_cast<size_t>(width));
+  PredictParser parser(&in, width, scale, offset);
+  json::sax_parse(body, &parser);
+  if (!parser.seen_inputs()) throw ApiError(400, "bad_request", "missing field \"inputs\"");
+  if (in.n == 0) throw ApiError(422, "empty", "\"inputs\" holds no input");
+  return in;
+}
+
+std::string render_predict(const PredictInput& in, const EnsembleOutput& out, const Ensemble& e) {
+  json labels = json::array(), probs = json::array();
+  const auto& chosen = in.vote ? out.label_vote : out.label_mean;
+  for (int64_t i = 0; i < out.n; ++i) {
+    labels.push_back(chosen[static_cast<size_t>(i)]);
+    probs.push_back(std::vector<float>(out.mean.begin() + i * out.classes,
+                                       out.mean.begin() + (i + 1) * out.classes));
+  }
+  json gens = json::array();
+  for (const auto& s : e.shards()) gens.push_back(s.generation);
+  json r = {{"labels", labels},
+            {"probabilities", probs},
+            {"aggregate", in.vote ? "vote" : "mean"},
+            {"last_applied_request", e.last_applied()},
+            {"generations", gens}};
+  if (in.vote) {
+    json votes = json::array();
+    for (int64_t i = 0; i < out.n; ++i) {
+      votes.push_back(std::vector<int64_t>(out.votes.begin() + i * out.classes,
+                                           out.votes.begin() + (i + 1) * out.classes));
+    }
+    r["votes"] = votes;
+  }
+  if (in.shard_votes) {
+    json sv = json::array();
+    for (int64_t i = 0; i < out.n; ++i) {
+      sv.push_back(std::vector<int64_t>(out.shard_labels.begin() + i * out.shards,
+                                        out.shard_labels.begin() + (i + 1) * out.shards));
+    }
+    r["shard_votes"] = sv;
+  }
+  return r.dump() + "\n";
+}
+
+std::vector<int64_t> parse_forget(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, "malformed_json", std::string("body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object() || !j.contains("ids")) throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]}");
+  for (const auto& [k, v] : j.items()) {
+    if (k != "ids") throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected ids)");
+  }
+  const auto& ids = j["ids"];
+  if (!ids.is_array() || ids.empty()) throw ApiError(422, "empty", "\"ids\" must be a non-empty array of integers");
+  std::vector<int64_t> out;
+  for (const auto& v : ids) {
+    if (!v.is_number_integer()) {
+      throw ApiError(422, "bad_id", "\"ids\" holds " + v.dump() + ", not an integer id");
+    }
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      throw ApiError(422, "bad_id", "id " + v.dump() + " is out of range");
+    }
+    out.push_back(v.get<int64_t>());
+  }
+  return out;
+}
+
+}  // namespace sisa

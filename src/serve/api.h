@@ -1,0 +1,45 @@
+// The JSON of `sisa serve`'s endpoints, apart from HTTP: request parsing with
+// every check the server promises (shape, finite numbers, known fields) and
+// response rendering. Errors carry the HTTP status they map to.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ensemble.h"
+
+namespace sisa {
+
+// A client error: `status` (4xx), a short machine-readable `error` and a
+// human `detail`. Rendered as {"error": ..., "detail": ...}.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, std::string error, const std::string& detail)
+      : std::runtime_error(detail), status_(status), error_(std::move(error)) {}
+  int status() const { return status_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  int status_;
+  std::string error_;
+};
+std::string error_body(const std::string& error, const std::string& detail);
+
+struct PredictInput {
+  int64_t n = 0;
+  std::vector<float> inputs;  // n x width, transformed like the training data
+  bool vote = false;          // aggregate: "mean" (default) or "vote"
+  bool shard_votes = false;   // also answer each shard's label
+};
+// Parses {"inputs": [[...], ...], "aggregate": "mean"|"vote", "shard_votes": bool}.
+// Each input has `width` raw values (as in the source data), transformed
+// with the run's scale and offset. Streams the numbers (no DOM).
+PredictInput parse_predict(const std::string& body, int64_t width, double scale, double offset);
+std::string render_predict(const PredictInput& in, const EnsembleOutput& out, const Ensemble& e);
+
+// Parses {"ids": [int, ...]} (non-empty).
+std::vector<int64_t> parse_forget(const std::string& body);
+
+}  // namespace sisa

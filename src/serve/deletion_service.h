@@ -1,0 +1,100 @@
+// What `sisa serve` holds on a run directory: the writer lock, the served
+// ensemble, and a worker thread that carries out deletion requests in the
+// background. A request is acknowledged only once it is durably logged;
+// when its retrain is published the new ensemble is swapped in, and only
+// then is the request reported `applied`, so every prediction that starts
+// after that answer comes from the new models.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deletion_log.h"
+#include "ensemble.h"
+#include "run_common.h"
+#include "sisa/errors.h"
+
+namespace sisa {
+
+// The request cannot be taken now (deletions paused after a failure).
+class UnavailableError : public Error {
+ public:
+  explicit UnavailableError(const std::string& m) : Error(ExitCode::kInternal, m) {}
+};
+
+class DeletionService {
+ public:
+  // Takes the run lock, recovers what needs no retraining (stale files, a
+  // torn log tail), loads the ensemble, and queues requests that were
+  // accepted but not applied before the last stop.
+  DeletionService(const std::string& run_dir, bool force_environment);
+  ~DeletionService();  // stop()
+
+  void start();  // the background worker
+  // Stops the worker: a retrain in progress is abandoned after its current
+  // epoch; its request stays accepted in the log and resumes at the next start.
+  void stop();
+
+  std::shared_ptr<const Ensemble> ensemble() const;
+  const Config& config() const { return writer_.config; }
+
+  // Logs the request durably and queues it; returns its sequence number.
+  // DataError (naming them) if any id was never part of the run.
+  uint64_t submit(const std::vector<int64_t>& ids);
+
+  // {"id", "state": pending|running|applied|failed, "receipt"?, "error"?};
+  // null if no request has this id.
+  nlohmann::json request(uint64_t seq) const;
+
+  struct Counts {
+    size_t pending = 0;       // accepted, not yet applied (queued or running)
+    uint64_t applied = 0;     // applied by this process
+    uint64_t failed = 0;
+  };
+  Counts counts() const;
+  std::vector<uint64_t> pending_ids() const;
+  std::string paused_reason() const;  // empty while deletions run
+
+ private:
+  struct State {
+    std::string state;
+    nlohmann::json receipt;
+    std::string error;
+  };
+  void work();
+  void finish(const LogRecord& rec);
+  void set_state(uint64_t seq, const std::string& state, nlohmann::json receipt = nullptr,
+                 std::string error = {});
+
+  RunDir run_;
+  Writer writer_;                      // lock, manifest (owned by the worker), config
+  std::vector<int64_t> known_ids_;     // sorted: every id the run ever held
+  std::set<std::string> receipt_paths_;  // receipts published before this process started
+
+  mutable std::mutex ensemble_mu_;
+  std::shared_ptr<const Ensemble> ensemble_;
+
+  mutable std::mutex mu_;              // everything below
+  std::condition_variable wake_;
+  std::deque<LogRecord> queue_;
+  std::map<uint64_t, State> states_;   // requests seen by this process
+  uint64_t next_seq_ = 1;
+  uint64_t applied_ = 0, failed_ = 0;
+  std::string paused_;
+
+  std::atomic<bool> stop_{false};
+  std::thread worker_;
+};
+
+}  // namespace sisa

@@ -1,0 +1,319 @@
+// The HTTP layer of `sisa serve` (cpp-httplib; the only file that includes
+// it). Handlers are thin: parsing and rendering live in api.cpp, state in
+// DeletionService.
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "fs.h"
+#include "serve/api.h"
+#include "serve/deletion_service.h"
+#include "serve/metrics.h"
+#include "sisa/errors.h"
+#include "sisa/serve.h"
+
+namespace sisa {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+volatile std::sig_atomic_t g_signal = 0;
+
+constexpr const char* kJson = "application/json";
+
+std::string read_token(const std::string& path) {
+  const auto bytes = read_file(path);
+  std::string token(bytes.begin(), bytes.end());
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+  if (token.size() < 16) {
+    throw UsageError("--token-file '" + path + "' holds a token of " + std::to_string(token.size()) +
+                     " characters; use at least 16 (e.g. openssl rand -hex 32)");
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077)) {
+    spdlog::warn("--token-file '{}' is readable by group or others (chmod 600 it)", path);
+  }
+  return token;
+}
+
+// Compares in time independent of where the strings differ.
+bool same_secret(const std::string& given, const std::string& secret) {
+  unsigned char diff = given.size() == secret.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i] ^ secret[i % secret.size()]);
+  }
+  return diff == 0;
+}
+
+Metrics::Endpoint endpoint_of(const httplib::Request& req) {
+  const std::string& p = req.path;
+  if (p == "/v1/predict") return Metrics::kPredict;
+  if (p == "/v1/forget") return Metrics::kForget;
+  if (p.rfind("/v1/forget/", 0) == 0) return Metrics::kForgetStatus;
+  if (p == "/v1/status") return Metrics::kStatus;
+  if (p == "/healthz") return Metrics::kHealth;
+  if (p == "/metrics") return Metrics::kMetrics;
+  return Metrics::kOther;
+}
+
+void reply_error(httplib::Response& res, int status, const std::string& error, const std::string& detail) {
+  res.status = status;
+  res.set_content(error_body(error, detail), kJson);
+}
+
+class Server {
+ public:
+  Server(const ServeOptions& o, DeletionService& service, std::string token)
+      : options_(o), service_(service), token_(std::move(token)) {
+    const Config& c = service_.config();
+    scale_ = c.data.scale;
+    offset_ = c.data.offset;
+    routes();
+    http_.new_task_queue = [n = o.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+    http_.set_tcp_nodelay(true);  // without it every answer waited ~40-90 ms for the client's ACK
+    http_.set_keep_alive_max_count(100000);
+    http_.set_keep_alive_timeout(5);
+    http_.set_payload_max_length(o.max_body_bytes);
+    const auto timeout = std::chrono::duration<double>(o.read_timeout_seconds);
+    http_.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+    http_.set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+  }
+
+  httplib::Server& http() { return http_; }
+
+ private:
+  void routes() {
+    // The arrival time of the request this thread is answering (a request is
+    // answered on one thread), for the latency histograms.
+    http_.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      started() = Clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const double s = std::chrono::duration<double>(Clock::now() - started()).count();
+      metrics_.observe(endpoint_of(req), res.status, s);
+      spdlog::debug("{} {} -> {} ({:.3f} ms)", req.method, req.path, res.status, s * 1e3);
+    });
+    // Errors httplib itself answers (no route, body too large, bad request
+    // line) get the same JSON shape as ours.
+    http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      const int s = res.status;
+      const std::string error = s == 404 ? "not_found" : s == 413 ? "body_too_large" : s == 405 ? "method_not_allowed"
+                                : s == 408 ? "timeout" : "bad_request";
+      std::string detail = s == 404 ? "no endpoint " + req.method + " " + req.path
+                           : s == 413 ? "the body exceeds the server's limit (--max-body-bytes)"
+                                      : "the request could not be read (status " + std::to_string(s) + ")";
+      res.set_content(error_body(error, detail), kJson);
+    });
+    http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "unknown error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("{} {}: {}", req.method, req.path, what);
+      reply_error(res, 500, "internal", what);
+    });
+
+    // Bodies are read through a content reader: otherwise httplib parses a
+    // body sent as a form (curl -d's default content type) as one and
+    // refuses it beyond 8 KiB.
+    http_.Post("/v1/predict", [this](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& read) {
+      std::string body;
+      if (read_body(read, &body, res)) predict(req, body, res);
+    });
+    http_.Post("/v1/forget", [this](const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& read) {
+      std::string body;
+      if (read_body(read, &body, res)) forget(req, body, res);
+    });
+    http_.Get(R"(/v1/forget/(\d{1,18}))", [this](const httplib::Request& req, httplib::Response& res) {
+      const json r = service_.request(std::stoull(req.matches[1].str()));
+      if (r.is_null()) return reply_error(res, 404, "unknown_request", "no deletion request " + req.matches[1].str());
+      res.set_content(r.dump() + "\n", kJson);
+    });
+    http_.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(status().dump() + "\n", kJson);
+    });
+    http_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+      const std::string paused = service_.paused_reason();
+      res.set_content(json{{"status", "ok"}, {"deletions", paused.empty() ? "ok" : "paused"}}.dump() + "\n", kJson);
+    });
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+  }
+
+  // False (with the answer set) if the body could not be read: over the
+  // size limit (httplib has set 413), or the client stalled or hung up.
+  static bool read_body(const httplib::ContentReader& read, std::string* body, httplib::Response& res) {
+    const bool ok = read([&](const char* data, size_t n) {
+      body->append(data, n);
+      return true;
+    });
+    if (ok) return true;
+    res.set_header("Connection", "close");
+    if (res.status == 413) {
+      reply_error(res, 413, "body_too_large", "the body exceeds the server's limit (--max-body-bytes)");
+    } else {
+      reply_error(res, 400, "incomplete_body", "the body ended early or arrived slower than the read timeout");
+    }
+    return false;
+  }
+
+  static Clock::time_point& started() {
+    static thread_local Clock::time_point t;
+    return t;
+  }
+
+  void predict(const httplib::Request&, const std::string& body, httplib::Response& res) {
+    const auto ensemble = service_.ensemble();  // one snapshot for the whole batch
+    try {
+      const PredictInput in = parse_predict(body, ensemble->width(), scale_, offset_);
+      const EnsembleOutput out = ensemble->predict(in.inputs.data(), in.n, in.shard_votes);
+      metrics_.add_predictions(in.n);
+      res.set_content(render_predict(in, out, *ensemble), kJson);
+    } catch (const ApiError& e) {
+      reply_error(res, e.status(), e.error(), e.what());
+    }
+  }
+
+  void forget(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    if (token_.empty()) {
+      return reply_error(res, 403, "forbidden",
+                         "deletion over HTTP is disabled: start sisa serve with --token-file");
+    }
+    const std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.compare(0, prefix.size(), prefix) != 0 || !same_secret(auth.substr(prefix.size()), token_)) {
+      res.set_header("WWW-Authenticate", "Bearer realm=\"sisa\"");
+      return reply_error(res, 401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer <token>'");
+    }
+    try {
+      const uint64_t seq = service_.submit(parse_forget(body));
+      const std::string url = "/v1/forget/" + std::to_string(seq);
+      res.status = 202;
+      res.set_header("Location", url);
+      res.set_content(json{{"id", seq}, {"state", "pending"}, {"status_url", url}}.dump() + "\n", kJson);
+    } catch (const ApiError& e) {
+      reply_error(res, e.status(), e.error(), e.what());
+    } catch (const DataError& e) {
+      reply_error(res, 422, "unknown_ids", e.what());
+    } catch (const UnavailableError& e) {
+      reply_error(res, 503, "unavailable", e.what());
+    }
+  }
+
+  json status() const {
+    const auto e = service_.ensemble();
+    json shards = json::array();
+    for (const auto& s : e->shards()) {
+      shards.push_back({{"shard", s.shard}, {"generation", s.generation}, {"n_samples", s.n_samples},
+                        {"fingerprint", s.fingerprint}, {"state_digest", s.state_digest}});
+    }
+    const std::string paused = service_.paused_reason();
+    return {{"run_dir", options_.run_dir},
+            {"shard_status", shards},
+            {"last_applied_request", e->last_applied()},
+            {"pending_requests", service_.pending_ids()},
+            {"deletions", token_.empty() ? "disabled (no --token-file)" : paused.empty() ? "enabled" : "paused: " + paused},
+            {"input", {{"width", e->width()}, {"scale", scale_}, {"offset", offset_}}},
+            {"classes", e->classes()}};
+  }
+
+  std::string metrics() const {
+    const auto c = service_.counts();
+    const auto e = service_.ensemble();
+    std::string out;
+    out += "# HELP sisa_deletions_pending Deletion requests accepted and not yet applied.\n";
+    out += "# TYPE sisa_deletions_pending gauge\nsisa_deletions_pending " + std::to_string(c.pending) + "\n";
+    out += "# HELP sisa_deletions_applied_total Deletion requests applied by this process.\n";
+    out += "# TYPE sisa_deletions_applied_total counter\nsisa_deletions_applied_total " + std::to_string(c.applied) + "\n";
+    out += "# HELP sisa_deletions_failed_total Deletion requests that failed (deletions then pause).\n";
+    out += "# TYPE sisa_deletions_failed_total counter\nsisa_deletions_failed_total " + std::to_string(c.failed) + "\n";
+    out += "# HELP sisa_last_applied_request The last deletion request the served models include.\n";
+    out += "# TYPE sisa_last_applied_request gauge\nsisa_last_applied_request " + std::to_string(e->last_applied()) + "\n";
+    out += "# HELP sisa_shard_generation Generation of each served shard (bumped by every deletion that retrains it).\n";
+    out += "# TYPE sisa_shard_generation gauge\n";
+    for (const auto& s : e->shards()) {
+      out += "sisa_shard_generation{shard=\"" + std::to_string(s.shard) + "\"} " + std::to_string(s.generation) + "\n";
+    }
+    return metrics_.render(out);
+  }
+
+  const ServeOptions& options_;
+  DeletionService& service_;
+  const std::string token_;
+  double scale_ = 1.0, offset_ = 0.0;
+  httplib::Server http_;
+  Metrics metrics_;
+};
+
+}  // namespace
+
+int serve(const ServeOptions& o) {
+  if (o.run_dir.empty()) throw UsageError("--run-dir is required");
+  if (o.http_threads < 1) throw UsageError("--http-threads must be >= 1");
+  const std::string token = o.token_file.empty() ? "" : read_token(o.token_file);
+  if (token.empty()) spdlog::info("no --token-file: POST /v1/forget is disabled");
+
+  // SIGINT/SIGTERM only set a flag (libraries started threads before us, so
+  // masking them cannot route the signal to one thread); a watcher thread
+  // sees it and stops the HTTP server, which lets in-flight requests finish.
+  g_signal = 0;
+  struct sigaction action {}, old_int {}, old_term {};
+  action.sa_handler = [](int sig) { g_signal = sig; };
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &old_int);
+  sigaction(SIGTERM, &action, &old_term);
+  struct RestoreSignals {
+    struct sigaction *i, *t;
+    ~RestoreSignals() {
+      sigaction(SIGINT, i, nullptr);
+      sigaction(SIGTERM, t, nullptr);
+    }
+  } restore{&old_int, &old_term};
+
+  DeletionService service(o.run_dir, o.force_environment);
+  Server server(o, service, token);
+  auto& http = server.http();
+  const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port < 0) {
+    throw IOError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not an address of this host)");
+  }
+  service.start();
+  std::atomic<bool> done{false};
+  std::thread signal_waiter([&] {
+    while (!done) {
+      if (const int sig = g_signal) {
+        spdlog::info("{}: finishing in-flight requests, then stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        http.stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  // The socket listens from bind on: connections queue until the accept loop runs.
+  spdlog::info("serving run '{}' on http://{}:{} ({} HTTP threads)", o.run_dir, o.host, port, o.http_threads);
+  if (o.on_listening) o.on_listening(o.host, port);
+  const bool ok = http.listen_after_bind();
+  done = true;
+  signal_waiter.join();
+  service.stop();
+  if (!ok) throw IOError("the HTTP server on " + o.host + ":" + std::to_string(port) + " stopped unexpectedly");
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace sisa
