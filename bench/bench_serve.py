@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,8 @@ def main():
                    f"{r['p99_ms']:.2f} | {r['errors']} |")
         # A deletion retraining in the background while the load runs.
         ids = random.Random(shards).sample(range(60000), 3)
-        load = subprocess.Popen(["wrk", "-t2", "-c8", f"-d{a.seconds + 10}s", "-s", os.path.join(HERE, "wrk_post.lua"),
+        # wrk stops (and reports) on SIGINT: the load spans the whole deletion, the swap included.
+        load = subprocess.Popen(["wrk", "-t2", "-c8", "-d600s", "-s", os.path.join(HERE, "wrk_post.lua"),
                                  url], stdout=subprocess.PIPE, text=True, env=dict(os.environ, SISA_BODY=one))
         time.sleep(2)
         t0 = time.time()
@@ -133,6 +135,8 @@ def main():
             time.sleep(0.05)
         applied = time.time() - t0
         state = server.get(f"/v1/forget/{rid}")
+        time.sleep(2)
+        load.send_signal(signal.SIGINT)
         m = re.search(r"SISA_RESULT requests=(\d+) duration_us=(\d+) errors=(\d+) non2xx=(\d+) p50_us=(\d+) "
                       r"p99_us=(\d+)", load.communicate()[0])
         req, dur, err, non2xx, p50, p99 = map(int, m.groups())

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "nn/stacked_mlp.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -13,28 +14,37 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
   for (auto d : c.data.input_shape) e->width_ *= d;
   e->classes_ = c.data.num_classes;
   e->last_applied_ = m.last_seq;
+  std::vector<const ModelState*> voting;
   for (const auto& entry : m.entries) {
     EnsembleShard s{entry.shard, entry.generation, entry.n_samples,
-                    entry.final_checkpoint().fingerprint, entry.final_checkpoint().state_digest, nullptr};
+                    entry.final_checkpoint().fingerprint, entry.final_checkpoint().state_digest, nullptr, nullptr};
     if (entry.n_samples > 0) {
       const EnsembleShard* old = nullptr;
       if (previous && entry.shard < static_cast<int64_t>(previous->shards_.size())) {
         old = &previous->shards_[static_cast<size_t>(entry.shard)];
       }
-      if (old && old->model && old->generation == s.generation && old->state_digest == s.state_digest) {
+      if (old && old->state && old->generation == s.generation && old->state_digest == s.state_digest) {
+        s.state = old->state;
         s.model = old->model;
       } else {
-        s.model = std::make_shared<const ShardModel>(c, load_checkpoint(run, entry.final_checkpoint()));
+        s.state = std::make_shared<const ModelState>(load_checkpoint(run, entry.final_checkpoint()));
       }
+      voting.push_back(s.state.get());
     }
     e->shards_.push_back(std::move(s));
+  }
+  e->stacked_ = StackedMlp::build(c, voting);
+  if (!e->stacked_) {
+    for (auto& s : e->shards_) {
+      if (s.state && !s.model) s.model = std::make_shared<const ShardModel>(c, *s.state);
+    }
   }
   if (e->voting_shards() == 0) throw DataError("run '" + run.root + "' has no non-empty shard to predict with");
   return e;
 }
 
 int64_t Ensemble::voting_shards() const {
-  return std::count_if(shards_.begin(), shards_.end(), [](const EnsembleShard& s) { return s.model != nullptr; });
+  return std::count_if(shards_.begin(), shards_.end(), [](const EnsembleShard& s) { return s.state != nullptr; });
 }
 
 EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard_labels) const {
@@ -46,11 +56,21 @@ EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard
   out.mean.assign(static_cast<size_t>(n * k), 0.0f);
   out.votes.assign(static_cast<size_t>(n * k), 0);
   if (with_shard_labels) out.shard_labels.assign(static_cast<size_t>(n * out.shards), -1);
+  const std::vector<float> stacked = stacked_ ? stacked_->posteriors(inputs, n) : std::vector<float>();
+  int64_t v = 0;  // index among the voting shards
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (!shards_[s].model) continue;
-    const auto p = shards_[s].model->posteriors(inputs, n);
+    if (!shards_[s].state) continue;
+    std::vector<float> own;
+    const float* p = nullptr;
+    if (stacked_) {
+      p = stacked.data() + v * n * k;
+    } else {
+      own = shards_[s].model->posteriors(inputs, n);
+      p = own.data();
+    }
+    ++v;
     for (int64_t i = 0; i < n; ++i) {
-      const float* row = p.data() + i * k;
+      const float* row = p + i * k;
       const int64_t label = std::max_element(row, row + k) - row;
       out.votes[static_cast<size_t>(i * k + label)] += 1;
       if (with_shard_labels) out.shard_labels[static_cast<size_t>(i * out.shards) + s] = label;

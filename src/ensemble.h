@@ -11,6 +11,10 @@
 #include "run_common.h"
 
 namespace sisa {
+class StackedMlp;
+}
+
+namespace sisa {
 
 struct EnsembleShard {
   int64_t shard = 0;
@@ -18,7 +22,8 @@ struct EnsembleShard {
   int64_t n_samples = 0;
   std::string fingerprint;
   std::string state_digest;
-  std::shared_ptr<const ShardModel> model;  // null for an empty shard (it has no say)
+  std::shared_ptr<const ModelState> state;  // null for an empty shard (it has no say)
+  std::shared_ptr<const ShardModel> model;  // for models that are not stacked (CNNs)
 };
 
 struct EnsembleOutput {
@@ -38,7 +43,8 @@ class Ensemble {
                                               const Config& c, const Ensemble* previous = nullptr);
 
   // `inputs`: n rows of width() features, already transformed like the
-  // training data. Runs each shard once over the whole batch.
+  // training data. Runs each shard once over the whole batch (MLPs: all
+  // shards as one stacked network).
   EnsembleOutput predict(const float* inputs, int64_t n, bool with_shard_labels) const;
 
   int64_t width() const { return width_; }
@@ -49,6 +55,7 @@ class Ensemble {
 
  private:
   std::vector<EnsembleShard> shards_;
+  std::shared_ptr<const StackedMlp> stacked_;  // the voting shards, in order (MLPs)
   int64_t width_ = 0, classes_ = 0;
   uint64_t last_applied_ = 0;
 };

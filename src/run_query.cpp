@@ -38,8 +38,8 @@ nlohmann::json predict(const PredictRequest& req) {
   const Dataset test = load_source(c.data, Split::kTest);
   set_compute_threads(c.train.threads);
   const int64_t n = static_cast<int64_t>(test.size()), k = c.data.num_classes;
-  const auto t0 = std::chrono::steady_clock::now();
   const auto ensemble = Ensemble::load(run, m, c);
+  const auto t0 = std::chrono::steady_clock::now();  // inference only
   const EnsembleOutput out = ensemble->predict(test.inputs.data(), n, false);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

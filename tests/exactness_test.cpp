@@ -11,6 +11,7 @@
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
+#include "nn/stacked_mlp.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -227,3 +228,32 @@ TEST(ExactnessGroups, ForgettingADataSubjectRemovesAllTheirRows) {
 }
 
 }  // namespace
+
+// Serving evaluates all shards' MLPs as one stacked network; it must give
+// each shard's own posteriors (to float rounding: the multiplies are grouped
+// differently), for any depth and activation, and for a batch of one.
+TEST(StackedMlp, MatchesEachShardModel) {
+  TempDir dir;
+  test::write_csv(test::synthetic(40, 6, 4, 5), dir / "train.csv");
+  for (const std::string model : {"  type: mlp\n  hidden: [16, 8]\n  activation: tanh\n",
+                                  "  type: mlp\n  hidden: []\n", "  type: mlp\n  hidden: [12]\n"}) {
+    const std::string cfg = dir / "c.yaml";
+    test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 6, 4, model,
+                                            "  shards: 3\n  slices: 1\n", "  epochs: 1\n"));
+    const Config c = Config::load(cfg, {});
+    std::vector<ModelState> states;
+    for (int64_t s = 0; s < 3; ++s) states.push_back(ShardTrainer(c, s).initial_state());
+    const auto stacked = StackedMlp::build(c, {&states[0], &states[1], &states[2]});
+    ASSERT_TRUE(stacked) << model;
+    const Dataset d = load_source(c.data, Split::kTrain);
+    for (int64_t n : {int64_t{1}, int64_t{40}}) {
+      const auto all = stacked->posteriors(d.inputs.data(), n);
+      for (int64_t s = 0; s < 3; ++s) {
+        const auto own = ShardModel(c, states[s]).posteriors(d.inputs.data(), n);
+        for (int64_t i = 0; i < n * 4; ++i) {
+          EXPECT_NEAR(all[s * n * 4 + i], own[i], 1e-6) << model << " shard " << s << " n " << n;
+        }
+      }
+    }
+  }
+}

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -63,6 +64,17 @@ Metrics::Endpoint endpoint_of(const httplib::Request& req) {
   return Metrics::kOther;
 }
 
+// httplib's server with its listening socket exposed: Debian's build listens
+// with a backlog of 5, so 64 clients connecting at once saw dropped SYNs
+// (1 s retransmits, connect errors). Linux lets listen() raise it.
+class HttpServer : public httplib::Server {
+ public:
+  void widen_backlog() {
+    const int fd = svr_sock_;
+    if (fd >= 0) ::listen(fd, SOMAXCONN);
+  }
+};
+
 void reply_error(httplib::Response& res, int status, const std::string& error, const std::string& detail) {
   res.status = status;
   res.set_content(error_body(error, detail), kJson);
@@ -86,7 +98,7 @@ class Server {
     http_.set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
   }
 
-  httplib::Server& http() { return http_; }
+  HttpServer& http() { return http_; }
 
  private:
   void routes() {
@@ -256,7 +268,7 @@ class Server {
   DeletionService& service_;
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
-  httplib::Server http_;
+  HttpServer http_;
   Metrics metrics_;
 };
 
@@ -292,6 +304,7 @@ int serve(const ServeOptions& o) {
   if (port < 0) {
     throw IOError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not an address of this host)");
   }
+  http.widen_backlog();
   service.start();
   std::atomic<bool> done{false};
   std::thread signal_waiter([&] {

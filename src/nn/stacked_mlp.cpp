@@ -1,0 +1,90 @@
+#include "nn/stacked_mlp.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cstring>
+#include <string>
+
+#include "sisa/errors.h"
+
+namespace sisa {
+namespace {
+
+at::Tensor tensor_of(const ModelState& state, const std::string& name) {
+  const TensorBlob* b = state.find(name);
+  if (!b || b->dtype != DType::kFloat32) throw CorruptionError("checkpoint lacks float32 tensor '" + name + "'");
+  auto t = at::empty(b->shape, at::kFloat);
+  if (static_cast<size_t>(t.numel()) * sizeof(float) != b->bytes.size()) {
+    throw CorruptionError("checkpoint tensor '" + name + "' has the wrong size");
+  }
+  std::memcpy(t.data_ptr<float>(), b->bytes.data(), b->bytes.size());
+  return t;
+}
+
+}  // namespace
+
+struct StackedMlp::Impl {
+  int64_t shards = 0, width = 0, classes = 0;
+  bool tanh = false;
+  at::Tensor first_weight_t;  // width x (shards * out0): the first layer of every shard side by side
+  at::Tensor first_bias;      // shards * out0
+  int64_t first_out = 0;
+  std::vector<at::Tensor> weight_t;  // later layers: shards x in x out
+  std::vector<at::Tensor> bias;      // shards x 1 x out
+
+  at::Tensor activate(const at::Tensor& x) const { return tanh ? at::tanh(x) : at::relu(x); }
+};
+
+StackedMlp::StackedMlp() : impl_(std::make_unique<Impl>()) {}
+StackedMlp::~StackedMlp() = default;
+
+std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector<const ModelState*>& states) {
+  if (c.model.type != "mlp" || states.empty()) return nullptr;
+  std::unique_ptr<StackedMlp> m(new StackedMlp());
+  Impl& p = *m->impl_;
+  p.shards = static_cast<int64_t>(states.size());
+  p.width = 1;
+  for (auto d : c.data.input_shape) p.width *= d;
+  p.classes = c.data.num_classes;
+  p.tanh = c.model.activation == "tanh";
+  // The layers in order, named as Net registers them (nn/net.cpp).
+  std::vector<std::string> layers;
+  for (size_t i = 0; i < c.model.hidden.size(); ++i) layers.push_back("fc" + std::to_string(i));
+  layers.push_back("out");
+  at::NoGradGuard no_grad;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    std::vector<at::Tensor> w, b;
+    for (const ModelState* s : states) {
+      w.push_back(tensor_of(*s, layers[l] + ".weight"));  // out x in
+      b.push_back(tensor_of(*s, layers[l] + ".bias"));
+    }
+    if (l == 0) {
+      p.first_weight_t = at::cat(w, 0).t().contiguous();
+      p.first_bias = at::cat(b, 0).contiguous();
+      p.first_out = w[0].size(0);
+    } else {
+      for (auto& t : w) t = t.t();
+      p.weight_t.push_back(at::stack(w, 0).contiguous());
+      p.bias.push_back(at::stack(b, 0).unsqueeze(1).contiguous());
+    }
+  }
+  return m;
+}
+
+std::vector<float> StackedMlp::posteriors(const float* inputs, int64_t n) const {
+  const Impl& p = *impl_;
+  c10::InferenceMode inference;
+  const auto x = at::from_blob(const_cast<float*>(inputs), {n, p.width}, at::kFloat);
+  at::Tensor h = at::addmm(p.first_bias, x, p.first_weight_t);  // n x (shards * out0)
+  h = h.view({n, p.shards, p.first_out}).transpose(0, 1);        // shards x n x out0
+  for (size_t l = 0; l < p.weight_t.size(); ++l) {
+    h = at::baddbmm(p.bias[l], p.activate(h), p.weight_t[l]);
+  }
+  const at::Tensor probs = at::softmax(h, 2).contiguous();  // shards x n x classes
+  std::vector<float> out(static_cast<size_t>(p.shards * n * p.classes));
+  std::memcpy(out.data(), probs.data_ptr<float>(), out.size() * sizeof(float));
+  return out;
+}
+
+}  // namespace sisa
