@@ -133,37 +133,28 @@ PredictInput parse_predict(const std::string& body, int64_t width, double scale,
   return in;
 }
 
+namespace {
+
+// A flat row-major n x width buffer as a JSON array of n arrays.
+template <typename T>
+json rows(const std::vector<T>& flat, int64_t n, int64_t width) {
+  json out = json::array();
+  for (int64_t i = 0; i < n; ++i) out.push_back(std::vector<T>(flat.begin() + i * width, flat.begin() + (i + 1) * width));
+  return out;
+}
+
+}  // namespace
+
 std::string render_predict(const PredictInput& in, const EnsembleOutput& out, const Ensemble& e) {
-  json labels = json::array(), probs = json::array();
-  const auto& chosen = in.vote ? out.label_vote : out.label_mean;
-  for (int64_t i = 0; i < out.n; ++i) {
-    labels.push_back(chosen[static_cast<size_t>(i)]);
-    probs.push_back(std::vector<float>(out.mean.begin() + i * out.classes,
-                                       out.mean.begin() + (i + 1) * out.classes));
-  }
   json gens = json::array();
   for (const auto& s : e.shards()) gens.push_back(s.generation);
-  json r = {{"labels", labels},
-            {"probabilities", probs},
+  json r = {{"labels", in.vote ? out.label_vote : out.label_mean},
+            {"probabilities", rows(out.mean, out.n, out.classes)},
             {"aggregate", in.vote ? "vote" : "mean"},
             {"last_applied_request", e.last_applied()},
             {"generations", gens}};
-  if (in.vote) {
-    json votes = json::array();
-    for (int64_t i = 0; i < out.n; ++i) {
-      votes.push_back(std::vector<int64_t>(out.votes.begin() + i * out.classes,
-                                           out.votes.begin() + (i + 1) * out.classes));
-    }
-    r["votes"] = votes;
-  }
-  if (in.shard_votes) {
-    json sv = json::array();
-    for (int64_t i = 0; i < out.n; ++i) {
-      sv.push_back(std::vector<int64_t>(out.shard_labels.begin() + i * out.shards,
-                                        out.shard_labels.begin() + (i + 1) * out.shards));
-    }
-    r["shard_votes"] = sv;
-  }
+  if (in.vote) r["votes"] = rows(out.votes, out.n, out.classes);
+  if (in.shard_votes) r["shard_votes"] = rows(out.shard_labels, out.n, out.shards);
   return r.dump() + "\n";
 }
 
