@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -75,15 +76,25 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
 std::vector<float> StackedMlp::posteriors(const float* inputs, int64_t n) const {
   const Impl& p = *impl_;
   c10::InferenceMode inference;
-  const auto x = at::from_blob(const_cast<float*>(inputs), {n, p.width}, at::kFloat);
-  at::Tensor h = at::addmm(p.first_bias, x, p.first_weight_t);  // n x (shards * out0)
-  h = h.view({n, p.shards, p.first_out}).transpose(0, 1);        // shards x n x out0
-  for (size_t l = 0; l < p.weight_t.size(); ++l) {
-    h = at::baddbmm(p.bias[l], p.activate(h), p.weight_t[l]);
-  }
-  const at::Tensor probs = at::softmax(h, 2).contiguous();  // shards x n x classes
   std::vector<float> out(static_cast<size_t>(p.shards * n * p.classes));
-  std::memcpy(out.data(), probs.data_ptr<float>(), out.size() * sizeof(float));
+  // Row blocks keep the intermediates (rows x shards x hidden) in cache; one
+  // block for all 10,000 test inputs ran at half the per-shard rate.
+  constexpr int64_t kRows = 256;
+  for (int64_t first = 0; first < n; first += kRows) {
+    const int64_t m = std::min(kRows, n - first);
+    const auto x = at::from_blob(const_cast<float*>(inputs + first * p.width), {m, p.width}, at::kFloat);
+    at::Tensor h = at::addmm(p.first_bias, x, p.first_weight_t);             // m x (shards * out0)
+    h = h.view({m, p.shards, p.first_out}).transpose(0, 1).contiguous();    // shards x m x out0
+    for (size_t l = 0; l < p.weight_t.size(); ++l) {
+      h = at::baddbmm(p.bias[l], p.activate(h), p.weight_t[l]);
+    }
+    const at::Tensor probs = at::softmax(h, 2).contiguous();  // shards x m x classes
+    const float* src = probs.data_ptr<float>();
+    for (int64_t s = 0; s < p.shards; ++s) {
+      std::memcpy(out.data() + (s * n + first) * p.classes, src + s * m * p.classes,
+                  static_cast<size_t>(m * p.classes) * sizeof(float));
+    }
+  }
   return out;
 }
 
