@@ -278,6 +278,27 @@ TEST_F(Serve, BadInputGetsA4xxJsonErrorAndChangesNothing) {
     EXPECT_FALSE(j.value("detail", "").empty());
   }
   EXPECT_EQ(c.Get("/v1/forget/99")->status, 404);
+  // Client bytes that are not UTF-8, echoed in an error, must not crash the server.
+  const auto odd_path = c.Get("/%FF%FE");
+  ASSERT_TRUE(odd_path);
+  EXPECT_EQ(odd_path->status, 404);
+  const auto odd_body = c.Post("/v1/predict", "{\"aggregate\": \"\xff\"}", "application/json");
+  ASSERT_TRUE(odd_body);
+  EXPECT_EQ(odd_body->status, 400) << odd_body->body;
+  // A chunked body (no Content-Length) is held to the same limit.
+  const auto chunked = c.Post(
+      "/v1/predict",
+      [](size_t offset, httplib::DataSink& sink) {
+        if (offset >= 200000) {
+          sink.done();
+          return true;
+        }
+        const std::string piece(10000, ' ');
+        return sink.write(piece.data(), piece.size());
+      },
+      "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 413) << chunked->body;
   // A client that sends half a request and stalls is cut off after the read
   // timeout, without holding up anyone else.
   {
@@ -406,6 +427,39 @@ TEST_F(Serve, AnAcceptedDeletionInterruptedByShutdownResumesAtTheNextStart) {
   EXPECT_EQ(again.stop(), 0);
   EXPECT_EQ(test::stage_digests(run_), test::stage_digests(cli_run));
   EXPECT_EQ(json::parse(run_sisa("status --json -r " + run_).output)["pending_requests"], 0);
+}
+
+}  // namespace
+
+namespace {
+
+// SIGTERM at any moment of start-up (loading, recovery, binding) ends the
+// server; before its handler is installed that is the default action (143).
+TEST_F(Serve, ASignalDuringStartUpStillStopsTheServer) {
+  for (const int delay_ms : {200, 700, 1200, 2000}) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string cmd = std::string("exec ") + SISA_BINARY + " serve -q --port 0 -r " + run_ + " > /dev/null";
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, SIGTERM);
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 400 && done == 0; ++i) {
+      done = waitpid(pid, &status, WNOHANG);
+      if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (done == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "still running 20 s after SIGTERM at " << delay_ms << " ms";
+      continue;
+    }
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    EXPECT_TRUE(code == 0 || code == 128 + SIGTERM) << "exit " << code << " after SIGTERM at " << delay_ms << " ms";
+  }
 }
 
 }  // namespace

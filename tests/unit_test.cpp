@@ -333,13 +333,16 @@ TEST(ServeApi, PredictBodiesAreStreamedTransformedAndChecked) {
                                          {"{\"inputs\": [[1,2,3]], \"extra\": 1}", 400, "unknown_field"},
                                          {"{\"inputs\": [[1,2,3]], \"aggregate\": 1}", 400, "bad_request"},
                                          {"{\"inputs\": [[1,2,3]], \"aggregate\": \"max\"}", 422, "bad_aggregate"},
-                                         {"[{\"inputs\": [[1,2,3]]}]", 400, "bad_request"}}) {
+                                         {"[{\"inputs\": [[1,2,3]]}]", 400, "bad_request"},
+                                         {"{\"inputs\": [[1,2,1e300]]}", 422, "not_finite"},
+                                         {"{\"inputs\": [[1,2,3]], \"aggregate\": \"\xff\"}", 400, "malformed_json"}}) {
     try {
       sisa::parse_predict(c.body, 3, 1.0, 0.0);
       ADD_FAILURE() << "accepted: " << c.body;
     } catch (const sisa::ApiError& e) {
       EXPECT_EQ(e.status(), c.status) << c.body << ": " << e.what();
       EXPECT_EQ(e.error(), c.error) << c.body << ": " << e.what();
+      EXPECT_NO_THROW(sisa::error_body(e.error(), e.what()));  // even with invalid UTF-8 in it
     }
   }
 }

@@ -56,9 +56,14 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
   at::NoGradGuard no_grad;
   for (size_t l = 0; l < layers.size(); ++l) {
     std::vector<at::Tensor> w, b;
+    const int64_t in = l == 0 ? p.width : c.model.hidden[l - 1];
+    const int64_t out = l + 1 == layers.size() ? p.classes : c.model.hidden[l];
     for (const ModelState* s : states) {
       w.push_back(tensor_of(*s, layers[l] + ".weight"));  // out x in
       b.push_back(tensor_of(*s, layers[l] + ".bias"));
+      if (w.back().sizes() != at::IntArrayRef{out, in} || b.back().sizes() != at::IntArrayRef{out}) {
+        throw CorruptionError("checkpoint layer '" + layers[l] + "' does not have the config's shape");
+      }
     }
     if (l == 0) {
       p.first_weight_t = at::cat(w, 0).t().contiguous();

@@ -97,7 +97,12 @@ class PredictParser : public json::json_sax_t {
       fail(422, "bad_width", "input " + std::to_string(out_->n) + " has more than " + std::to_string(width_) +
                                  " values");
     }
-    out_->inputs.push_back(static_cast<float>(v * scale_ + offset_));
+    const auto x = static_cast<float>(v * scale_ + offset_);
+    if (!std::isfinite(x)) {  // finite in JSON, but not once scaled into float
+      fail(422, "not_finite", "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) +
+                                  " is out of range");
+    }
+    out_->inputs.push_back(x);
     ++row_values_;
     return true;
   }
@@ -120,7 +125,9 @@ class PredictParser : public json::json_sax_t {
 }  // namespace
 
 std::string error_body(const std::string& error, const std::string& detail) {
-  return json{{"error", error}, {"detail", detail}}.dump() + "\n";
+  // `detail` may quote client bytes (a path, a JSON parse error) that are not
+  // valid UTF-8: replace them rather than throw while answering.
+  return json{{"error", error}, {"detail", detail}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 PredictInput parse_predict(const std::string& body, int64_t width, double scale, double offset) {

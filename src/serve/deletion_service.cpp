@@ -54,6 +54,11 @@ std::shared_ptr<const Ensemble> DeletionService::ensemble() const {
   return ensemble_;
 }
 
+std::string DeletionService::stale_reason() const {
+  std::lock_guard<std::mutex> hold(ensemble_mu_);
+  return stale_;
+}
+
 uint64_t DeletionService::submit(const std::vector<int64_t>& ids) {
   std::vector<int64_t> unknown;
   for (int64_t id : ids) {
@@ -70,9 +75,10 @@ uint64_t DeletionService::submit(const std::vector<int64_t>& ids) {
   if (!paused_.empty()) throw UnavailableError("deletions are paused: " + paused_);
   if (stop_) throw UnavailableError("the server is shutting down");
   const std::set<int64_t> unique(ids.begin(), ids.end());
-  LogRecord rec{LogRecord::Type::kAccepted, next_seq_, false, {unique.begin(), unique.end()}};
+  // The number is used up even if the append fails: a record may have
+  // reached the log although its sync failed, and no two may share it.
+  LogRecord rec{LogRecord::Type::kAccepted, next_seq_++, false, {unique.begin(), unique.end()}};
   append_log(*run_.env, run_.path(kLogFile), rec);  // durable before we answer
-  ++next_seq_;
   states_[rec.seq] = {"pending", nullptr, {}};
   queue_.push_back(rec);
   wake_.notify_all();
@@ -80,31 +86,31 @@ uint64_t DeletionService::submit(const std::vector<int64_t>& ids) {
   return rec.seq;
 }
 
-void DeletionService::set_state(uint64_t seq, const std::string& state, nlohmann::json receipt,
-                                std::string error) {
+void DeletionService::settle(uint64_t seq, const std::string& state, nlohmann::json receipt, std::string error) {
   std::lock_guard<std::mutex> hold(mu_);
   states_[seq] = {state, std::move(receipt), std::move(error)};
   if (state == "applied") ++applied_;
   if (state == "failed") ++failed_;
+  if (!queue_.empty() && queue_.front().seq == seq) queue_.pop_front();
 }
 
-void DeletionService::finish(const LogRecord& rec) {
-  Manifest& m = writer_.manifest;
-  TrainerOptions trainer;
-  trainer.stop = &stop_;
-  nlohmann::json receipt = finish_request(run_, m, writer_.config, rec, trainer, nullptr);
-  if (receipt.is_null()) {  // published before the last stop
-    receipt = nlohmann::json::parse(read_file(run_.path(receipt_file(rec.seq))));
+void DeletionService::pause(const std::string& why) {
+  std::lock_guard<std::mutex> hold(mu_);
+  paused_ = why;
+}
+
+void DeletionService::swap_in(std::shared_ptr<const Ensemble> next) {
+  std::lock_guard<std::mutex> hold(ensemble_mu_);
+  ensemble_ = std::move(next);
+  stale_.clear();
+}
+
+nlohmann::json DeletionService::receipt_of(uint64_t seq) const {
+  try {
+    return nlohmann::json::parse(read_file(run_.path(receipt_file(seq))));
+  } catch (const std::exception& e) {
+    return {{"unreadable", e.what()}};
   }
-  // Swap first, report second: a client told `applied` must never be
-  // answered by the old models afterwards.
-  auto next = Ensemble::load(run_, m, writer_.config, ensemble().get());
-  {
-    std::lock_guard<std::mutex> hold(ensemble_mu_);
-    ensemble_ = std::move(next);
-  }
-  set_state(rec.seq, "applied", std::move(receipt));
-  spdlog::info("deletion request {} applied; serving the new models", rec.seq);
 }
 
 void DeletionService::work() {
@@ -117,26 +123,58 @@ void DeletionService::work() {
       rec = queue_.front();
       states_[rec.seq].state = "running";
     }
+    Manifest& m = writer_.manifest;
     try {
-      finish(rec);
+      TrainerOptions trainer;
+      trainer.stop = &stop_;
+      nlohmann::json receipt = finish_request(run_, m, writer_.config, rec, trainer, nullptr);
+      if (receipt.is_null()) receipt = receipt_of(rec.seq);  // published before the last stop
+      // Swap first, report second: a client told `applied` must never be
+      // answered by the old models afterwards.
+      swap_in(Ensemble::load(run_, m, writer_.config, ensemble().get()));
+      settle(rec.seq, "applied", std::move(receipt));
+      spdlog::info("deletion request {} applied; serving the new models", rec.seq);
+      continue;
     } catch (const InterruptedError&) {
       spdlog::warn("deletion request {} interrupted by shutdown; it resumes at the next start", rec.seq);
-      set_state(rec.seq, "pending");
+      std::lock_guard<std::mutex> hold(mu_);
+      states_[rec.seq].state = "pending";
       return;
     } catch (const std::exception& e) {
-      // The manifest in memory may be half-updated: take no more requests.
-      // The request stays accepted in the log; a restart (or sisa recover,
-      // or sisa repair) carries it out.
-      spdlog::error("deletion request {} failed: {}; deletions paused", rec.seq, e.what());
-      set_state(rec.seq, "failed", nullptr, e.what());
-      std::lock_guard<std::mutex> hold(mu_);
-      paused_ = "request " + std::to_string(rec.seq) + " failed (" + e.what() +
-                "); restart sisa serve or run sisa recover to retry it";
+      spdlog::error("deletion request {} failed: {}", rec.seq, e.what());
+      recover_from_failure(rec, e.what());
+      return;  // deletions stay paused until a restart
+    }
+  }
+}
+
+// After a failure the in-memory manifest may be half-updated, so take no
+// more requests. What the clients are told depends on what reached the disk:
+// if the new manifest was published, the deleted samples must not be served
+// any longer, whatever failed after (purge, `applied` record, model loading).
+void DeletionService::recover_from_failure(const LogRecord& rec, const std::string& what) {
+  pause("request " + std::to_string(rec.seq) + " failed (" + what +
+        "); restart sisa serve, or run sisa recover (or sisa repair), to finish it");
+  bool published = false;
+  try {
+    const Manifest disk = load_manifest(run_.root);
+    published = disk.last_seq >= rec.seq;
+    if (published) {
+      swap_in(Ensemble::load(run_, disk, writer_.config, ensemble().get()));
+      settle(rec.seq, "applied", receipt_of(rec.seq));
+      spdlog::warn("deletion request {} was published before the failure: serving the new models; "
+                   "a restart finishes its cleanup", rec.seq);
       return;
     }
-    std::lock_guard<std::mutex> hold(mu_);
-    queue_.pop_front();
+  } catch (const std::exception& e) {
+    spdlog::error("reloading the run after request {} failed: {}", rec.seq, e.what());
   }
+  if (published) {
+    std::lock_guard<std::mutex> hold(ensemble_mu_);
+    stale_ = "request " + std::to_string(rec.seq) + " was published but its models cannot be loaded; "
+             "restart sisa serve (or run sisa repair)";
+  }
+  settle(rec.seq, "failed", nullptr, what);
 }
 
 nlohmann::json DeletionService::request(uint64_t seq) const {

@@ -65,6 +65,9 @@ class DeletionService {
   Counts counts() const;
   std::vector<uint64_t> pending_ids() const;
   std::string paused_reason() const;  // empty while deletions run
+  // Non-empty if a published deletion's models could not be loaded: the
+  // served ensemble still holds deleted samples, so predictions must stop.
+  std::string stale_reason() const;
 
  private:
   struct State {
@@ -73,9 +76,12 @@ class DeletionService {
     std::string error;
   };
   void work();
-  void finish(const LogRecord& rec);
-  void set_state(uint64_t seq, const std::string& state, nlohmann::json receipt = nullptr,
-                 std::string error = {});
+  // Records a request's outcome and takes it off the queue, atomically.
+  void settle(uint64_t seq, const std::string& state, nlohmann::json receipt = nullptr, std::string error = {});
+  void pause(const std::string& why);
+  void swap_in(std::shared_ptr<const Ensemble> next);
+  void recover_from_failure(const LogRecord& rec, const std::string& what);
+  nlohmann::json receipt_of(uint64_t seq) const;
 
   RunDir run_;
   Writer writer_;                      // lock, manifest (owned by the worker), config
@@ -84,6 +90,7 @@ class DeletionService {
 
   mutable std::mutex ensemble_mu_;
   std::shared_ptr<const Ensemble> ensemble_;
+  std::string stale_;
 
   mutable std::mutex mu_;              // everything below
   std::condition_variable wake_;

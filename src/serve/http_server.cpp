@@ -24,7 +24,8 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-volatile std::sig_atomic_t g_signal = 0;
+std::atomic<int> g_signal{0};  // lock-free, so safe to set from a signal handler
+static_assert(std::atomic<int>::is_always_lock_free);
 
 constexpr const char* kJson = "application/json";
 
@@ -109,21 +110,29 @@ class Server {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double s = std::chrono::duration<double>(Clock::now() - started()).count();
+      // Requests httplib rejects before routing (a bad request line) have no start time.
+      const Clock::time_point t0 = started();
+      const double s = t0 == Clock::time_point{} ? 0.0 : std::chrono::duration<double>(Clock::now() - t0).count();
+      started() = Clock::time_point{};
       metrics_.observe(endpoint_of(req), res.status, s);
       spdlog::debug("{} {} -> {} ({:.3f} ms)", req.method, req.path, res.status, s * 1e3);
     });
     // Errors httplib itself answers (no route, body too large, bad request
     // line) get the same JSON shape as ours.
+    // httplib calls this outside its own exception handling: it must not throw.
     http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
       const int s = res.status;
-      const std::string error = s == 404 ? "not_found" : s == 413 ? "body_too_large" : s == 405 ? "method_not_allowed"
-                                : s == 408 ? "timeout" : "bad_request";
-      std::string detail = s == 404 ? "no endpoint " + req.method + " " + req.path
-                           : s == 413 ? "the body exceeds the server's limit (--max-body-bytes)"
-                                      : "the request could not be read (status " + std::to_string(s) + ")";
-      res.set_content(error_body(error, detail), kJson);
+      try {
+        const std::string error = s == 404 ? "not_found" : s == 413 ? "body_too_large" : s == 405 ? "method_not_allowed"
+                                  : s == 408 ? "timeout" : "bad_request";
+        const std::string detail = s == 404 ? "no endpoint " + req.method + " " + req.path
+                                   : s == 413 ? "the body exceeds the server's limit (--max-body-bytes)"
+                                              : "the request could not be read (status " + std::to_string(s) + ")";
+        res.set_content(error_body(error, detail), kJson);
+      } catch (...) {
+        res.set_content("{\"error\":\"bad_request\",\"detail\":\"unreadable request\"}\n", kJson);
+      }
     });
     http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown error";
@@ -160,7 +169,10 @@ class Server {
     });
     http_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       const std::string paused = service_.paused_reason();
-      res.set_content(json{{"status", "ok"}, {"deletions", paused.empty() ? "ok" : "paused"}}.dump() + "\n", kJson);
+      const bool stale = !service_.stale_reason().empty();
+      res.status = stale ? 503 : 200;
+      res.set_content(json{{"status", stale ? "models_out_of_date" : "ok"},
+                           {"deletions", paused.empty() ? "ok" : "paused"}}.dump() + "\n", kJson);
     });
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics(), "text/plain; version=0.0.4");
@@ -169,17 +181,25 @@ class Server {
 
   // False (with the answer set) if the body could not be read: over the
   // size limit (httplib has set 413), or the client stalled or hung up.
-  static bool read_body(const httplib::ContentReader& read, std::string* body, httplib::Response& res) {
+  // False (with the answer set) if the body could not be read: over the size
+  // limit (httplib checks Content-Length; chunked bodies are counted here),
+  // or the client stalled or hung up.
+  bool read_body(const httplib::ContentReader& read, std::string* body, httplib::Response& res) const {
+    bool too_large = false;
     const bool ok = read([&](const char* data, size_t n) {
+      if (body->size() + n > options_.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
       body->append(data, n);
       return true;
     });
     if (ok) return true;
     res.set_header("Connection", "close");
-    if (res.status == 413) {
+    if (too_large || res.status == 413) {
       reply_error(res, 413, "body_too_large", "the body exceeds the server's limit (--max-body-bytes)");
     } else {
-      reply_error(res, 400, "incomplete_body", "the body ended early or arrived slower than the read timeout");
+      reply_error(res, 400, "incomplete_body", "the body ended early or stalled longer than the read timeout");
     }
     return false;
   }
@@ -190,6 +210,9 @@ class Server {
   }
 
   void predict(const httplib::Request&, const std::string& body, httplib::Response& res) {
+    if (const std::string stale = service_.stale_reason(); !stale.empty()) {
+      return reply_error(res, 503, "models_out_of_date", stale);
+    }
     const auto ensemble = service_.ensemble();  // one snapshot for the whole batch
     try {
       const PredictInput in = parse_predict(body, ensemble->width(), scale_, offset_);
@@ -306,10 +329,15 @@ int serve(const ServeOptions& o) {
   }
   http.widen_backlog();
   service.start();
+  // The socket listens from bind on: connections queue until the accept loop runs.
+  spdlog::info("serving run '{}' on http://{}:{} ({} HTTP threads)", o.run_dir, o.host, port, o.http_threads);
+  if (o.on_listening) o.on_listening(o.host, port);
   std::atomic<bool> done{false};
   std::thread signal_waiter([&] {
     while (!done) {
-      if (const int sig = g_signal) {
+      // stop() is a no-op until the accept loop runs: a signal that came
+      // during start-up waits for it.
+      if (const int sig = g_signal; sig && http.is_running()) {
         spdlog::info("{}: finishing in-flight requests, then stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         http.stop();
         return;
@@ -317,9 +345,6 @@ int serve(const ServeOptions& o) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  // The socket listens from bind on: connections queue until the accept loop runs.
-  spdlog::info("serving run '{}' on http://{}:{} ({} HTTP threads)", o.run_dir, o.host, port, o.http_threads);
-  if (o.on_listening) o.on_listening(o.host, port);
   const bool ok = http.listen_after_bind();
   done = true;
   signal_waiter.join();
