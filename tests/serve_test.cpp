@@ -463,3 +463,36 @@ TEST_F(Serve, ASignalDuringStartUpStillStopsTheServer) {
 }
 
 }  // namespace
+
+namespace {
+
+// A deletion whose retrain cannot run (its checkpoints are damaged) fails
+// visibly and pauses deletions; predictions go on from the published models,
+// and the request stays accepted in the log for a restart, recover or repair.
+TEST_F(Serve, AFailedDeletionPausesDeletionsWhilePredictionsGoOn) {
+  for (const auto& e : fs::recursive_directory_iterator(run_ + "/ckpt")) {
+    if (!e.is_regular_file() || e.path().filename().string().rfind("stage-02", 0) == 0) continue;
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(e.path()) / 2));
+    f.put('\x5a');
+  }
+  ServerProcess server(serve_args());
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  const auto r = c.Post("/v1/forget", bearer(kToken), R"({"ids": [1007]})", "application/json");
+  ASSERT_TRUE(r && r->status == 202);
+  const json done = wait_applied(c, json::parse(r->body)["id"]);
+  ASSERT_EQ(done["state"], "failed") << done.dump();
+  EXPECT_NE(done["error"].get<std::string>().find("ckpt/shard-"), std::string::npos) << done.dump();
+  const auto p = c.Post("/v1/predict", json{{"inputs", inputs_json(test_inputs(), 0, 1)}}.dump(), "application/json");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, 200);
+  EXPECT_EQ(json::parse(c.Get("/healthz")->body)["deletions"], "paused");
+  const auto again = c.Post("/v1/forget", bearer(kToken), R"({"ids": [1014]})", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 503) << again->body;
+  EXPECT_EQ(server.stop(), 0);
+  EXPECT_EQ(json::parse(run_sisa("status --json -r " + run_).output)["pending_requests"], 1);
+}
+
+}  // namespace
