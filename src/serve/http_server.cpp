@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "serve/api.h"
+#include "serve/batcher.h"
 #include "serve/deletion_service.h"
 #include "serve/metrics.h"
 #include "sisa/errors.h"
@@ -88,6 +89,7 @@ class Server {
     const Config& c = service_.config();
     scale_ = c.data.scale;
     offset_ = c.data.offset;
+    width_ = service_.ensemble()->width();
     routes();
     http_.new_task_queue = [n = o.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
     http_.set_tcp_nodelay(true);  // without it every answer waited ~40-90 ms for the client's ACK
@@ -213,12 +215,12 @@ class Server {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
       return reply_error(res, 503, "models_out_of_date", stale);
     }
-    const auto ensemble = service_.ensemble();  // one snapshot for the whole batch
     try {
-      const PredictInput in = parse_predict(body, ensemble->width(), scale_, offset_);
-      const EnsembleOutput out = ensemble->predict(in.inputs.data(), in.n, in.shard_votes);
+      const PredictInput in = parse_predict(body, width_, scale_, offset_);
+      // One ensemble snapshot per batch: never a mix of generations.
+      const PredictBatcher::Result r = batcher_.predict(in);
       metrics_.add_predictions(in.n);
-      res.set_content(render_predict(in, out, *ensemble), kJson);
+      res.set_content(render_predict(in, r.out, *r.ensemble), kJson);
     } catch (const ApiError& e) {
       reply_error(res, e.status(), e.error(), e.what());
     }
@@ -291,6 +293,10 @@ class Server {
   DeletionService& service_;
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
+  int64_t width_ = 0;
+  // As many batches at once as cores: each batch runs on one thread.
+  PredictBatcher batcher_{[this] { return service_.ensemble(); },
+                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256};
   HttpServer http_;
   Metrics metrics_;
 };
