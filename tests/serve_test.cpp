@@ -496,3 +496,54 @@ TEST_F(Serve, AFailedDeletionPausesDeletionsWhilePredictionsGoOn) {
 }
 
 }  // namespace
+
+namespace {
+
+// Data subjects: a group key forgets every row of that subject, through the
+// API exactly as `sisa forget --groups`. Runs without groups refuse them.
+TEST(ServeGroups, ForgettingADataSubjectThroughTheApiEqualsTheCli) {
+  TempDir dir;
+  test::write_csv(test::synthetic(600, 5, 3, 41, /*groups=*/40), dir / "train.csv");
+  const std::string cfg = dir / "config.yaml", run = dir / "run", cli_run = dir / "cli-run";
+  test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 5, 3, "  type: mlp\n  hidden: [8]\n",
+                                          "  shards: 3\n  slices: 2\n", "  epochs: 4\n  batch_size: 16\n  lr: 0.01\n",
+                                          /*grouped=*/true));
+  test::write_text(dir / "token", std::string(kToken) + "\n");
+  fs::permissions(dir / "token", fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_EQ(run_sisa("train -q -c " + cfg + " -r " + run).exit_code, 0);
+  fs::copy(run, cli_run, fs::copy_options::recursive);
+  ASSERT_EQ(run_sisa("forget -q -r " + cli_run + " --groups 3,17").exit_code, 0);
+
+  ServerProcess server("-q -r " + run + " --token-file " + (dir / "token"));
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  const auto bad = c.Post("/v1/forget", bearer(kToken), R"({"groups": [3, 999]})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 422);
+  EXPECT_EQ(json::parse(bad->body)["error"], "unknown_groups");
+  const auto r = c.Post("/v1/forget", bearer(kToken), R"({"groups": [3, 17]})", "application/json");
+  ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
+  uint64_t id = json::parse(r->body)["id"];
+  json done;
+  for (int i = 0; i < 600 && (done.is_null() || done["state"] == "pending" || done["state"] == "running"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    done = json::parse(c.Get(("/v1/forget/" + std::to_string(id)).c_str())->body);
+  }
+  ASSERT_EQ(done["state"], "applied") << done.dump();
+  EXPECT_EQ(done["receipt"]["deleted_count"].get<int64_t>(), 30);  // 600 rows, 40 subjects: 15 rows each
+  EXPECT_EQ(server.stop(), 0);
+  EXPECT_EQ(test::stage_digests(run), test::stage_digests(cli_run));
+}
+
+TEST_F(Serve, GroupsInARunWithoutGroupsAreRefused) {
+  ServerProcess server(serve_args());
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  const auto r = c.Post("/v1/forget", bearer(kToken), R"({"groups": [1]})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422);
+  EXPECT_EQ(json::parse(r->body)["error"], "no_groups");
+  EXPECT_EQ(server.stop(), 0);
+}
+
+}  // namespace

@@ -348,10 +348,15 @@ TEST(ServeApi, PredictBodiesAreStreamedTransformedAndChecked) {
 }
 
 TEST(ServeApi, ForgetBodiesNeedANonEmptyListOfIntegers) {
-  EXPECT_EQ(sisa::parse_forget(R"({"ids": [3, -1, 9007199254740993]})"),
-            (std::vector<int64_t>{3, -1, 9007199254740993}));
+  const auto ids = sisa::parse_forget(R"({"ids": [3, -1, 9007199254740993]})");
+  EXPECT_EQ(ids.keys, (std::vector<int64_t>{3, -1, 9007199254740993}));
+  EXPECT_FALSE(ids.by_group);
+  const auto groups = sisa::parse_forget(R"({"groups": [7]})");
+  EXPECT_EQ(groups.keys, (std::vector<int64_t>{7}));
+  EXPECT_TRUE(groups.by_group);
   for (const char* bad : {"", "{}", "{\"ids\": []}", "{\"ids\": [1.5]}", "{\"ids\": [\"1\"]}",
-                          "{\"ids\": [1], \"why\": 2}", "{\"ids\": [18446744073709551615]}", "[1]"}) {
+                          "{\"ids\": [1], \"why\": 2}", "{\"ids\": [18446744073709551615]}", "[1]",
+                          "{\"ids\": [1], \"groups\": [2]}", "{\"groups\": []}"}) {
     EXPECT_THROW(sisa::parse_forget(bad), sisa::ApiError) << bad;
   }
 }

@@ -165,28 +165,34 @@ std::string render_predict(const PredictInput& in, const EnsembleOutput& out, co
   return r.dump() + "\n";
 }
 
-std::vector<int64_t> parse_forget(const std::string& body) {
+ForgetInput parse_forget(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
   } catch (const json::parse_error& e) {
     throw ApiError(400, "malformed_json", std::string("body is not valid JSON: ") + e.what());
   }
-  if (!j.is_object() || !j.contains("ids")) throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]}");
-  for (const auto& [k, v] : j.items()) {
-    if (k != "ids") throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected ids)");
+  if (!j.is_object() || j.contains("ids") == j.contains("groups")) {
+    throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]} or {\"groups\": [group, ...]}");
   }
-  const auto& ids = j["ids"];
-  if (!ids.is_array() || ids.empty()) throw ApiError(422, "empty", "\"ids\" must be a non-empty array of integers");
-  std::vector<int64_t> out;
-  for (const auto& v : ids) {
+  for (const auto& [k, v] : j.items()) {
+    if (k != "ids" && k != "groups") throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected ids or groups)");
+  }
+  ForgetInput out;
+  out.by_group = j.contains("groups");
+  const char* field = out.by_group ? "groups" : "ids";
+  const auto& keys = j[field];
+  if (!keys.is_array() || keys.empty()) {
+    throw ApiError(422, "empty", std::string("\"") + field + "\" must be a non-empty array of integers");
+  }
+  for (const auto& v : keys) {
     if (!v.is_number_integer()) {
-      throw ApiError(422, "bad_id", "\"ids\" holds " + v.dump() + ", not an integer id");
+      throw ApiError(422, "bad_id", std::string("\"") + field + "\" holds " + v.dump() + ", not an integer");
     }
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      throw ApiError(422, "bad_id", "id " + v.dump() + " is out of range");
+      throw ApiError(422, "bad_id", v.dump() + " is out of range");
     }
-    out.push_back(v.get<int64_t>());
+    out.keys.push_back(v.get<int64_t>());
   }
   return out;
 }

@@ -39,7 +39,11 @@ struct PredictInput {
 PredictInput parse_predict(const std::string& body, int64_t width, double scale, double offset);
 std::string render_predict(const PredictInput& in, const EnsembleOutput& out, const Ensemble& e);
 
-// Parses {"ids": [int, ...]} (non-empty).
-std::vector<int64_t> parse_forget(const std::string& body);
+struct ForgetInput {
+  std::vector<int64_t> keys;  // sample ids, or group keys (data subjects)
+  bool by_group = false;
+};
+// Parses {"ids": [int, ...]} or {"groups": [int, ...]} (exactly one, non-empty).
+ForgetInput parse_forget(const std::string& body);
 
 }  // namespace sisa

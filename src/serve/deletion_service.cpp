@@ -18,15 +18,21 @@ DeletionService::DeletionService(const std::string& run_dir, bool force_environm
   ensemble_ = Ensemble::load(run_, m, writer_.config);
   // An id the run ever held is a valid request (already deleted ones are
   // reported as such in the receipt); anything else is rejected up front.
+  const Config& c = writer_.config;
+  grouped_ = !c.data.group_column.empty() || !c.data.groups_dataset.empty();
   known_ids_ = m.deleted_ids;
+  known_groups_ = m.deleted_groups;
   for (const auto& e : m.entries) {
     const auto bytes = read_verified(run_, e.store);
     std::vector<int64_t> ids, groups;
     decode_store_keys(bytes, run_.path(e.store.path), &ids, &groups);
     known_ids_.insert(known_ids_.end(), ids.begin(), ids.end());
+    known_groups_.insert(known_groups_.end(), groups.begin(), groups.end());
   }
-  std::sort(known_ids_.begin(), known_ids_.end());
-  known_ids_.erase(std::unique(known_ids_.begin(), known_ids_.end()), known_ids_.end());
+  for (auto* v : {&known_ids_, &known_groups_}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
   for (const auto& r : m.receipts) receipt_paths_.insert(r.path);
   next_seq_ = next_request_seq(m, read_log(run_.path(kLogFile)));
   for (const auto& rec : pending) {
@@ -59,30 +65,32 @@ std::string DeletionService::stale_reason() const {
   return stale_;
 }
 
-uint64_t DeletionService::submit(const std::vector<int64_t>& ids) {
+uint64_t DeletionService::submit(const std::vector<int64_t>& keys, bool by_group) {
+  if (by_group && !grouped_) throw UsageError("run '" + run_.root + "' has no groups; forget by ids");
+  const auto& known = by_group ? known_groups_ : known_ids_;
   std::vector<int64_t> unknown;
-  for (int64_t id : ids) {
-    if (!std::binary_search(known_ids_.begin(), known_ids_.end(), id)) unknown.push_back(id);
+  for (int64_t k : keys) {
+    if (!std::binary_search(known.begin(), known.end(), k)) unknown.push_back(k);
   }
   if (!unknown.empty()) {
     std::string list;
     for (size_t i = 0; i < unknown.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(unknown[i]);
     if (unknown.size() > 20) list += ", ... (" + std::to_string(unknown.size()) + " in all)";
-    throw DataError("unknown id(s) in run '" + run_.root + "': " + list +
-                    "; the request was rejected, nothing deleted");
+    throw DataError(std::string("unknown ") + (by_group ? "group(s)" : "id(s)") + " in run '" + run_.root +
+                    "': " + list + "; the request was rejected, nothing deleted");
   }
   std::lock_guard<std::mutex> hold(mu_);
   if (!paused_.empty()) throw UnavailableError("deletions are paused: " + paused_);
   if (stop_) throw UnavailableError("the server is shutting down");
-  const std::set<int64_t> unique(ids.begin(), ids.end());
+  const std::set<int64_t> unique(keys.begin(), keys.end());
   // The number is used up even if the append fails: a record may have
   // reached the log although its sync failed, and no two may share it.
-  LogRecord rec{LogRecord::Type::kAccepted, next_seq_++, false, {unique.begin(), unique.end()}};
+  LogRecord rec{LogRecord::Type::kAccepted, next_seq_++, by_group, {unique.begin(), unique.end()}};
   append_log(*run_.env, run_.path(kLogFile), rec);  // durable before we answer
   states_[rec.seq] = {"pending", nullptr, {}};
   queue_.push_back(rec);
   wake_.notify_all();
-  spdlog::info("deletion request {} accepted ({} id(s))", rec.seq, rec.keys.size());
+  spdlog::info("deletion request {} accepted ({} {})", rec.seq, rec.keys.size(), by_group ? "group(s)" : "id(s)");
   return rec.seq;
 }
 

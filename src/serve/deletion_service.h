@@ -50,8 +50,9 @@ class DeletionService {
   const Config& config() const { return writer_.config; }
 
   // Logs the request durably and queues it; returns its sequence number.
-  // DataError (naming them) if any id was never part of the run.
-  uint64_t submit(const std::vector<int64_t>& ids);
+  // DataError (naming them) if any id (or group key) was never part of the
+  // run; UsageError for groups in a run without groups.
+  uint64_t submit(const std::vector<int64_t>& keys, bool by_group = false);
 
   // {"id", "state": pending|running|applied|failed, "receipt"?, "error"?};
   // null if no request has this id.
@@ -86,6 +87,8 @@ class DeletionService {
   RunDir run_;
   Writer writer_;                      // lock, manifest (owned by the worker), config
   std::vector<int64_t> known_ids_;     // sorted: every id the run ever held
+  std::vector<int64_t> known_groups_;  // sorted: every group key (empty: the run has no groups)
+  bool grouped_ = false;
   std::set<std::string> receipt_paths_;  // receipts published before this process started
 
   mutable std::mutex ensemble_mu_;

@@ -238,15 +238,20 @@ class Server {
       return reply_error(res, 401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer <token>'");
     }
     try {
-      const uint64_t seq = service_.submit(parse_forget(body));
-      const std::string url = "/v1/forget/" + std::to_string(seq);
-      res.status = 202;
-      res.set_header("Location", url);
-      res.set_content(json{{"id", seq}, {"state", "pending"}, {"status_url", url}}.dump() + "\n", kJson);
+      const ForgetInput in = parse_forget(body);
+      try {
+        const uint64_t seq = service_.submit(in.keys, in.by_group);
+        const std::string url = "/v1/forget/" + std::to_string(seq);
+        res.status = 202;
+        res.set_header("Location", url);
+        res.set_content(json{{"id", seq}, {"state", "pending"}, {"status_url", url}}.dump() + "\n", kJson);
+      } catch (const DataError& e) {
+        reply_error(res, 422, in.by_group ? "unknown_groups" : "unknown_ids", e.what());
+      } catch (const UsageError& e) {
+        reply_error(res, 422, "no_groups", e.what());
+      }
     } catch (const ApiError& e) {
       reply_error(res, e.status(), e.error(), e.what());
-    } catch (const DataError& e) {
-      reply_error(res, 422, "unknown_ids", e.what());
     } catch (const UnavailableError& e) {
       reply_error(res, 503, "unavailable", e.what());
     }
