@@ -94,6 +94,20 @@ class ServerProcess {
 
 const char* kToken = "0123456789abcdef0123456789abcdef";
 
+// Waits until GET /v1/forget/{id} answers `applied` or `failed`; returns the answer (null on timeout).
+json wait_applied(httplib::Client& c, uint64_t id) {
+  for (int i = 0; i < 600; ++i) {
+    const auto r = c.Get(("/v1/forget/" + std::to_string(id)).c_str());
+    if (r && r->status == 200) {
+      const json j = json::parse(r->body);
+      if (j["state"] == "applied" || j["state"] == "failed") return j;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return nullptr;
+}
+
+
 class Serve : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -118,18 +132,6 @@ class Serve : public ::testing::Test {
       rows.push_back(std::vector<float>(d.row(i), d.row(i) + d.width));
     }
     return rows;
-  }
-  // Waits until GET /v1/forget/{id} answers `applied`; returns the answer.
-  static json wait_applied(httplib::Client& c, uint64_t id) {
-    for (int i = 0; i < 600; ++i) {
-      const auto r = c.Get(("/v1/forget/" + std::to_string(id)).c_str());
-      if (r && r->status == 200) {
-        const json j = json::parse(r->body);
-        if (j["state"] == "applied" || j["state"] == "failed") return j;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return nullptr;
   }
   std::string serve_args(const std::string& extra = "") const {
     return "-q -r " + run_ + " --token-file " + token_file_ + " " + extra;
@@ -523,12 +525,7 @@ TEST(ServeGroups, ForgettingADataSubjectThroughTheApiEqualsTheCli) {
   EXPECT_EQ(json::parse(bad->body)["error"], "unknown_groups");
   const auto r = c.Post("/v1/forget", bearer(kToken), R"({"groups": [3, 17]})", "application/json");
   ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
-  uint64_t id = json::parse(r->body)["id"];
-  json done;
-  for (int i = 0; i < 600 && (done.is_null() || done["state"] == "pending" || done["state"] == "running"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    done = json::parse(c.Get(("/v1/forget/" + std::to_string(id)).c_str())->body);
-  }
+  const json done = wait_applied(c, json::parse(r->body)["id"]);
   ASSERT_EQ(done["state"], "applied") << done.dump();
   EXPECT_EQ(done["receipt"]["deleted_count"].get<int64_t>(), 30);  // 600 rows, 40 subjects: 15 rows each
   EXPECT_EQ(server.stop(), 0);
