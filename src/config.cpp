@@ -315,7 +315,7 @@ std::string Config::training_json() const {
                {"input_shape", data.input_shape},
                {"scale", data.scale},
                {"offset", data.offset},
-               {"grouped", !data.group_column.empty() || !data.groups_dataset.empty()}};
+               {"grouped", data.grouped()}};
   j["sisa"] = {{"shards", sisa.shards}, {"slices", sisa.slices}};
   j["model"] = {{"type", model.type},         {"hidden", model.hidden},
                 {"activation", model.activation}, {"dropout", model.dropout},

@@ -101,12 +101,6 @@ std::vector<uint8_t> read_idx(const std::string& path, size_t ndim, std::vector<
   return std::vector<uint8_t>(bytes.begin() + static_cast<long>(header), bytes.end());
 }
 
-int64_t expected_width(const DataConfig& c) {
-  int64_t w = 1;
-  for (auto d : c.input_shape) w *= d;
-  return w;
-}
-
 Dataset load_idx(const DataConfig& c, const std::string& images, const std::string& labels) {
   std::vector<uint32_t> idims, ldims;
   const auto pixels = read_idx(images, 3, &idims);
@@ -117,9 +111,9 @@ Dataset load_idx(const DataConfig& c, const std::string& images, const std::stri
   }
   Dataset d;
   d.width = int64_t{idims[1]} * idims[2];
-  if (d.width != expected_width(c)) {
+  if (d.width != c.width()) {
     throw DataError("'" + images + "': images have " + std::to_string(d.width) +
-                    " pixels but data.input_shape says " + std::to_string(expected_width(c)));
+                    " pixels but data.input_shape says " + std::to_string(c.width()));
   }
   const size_t n = idims[0];
   d.ids.resize(n);
@@ -190,10 +184,10 @@ Dataset load_csv(const DataConfig& c, const std::string& path) {
   }
   Dataset d;
   d.width = static_cast<int64_t>(feature_cols.size());
-  if (d.width != expected_width(c)) {
+  if (d.width != c.width()) {
     throw DataError("'" + path + "': " + std::to_string(d.width) +
                     " feature columns but data.input_shape says " +
-                    std::to_string(expected_width(c)));
+                    std::to_string(c.width()));
   }
   int64_t line_no = 1;
   while (std::getline(in, line)) {
@@ -234,10 +228,10 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path) {
   const int64_t n = shape[0];
   d.width = 1;
   for (size_t i = 1; i < shape.size(); ++i) d.width *= shape[i];
-  if (d.width != expected_width(c)) {
+  if (d.width != c.width()) {
     throw DataError("'" + path + "': '" + c.inputs_dataset + "' rows have " +
                     std::to_string(d.width) + " values but data.input_shape says " +
-                    std::to_string(expected_width(c)));
+                    std::to_string(c.width()));
   }
   auto read_ints = [&](const std::string& name) {
     need(name);

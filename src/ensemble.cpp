@@ -10,8 +10,7 @@ namespace sisa {
 std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest& m,
                                                const Config& c, const Ensemble* previous) {
   auto e = std::make_shared<Ensemble>();
-  e->width_ = 1;
-  for (auto d : c.data.input_shape) e->width_ *= d;
+  e->width_ = c.data.width();
   e->classes_ = c.data.num_classes;
   e->last_applied_ = m.last_seq;
   std::vector<const ModelState*> voting;
@@ -57,18 +56,18 @@ EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard
   out.votes.assign(static_cast<size_t>(n * k), 0);
   if (with_shard_labels) out.shard_labels.assign(static_cast<size_t>(n * out.shards), -1);
   const std::vector<float> stacked = stacked_ ? stacked_->posteriors(inputs, n) : std::vector<float>();
-  int64_t v = 0;  // index among the voting shards
+  int64_t voter = 0;  // index among the voting shards
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (!shards_[s].state) continue;
     std::vector<float> own;
     const float* p = nullptr;
     if (stacked_) {
-      p = stacked.data() + v * n * k;
+      p = stacked.data() + voter * n * k;
     } else {
       own = shards_[s].model->posteriors(inputs, n);
       p = own.data();
     }
-    ++v;
+    ++voter;
     for (int64_t i = 0; i < n; ++i) {
       const float* row = p + i * k;
       const int64_t label = std::max_element(row, row + k) - row;

@@ -65,6 +65,13 @@ std::vector<int64_t> parse_id_list(const std::string& text, const std::string& o
   return ids;
 }
 
+std::string format_id_list(const std::vector<int64_t>& ids, size_t limit) {
+  std::string s;
+  for (size_t i = 0; i < ids.size() && i < limit; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  if (ids.size() > limit) s += ", ... (" + std::to_string(ids.size()) + " in all)";
+  return s;
+}
+
 std::vector<int64_t> read_id_file(const std::string& path) {
   std::string text;
   try {

@@ -17,27 +17,17 @@
 #include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
+#include "sisa/id_list.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
 
 namespace sisa {
 namespace {
 
-std::string join_ids(const std::vector<int64_t>& ids, size_t limit = 20) {
-  std::string s;
-  for (size_t i = 0; i < ids.size() && i < limit; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
-  if (ids.size() > limit) s += ", ... (" + std::to_string(ids.size()) + " in all)";
-  return s;
-}
-
 std::vector<int64_t> merge_sorted(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   std::set<int64_t> s(a.begin(), a.end());
   s.insert(b.begin(), b.end());
   return {s.begin(), s.end()};
-}
-
-bool grouped(const Config& c) {
-  return !c.data.group_column.empty() || !c.data.groups_dataset.empty();
 }
 
 }  // namespace
@@ -50,7 +40,7 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   // A placement key names its shard, so only those shards are read. Only
   // sample ids in grouped data (placed by group) need every shard's ids.
-  const bool scan_all = !rec.by_group && grouped(c);
+  const bool scan_all = !rec.by_group && c.data.grouped();
   std::set<int64_t> candidates;
   for (int64_t k : keys) candidates.insert(shard_of(c.seed, k, c.sisa.shards));
   RequestPlan plan;
@@ -246,7 +236,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   const std::string log_path = run.path(kLogFile);
 
   // Validate the whole batch before anything is written.
-  if (req.by_group && !grouped(c)) {
+  if (req.by_group && !c.data.grouped()) {
     throw UsageError("--groups given but run '" + req.run_dir + "' has no groups");
   }
   std::set<int64_t> unique(req.keys.begin(), req.keys.end());
@@ -265,7 +255,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   }
   if (!unknown.empty()) {
     throw DataError(std::string("unknown ") + (req.by_group ? "group(s)" : "id(s)") + " in run '" +
-                    req.run_dir + "': " + join_ids(unknown) + "; the batch was rejected, nothing deleted");
+                    req.run_dir + "': " + format_id_list(unknown) + "; the batch was rejected, nothing deleted");
   }
 
   append_log(*run.env, log_path, rec);

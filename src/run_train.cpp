@@ -12,6 +12,7 @@
 #include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
+#include "sisa/id_list.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
 
@@ -38,10 +39,8 @@ std::vector<ShardData> place(const Dataset& all, const Config& c,
     if (!present.count(id)) unknown.push_back(id);
   }
   if (!unknown.empty()) {
-    std::string list;
-    for (size_t i = 0; i < unknown.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(unknown[i]);
     throw DataError("--exclude-ids names " + std::to_string(unknown.size()) +
-                    " id(s) not in the training data: " + list);
+                    " id(s) not in the training data: " + format_id_list(unknown));
   }
   std::vector<ShardData> shards;
   for (const auto& r : rows) shards.push_back(make_shard_data(all.select(r), c));
@@ -60,7 +59,7 @@ nlohmann::json train(const TrainRequest& req) {
   }
   // Check the data before the run directory is touched.
   Dataset all = load_source(c.data, Split::kTrain);
-  if (all.has_groups() != (!c.data.group_column.empty() || !c.data.groups_dataset.empty())) {
+  if (all.has_groups() != c.data.grouped()) {
     throw DataError("group column/dataset mismatch in '" + c.data.train + "'");
   }
   auto shards = place(all, c, req.exclude_ids);

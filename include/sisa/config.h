@@ -27,6 +27,15 @@ struct DataConfig {
   std::string labels_dataset = "labels";
   std::string ids_dataset;         // empty: id = row index
   std::string groups_dataset;      // empty: no groups
+
+  // Samples belong to data subjects (placement and deletion by group).
+  bool grouped() const { return !group_column.empty() || !groups_dataset.empty(); }
+  // Features per input: the product of input_shape.
+  int64_t width() const {
+    int64_t w = 1;
+    for (auto d : input_shape) w *= d;
+    return w;
+  }
 };
 
 struct SisaConfig {

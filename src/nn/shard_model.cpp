@@ -22,8 +22,7 @@ ShardModel::ShardModel(ShardModel&&) noexcept = default;
 
 std::vector<float> ShardModel::posteriors(const float* inputs, int64_t n) const {
   torch::NoGradGuard no_grad;
-  int64_t width = 1;
-  for (auto d : impl_->config.data.input_shape) width *= d;
+  const int64_t width = impl_->config.data.width();
   const int64_t k = impl_->config.data.num_classes;
   std::vector<float> out(static_cast<size_t>(n * k));
   constexpr int64_t kBatch = 2048;

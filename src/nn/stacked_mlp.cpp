@@ -45,8 +45,7 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
   std::unique_ptr<StackedMlp> m(new StackedMlp());
   Impl& p = *m->impl_;
   p.shards = static_cast<int64_t>(states.size());
-  p.width = 1;
-  for (auto d : c.data.input_shape) p.width *= d;
+  p.width = c.data.width();
   p.classes = c.data.num_classes;
   p.tanh = c.model.activation == "tanh";
   // The layers in order, named as Net registers them (nn/net.cpp).

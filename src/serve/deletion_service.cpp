@@ -8,6 +8,7 @@
 #include "fs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
+#include "sisa/id_list.h"
 
 namespace sisa {
 
@@ -18,8 +19,6 @@ DeletionService::DeletionService(const std::string& run_dir, bool force_environm
   ensemble_ = Ensemble::load(run_, m, writer_.config);
   // An id the run ever held is a valid request (already deleted ones are
   // reported as such in the receipt); anything else is rejected up front.
-  const Config& c = writer_.config;
-  grouped_ = !c.data.group_column.empty() || !c.data.groups_dataset.empty();
   known_ids_ = m.deleted_ids;
   known_groups_ = m.deleted_groups;
   for (const auto& e : m.entries) {
@@ -66,18 +65,15 @@ std::string DeletionService::stale_reason() const {
 }
 
 uint64_t DeletionService::submit(const std::vector<int64_t>& keys, bool by_group) {
-  if (by_group && !grouped_) throw UsageError("run '" + run_.root + "' has no groups; forget by ids");
+  if (by_group && !writer_.config.data.grouped()) throw UsageError("run '" + run_.root + "' has no groups; forget by ids");
   const auto& known = by_group ? known_groups_ : known_ids_;
   std::vector<int64_t> unknown;
   for (int64_t k : keys) {
     if (!std::binary_search(known.begin(), known.end(), k)) unknown.push_back(k);
   }
   if (!unknown.empty()) {
-    std::string list;
-    for (size_t i = 0; i < unknown.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(unknown[i]);
-    if (unknown.size() > 20) list += ", ... (" + std::to_string(unknown.size()) + " in all)";
     throw DataError(std::string("unknown ") + (by_group ? "group(s)" : "id(s)") + " in run '" + run_.root +
-                    "': " + list + "; the request was rejected, nothing deleted");
+                    "': " + format_id_list(unknown) + "; the request was rejected, nothing deleted");
   }
   std::lock_guard<std::mutex> hold(mu_);
   if (!paused_.empty()) throw UnavailableError("deletions are paused: " + paused_);

@@ -88,7 +88,6 @@ class DeletionService {
   Writer writer_;                      // lock, manifest (owned by the worker), config
   std::vector<int64_t> known_ids_;     // sorted: every id the run ever held
   std::vector<int64_t> known_groups_;  // sorted: every group key (empty: the run has no groups)
-  bool grouped_ = false;
   std::set<std::string> receipt_paths_;  // receipts published before this process started
 
   mutable std::mutex ensemble_mu_;
