@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include <chrono>
-#include <csignal>
 #include <thread>
 
 #include "fs.h"
@@ -29,6 +28,7 @@ std::atomic<int> g_signal{0};  // lock-free, so safe to set from a signal handle
 static_assert(std::atomic<int>::is_always_lock_free);
 
 constexpr const char* kJson = "application/json";
+constexpr const char* kBodyTooLarge = "the body exceeds the server's limit (--max-body-bytes)";
 
 std::string read_token(const std::string& path) {
   const auto bytes = read_file(path);
@@ -129,7 +129,7 @@ class Server {
         const std::string error = s == 404 ? "not_found" : s == 413 ? "body_too_large" : s == 405 ? "method_not_allowed"
                                   : s == 408 ? "timeout" : "bad_request";
         const std::string detail = s == 404 ? "no endpoint " + req.method + " " + req.path
-                                   : s == 413 ? "the body exceeds the server's limit (--max-body-bytes)"
+                                   : s == 413 ? kBodyTooLarge
                                               : "the request could not be read (status " + std::to_string(s) + ")";
         res.set_content(error_body(error, detail), kJson);
       } catch (...) {
@@ -181,8 +181,6 @@ class Server {
     });
   }
 
-  // False (with the answer set) if the body could not be read: over the
-  // size limit (httplib has set 413), or the client stalled or hung up.
   // False (with the answer set) if the body could not be read: over the size
   // limit (httplib checks Content-Length; chunked bodies are counted here),
   // or the client stalled or hung up.
@@ -199,7 +197,7 @@ class Server {
     if (ok) return true;
     res.set_header("Connection", "close");
     if (too_large || res.status == 413) {
-      reply_error(res, 413, "body_too_large", "the body exceeds the server's limit (--max-body-bytes)");
+      reply_error(res, 413, "body_too_large", kBodyTooLarge);
     } else {
       reply_error(res, 400, "incomplete_body", "the body ended early or stalled longer than the read timeout");
     }
@@ -278,14 +276,15 @@ class Server {
     const auto c = service_.counts();
     const auto e = service_.ensemble();
     std::string out;
-    out += "# HELP sisa_deletions_pending Deletion requests accepted and not yet applied.\n";
-    out += "# TYPE sisa_deletions_pending gauge\nsisa_deletions_pending " + std::to_string(c.pending) + "\n";
-    out += "# HELP sisa_deletions_applied_total Deletion requests applied by this process.\n";
-    out += "# TYPE sisa_deletions_applied_total counter\nsisa_deletions_applied_total " + std::to_string(c.applied) + "\n";
-    out += "# HELP sisa_deletions_failed_total Deletion requests that failed (deletions then pause).\n";
-    out += "# TYPE sisa_deletions_failed_total counter\nsisa_deletions_failed_total " + std::to_string(c.failed) + "\n";
-    out += "# HELP sisa_last_applied_request The last deletion request the served models include.\n";
-    out += "# TYPE sisa_last_applied_request gauge\nsisa_last_applied_request " + std::to_string(e->last_applied()) + "\n";
+    out += prometheus_scalar("sisa_deletions_pending", "gauge", "Deletion requests accepted and not yet applied.",
+                             static_cast<double>(c.pending));
+    out += prometheus_scalar("sisa_deletions_applied_total", "counter", "Deletion requests applied by this process.",
+                             static_cast<double>(c.applied));
+    out += prometheus_scalar("sisa_deletions_failed_total", "counter",
+                             "Deletion requests that failed (deletions then pause).", static_cast<double>(c.failed));
+    out += prometheus_scalar("sisa_last_applied_request", "gauge",
+                             "The last deletion request the served models include.",
+                             static_cast<double>(e->last_applied()));
     out += "# HELP sisa_shard_generation Generation of each served shard (bumped by every deletion that retrains it).\n";
     out += "# TYPE sisa_shard_generation gauge\n";
     for (const auto& s : e->shards()) {

@@ -4,6 +4,10 @@
 
 namespace sisa {
 
+std::string prometheus_scalar(const std::string& name, const char* type, const std::string& help, double value) {
+  return fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+}
+
 const char* Metrics::name(Endpoint e) {
   static const char* names[] = {"/v1/predict", "/v1/forget", "/v1/forget/{id}", "/v1/status",
                                 "/healthz",    "/metrics",   "other"};
@@ -51,8 +55,8 @@ std::string Metrics::render(const std::string& extra) const {
     out += fmt::format("sisa_http_request_duration_seconds_count{{endpoint=\"{}\"}} {}\n", n,
                        p.count.load(std::memory_order_relaxed));
   }
-  out += "# HELP sisa_predictions_total Inputs predicted.\n# TYPE sisa_predictions_total counter\n";
-  out += fmt::format("sisa_predictions_total {}\n", predictions_.load(std::memory_order_relaxed));
+  out += prometheus_scalar("sisa_predictions_total", "counter", "Inputs predicted.",
+                           static_cast<double>(predictions_.load(std::memory_order_relaxed)));
   return out + extra;
 }
 

@@ -9,6 +9,9 @@
 
 namespace sisa {
 
+// One sample without labels, with its HELP and TYPE lines.
+std::string prometheus_scalar(const std::string& name, const char* type, const std::string& help, double value);
+
 class Metrics {
  public:
   enum Endpoint { kPredict, kForget, kForgetStatus, kStatus, kHealth, kMetrics, kOther, kEndpoints };
