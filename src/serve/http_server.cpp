@@ -317,18 +317,24 @@ int serve(const ServeOptions& o) {
   // masking them cannot route the signal to one thread); a watcher thread
   // sees it and stops the HTTP server, which lets in-flight requests finish.
   g_signal = 0;
-  struct sigaction action {}, old_int {}, old_term {};
+  // SIGPIPE is ignored: httplib 0.11 sends without MSG_NOSIGNAL, and a client
+  // hanging up must cost a failed write, not the server.
+  struct sigaction action {}, ignore {}, old_int {}, old_term {}, old_pipe {};
   action.sa_handler = [](int sig) { g_signal = sig; };
   sigemptyset(&action.sa_mask);
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
+  sigaction(SIGPIPE, &ignore, &old_pipe);
   struct RestoreSignals {
-    struct sigaction *i, *t;
+    struct sigaction *i, *t, *p;
     ~RestoreSignals() {
       sigaction(SIGINT, i, nullptr);
       sigaction(SIGTERM, t, nullptr);
+      sigaction(SIGPIPE, p, nullptr);
     }
-  } restore{&old_int, &old_term};
+  } restore{&old_int, &old_term, &old_pipe};
 
   DeletionService service(o.run_dir, o.force_environment);
   Server server(o, service, token);
