@@ -123,6 +123,9 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       "repair", "Rebuild damaged shards exactly (checkpoints from the last good one, stores from the source)");
   repair->add_option("-r,--run-dir", run_dir, "Run directory")->required();
   repair->add_flag("--force", force, "Run even if the numeric environment differs");
+  bool rebuild_log = false;
+  repair->add_flag("--rebuild-log", rebuild_log,
+                   "Rewrite a damaged deletion log from its intact records and the receipts (says what is lost)");
 
   auto* fsck = app.add_subcommand("fsck", "Check every file of a run (read-only)");
   fsck->add_option("-r,--run-dir", run_dir, "Run directory")->required();
@@ -175,6 +178,11 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       freq.keys = freq.by_group ? by_group : by_id;
       freq.runner = cluster.runner();
       const auto r = sisa::forget(freq);
+      if (r.value("noop", false)) {
+        print(r, json, "nothing to delete: all " + std::to_string(r["already_deleted"].size()) +
+                           " were deleted before (no request logged)");
+        return 0;
+      }
       print(r, json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
                          " sample(s), retrained " + std::to_string(r["shards"].size()) +
                          " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) +
@@ -204,9 +212,16 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
                          " deletion request(s) completed, " +
                          std::to_string(r["removed_files"].size()) + " stray file(s) removed");
     } else if (*repair) {
-      const auto r = sisa::repair({run_dir, force, nullptr, cluster.runner()});
-      print(r, json, "repaired " + std::to_string(r["repaired_shards"].size()) +
-                         " shard(s); every rebuilt checkpoint reproduces its recorded digest");
+      const auto r = sisa::repair({run_dir, force, rebuild_log, nullptr, cluster.runner()});
+      std::string human = "repaired " + std::to_string(r["repaired_shards"].size()) +
+                          " shard(s); every rebuilt checkpoint reproduces its recorded digest";
+      if (r["log"].is_object()) {
+        human += "\ndeletion log rewritten: " + std::to_string(r["log"]["damaged_bytes"].size()) +
+                 " damaged range(s) dropped, " + std::to_string(r["log"]["restored_from_receipts"].size()) +
+                 " record(s) restored from receipts";
+        if (r["log"].contains("warning")) human += "\nWARNING: " + r["log"]["warning"].get<std::string>();
+      }
+      print(r, json, human);
     } else if (*fsck) {
       const auto r = sisa::fsck(run_dir);
       std::string human = r["ok"].get<bool>() ? "ok: " : "PROBLEMS: ";
@@ -227,6 +242,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       std::string human = "run " + run_dir + ": " + r["shards"].dump() + " shards x " +
                           r["slices"].dump() + " slices, " + r["deleted_ids"].dump() +
                           " deleted ids, " + r["pending_requests"].dump() + " pending request(s)";
+      if (!r["log_damaged"].is_null()) human += "\n  DELETION LOG DAMAGED: " + r["log_damaged"].get<std::string>();
       for (const auto& s : r["shard_status"]) {
         human += "\n  shard " + s["shard"].dump() + ": " + s["n_samples"].dump() +
                  " samples, generation " + s["generation"].dump() + ", fingerprint " +

@@ -1,4 +1,4 @@
-// Write-ahead log of deletion requests (DESIGN.md section 4). Holds ids, never
+// Write-ahead log of deletion requests (docs/design.md, durability). Holds ids, never
 // sample contents. Format: 8-byte header "SISALOG" + version byte, then records
 //   u32 payload length | u32 ~length | u32 crc32(type, payload) | u8 type | payload
 // The complemented length tells a damaged length (corruption) from a record
@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sisa {
@@ -39,6 +40,17 @@ void append_log(Env& env, const std::string& path, const LogRecord& record);
 // Truncates an incomplete last record (never acknowledged: acknowledgement
 // follows the sync); true if there was one. Serialized with append_log.
 bool drop_torn_tail(Env& env, const std::string& path);
+
+// What survives of a damaged log: every intact record (found again past
+// damage by scanning for the next record whose framing and CRC check out)
+// and the byte ranges [first, last) that could not be read.
+struct SalvagedLog {
+  std::vector<LogRecord> records;
+  std::vector<std::pair<uint64_t, uint64_t>> damaged;
+};
+SalvagedLog salvage_log(const std::string& path);
+// Replaces the log atomically with exactly these records.
+void rewrite_log(Env& env, const std::string& path, const std::vector<LogRecord>& records);
 
 // Accepted requests with no applied record, in order.
 std::vector<LogRecord> pending_requests(const LogContents& log);

@@ -38,8 +38,7 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
       if (s.state && !s.model) s.model = std::make_shared<const ShardModel>(c, *s.state);
     }
   }
-  if (e->voting_shards() == 0) throw DataError("run '" + run.root + "' has no non-empty shard to predict with");
-  return e;
+  return e;  // with no voting shard (every sample deleted), predict() says so
 }
 
 int64_t Ensemble::voting_shards() const {
@@ -47,6 +46,9 @@ int64_t Ensemble::voting_shards() const {
 }
 
 EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard_labels) const {
+  if (voting_shards() == 0) {
+    throw NoModelError("every sample of the run has been deleted: no shard has a model to predict with");
+  }
   const int64_t k = classes_;
   EnsembleOutput out;
   out.n = n;

@@ -9,12 +9,20 @@
 #include <vector>
 
 #include "run_common.h"
+#include "sisa/errors.h"
 
 namespace sisa {
 class StackedMlp;
 }
 
 namespace sisa {
+
+// Every shard is empty (every sample was deleted): there is nothing to
+// predict with. A DataError (exit 3); `serve` answers 409.
+class NoModelError : public DataError {
+ public:
+  using DataError::DataError;
+};
 
 struct EnsembleShard {
   int64_t shard = 0;
@@ -43,7 +51,7 @@ class Ensemble {
                                               const Config& c, const Ensemble* previous = nullptr);
 
   // `inputs`: n rows of width() features, already transformed like the
-  // training data. Runs each shard once over the whole batch (MLPs: all
+  // training data. NoModelError if no shard holds samples. Runs each shard once over the whole batch (MLPs: all
   // shards as one stacked network).
   EnsembleOutput predict(const float* inputs, int64_t n, bool with_shard_labels) const;
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "sisa/errors.h"
@@ -62,7 +63,8 @@ class PosixEnv : public Env {
   }
 
   void write_file(const std::string& path, const void* data, size_t n) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // O_NOFOLLOW: a symbolic link planted in the run never redirects a write.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw_io("cannot create", path);
     try {
       write_all(fd, data, n, path);
@@ -82,7 +84,7 @@ class PosixEnv : public Env {
     if (sync_) fsync_path(dir, O_RDONLY | O_DIRECTORY);
   }
   void append_file(const std::string& path, const void* data, size_t n) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw_io("cannot open for append", path);
     try {
       write_all(fd, data, n, path);
@@ -113,9 +115,18 @@ Env& Env::posix() {
 
 void atomic_write(Env& env, const std::string& path, const void* data, size_t n) {
   const std::string tmp = path + ".tmp";
-  env.write_file(tmp, data, n);
-  env.sync_file(tmp);
-  env.rename_file(tmp, path);
+  try {
+    env.write_file(tmp, data, n);
+    env.sync_file(tmp);
+    env.rename_file(tmp, path);
+  } catch (const std::exception&) {
+    // A full disk (or another error) must not leave a partial temp file
+    // until the next writer runs. Best effort: the error that matters is
+    // the one being thrown. (A crash leaves it; every writer's start removes it.)
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
   env.sync_dir(parent_of(path));
 }
 
@@ -139,9 +150,12 @@ int open_for_read(const std::string& path, size_t* size) {
 std::vector<uint8_t> read_file(const std::string& path) {
   size_t size = 0;
   const int fd = open_for_read(path, &size);
-  std::vector<uint8_t> bytes(size);
+  // Read to the end, not to the size fstat gave: a pipe, a FIFO or
+  // /dev/stdin reports 0, and a file may grow while it is read.
+  std::vector<uint8_t> bytes(std::max<size_t>(size + 1, 4096));  // +1: room to see the end
   size_t got = 0;
-  while (got < bytes.size()) {
+  for (;;) {
+    if (got == bytes.size()) bytes.resize(bytes.size() * 2);
     const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -203,20 +217,29 @@ void remove_durable(Env& env, const std::string& path) {
   env.sync_dir(parent_of(path));
 }
 
-RunLock::RunLock(const std::string& run_dir) {
+RunLock::RunLock(const std::string& run_dir, Mode mode) {
   const std::string path = (fs::path(run_dir) / "LOCK").string();
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) throw_io("cannot open lock file", path);
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  const bool exclusive = mode == Mode::kWriter;
+  fd_ = ::open(path.c_str(), (exclusive ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0) {
+    if (!exclusive && errno == ENOENT) return;  // no writer ever ran: nothing to wait for
+    throw_io("cannot open lock file", path);
+  }
+  if (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
     char buf[32] = {0};
     const ssize_t r = ::pread(fd_, buf, sizeof(buf) - 1, 0);
     ::close(fd_);
     fd_ = -1;
     std::string pid = r > 0 ? std::string(buf, static_cast<size_t>(r)) : "?";
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    if (!exclusive) {
+      throw LockedError("run directory '" + run_dir + "' is busy: a writer (pid " + pid +
+                        ") is changing it; check it again when that command is done");
+    }
     throw LockedError("run directory '" + run_dir + "' is locked by pid " + pid +
-                      " (another sisa writer is running)");
+                      " (another sisa writer is running, or sisa fsck is checking it)");
   }
+  if (!exclusive) return;
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) == 0) {
     [[maybe_unused]] ssize_t w = ::pwrite(fd_, pid.data(), pid.size(), 0);

@@ -76,11 +76,15 @@ std::string read_text(const std::string& path);
 // mkdir -p with mode 0700 for each created component.
 void make_dirs(const std::string& dir);
 
-// Exclusive flock on <run_dir>/LOCK for a writer's lifetime. A second writer
-// gets LockedError "run directory D is locked by pid N".
+// flock on <run_dir>/LOCK for a command's lifetime: exclusive for a writer
+// (a second one gets LockedError "run directory D is locked by pid N"),
+// shared for a reader that needs a consistent view (fsck: LockedError
+// "busy" while a writer runs). The lock file is never followed if it is a
+// symbolic link.
 class RunLock {
  public:
-  explicit RunLock(const std::string& run_dir);
+  enum class Mode { kWriter, kReader };
+  explicit RunLock(const std::string& run_dir, Mode mode = Mode::kWriter);
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;

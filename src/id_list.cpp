@@ -75,7 +75,7 @@ std::string format_id_list(const std::vector<int64_t>& ids, size_t limit) {
 std::vector<int64_t> read_id_file(const std::string& path) {
   std::string text;
   try {
-    text = read_text(path);
+    text = read_text(path == "-" ? "/dev/stdin" : path);  // pipes and FIFOs are read to their end
   } catch (const IOError& e) {
     throw UsageError(std::string("cannot read id file: ") + e.what());
   }
@@ -90,6 +90,7 @@ std::vector<int64_t> read_id_file(const std::string& path) {
     split_into(line, path + ":" + std::to_string(line_no), false, &ids);
     start = end + 1;
   }
+  if (ids.empty()) throw UsageError("id file '" + path + "' holds no ids");
   return ids;
 }
 

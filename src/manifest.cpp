@@ -1,21 +1,29 @@
 #include "manifest.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "fs.h"
+#include "sha256.h"
 #include "sisa/errors.h"
 
 namespace fs = std::filesystem;
 
 namespace sisa {
-namespace {
-
-}  // namespace
 
 nlohmann::json ref_json(const FileRef& f) { return {{"path", f.path}, {"sha256", f.sha256}}; }
 
 FileRef ref_from(const nlohmann::json& j) {
   return {j.at("path").get<std::string>(), j.at("sha256").get<std::string>()};
+}
+
+void check_inside_run(const std::string& rel) {
+  // Relative, normal, no "..": a damaged or edited manifest or journal must
+  // not steer a read or a purge out of the run.
+  const fs::path p(rel);
+  const bool inside = !rel.empty() && p.is_relative() && p.lexically_normal() == p &&
+                      std::none_of(p.begin(), p.end(), [](const fs::path& c) { return c == ".." || c == "."; });
+  if (!inside) throw CorruptionError("file reference '" + rel + "' does not name a file inside the run directory");
 }
 
 nlohmann::json ref_json(const CheckpointRef& c) {
@@ -69,9 +77,14 @@ nlohmann::json Manifest::to_json() const {
 Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
   try {
     if (j.at("format") != "sisa-manifest") throw CorruptionError(path + ": not a sisa manifest");
-    if (j.at("format_version") != kManifestFormatVersion) {
-      throw CorruptionError(path + ": manifest format version " + j.at("format_version").dump() +
-                            " is not supported");
+    const auto version = j.at("format_version");
+    if (version != kManifestFormatVersion && version != 1) {
+      throw CorruptionError(path + ": manifest format version " + version.dump() + " is not supported");
+    }
+    // Version 1 had no checksum; it is read as it is and written as version 2.
+    if (version != 1 && manifest_checksum(j) != j.at("checksum").get<std::string>()) {
+      throw CorruptionError(path + ": checksum does not match its content (the file was edited or damaged; "
+                                   "it cannot be rebuilt: restore it from a backup of the run)");
     }
     Manifest m;
     m.identity_hash = j.at("identity_hash");
@@ -104,10 +117,20 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
     for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
+    for (const auto& f : m.referenced_files()) check_inside_run(f);
     return m;
   } catch (const nlohmann::json::exception& e) {
     throw CorruptionError(path + ": malformed manifest: " + e.what());
+  } catch (const CorruptionError& e) {
+    if (std::string(e.what()).rfind(path, 0) == 0) throw;
+    throw CorruptionError(path + ": " + e.what());
   }
+}
+
+std::string manifest_checksum(const nlohmann::json& j) {
+  nlohmann::json content = j;
+  content.erase("checksum");
+  return sha256_hex(content.dump());
 }
 
 std::set<std::string> Manifest::referenced_files() const {
@@ -141,7 +164,9 @@ Manifest load_manifest(const std::string& run_dir) {
 }
 
 void save_manifest(Env& env, const std::string& run_dir, const Manifest& m) {
-  atomic_write(env, manifest_path(run_dir), m.to_json().dump(1) + "\n");
+  nlohmann::json j = m.to_json();
+  j["checksum"] = manifest_checksum(j);
+  atomic_write(env, manifest_path(run_dir), j.dump(1) + "\n");
 }
 
 }  // namespace sisa

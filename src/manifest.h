@@ -12,7 +12,9 @@
 
 namespace sisa {
 
-inline constexpr int kManifestFormatVersion = 1;
+// 2: a "checksum" (SHA-256 of the rest of the JSON, dumped compactly with
+// sorted keys) catches edits and damage inside the file. Version 1 is read.
+inline constexpr int kManifestFormatVersion = 2;
 
 struct FileRef {
   std::string path;    // relative to the run directory
@@ -59,8 +61,13 @@ struct Manifest {
 // JSON forms shared by the manifest and the coordinator's messages.
 nlohmann::json ref_json(const FileRef& f);
 FileRef ref_from(const nlohmann::json& j);
+// CorruptionError if `rel` is not a plain relative path inside the run.
+void check_inside_run(const std::string& rel);
 nlohmann::json ref_json(const CheckpointRef& c);
 CheckpointRef checkpoint_from(const nlohmann::json& j);
+
+// The checksum of a manifest's JSON, its "checksum" field left out.
+std::string manifest_checksum(const nlohmann::json& j);
 
 std::string manifest_path(const std::string& run_dir);
 bool has_manifest(const std::string& run_dir);

@@ -16,6 +16,17 @@
 namespace fs = std::filesystem;
 
 namespace sisa {
+namespace {
+
+// "'a', 'b', ... (N in all)" for messages.
+std::string format_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > 5) s += ", ... (" + std::to_string(names.size()) + " in all)";
+  return s;
+}
+
+}  // namespace
 
 std::string store_file(int64_t shard, int64_t generation) {
   char buf[64];
@@ -61,7 +72,10 @@ MappedFile read_verified(const RunDir& run, const FileRef& ref) {
 }
 
 Writer::Writer(const RunDir& run, bool force_environment, bool check)
-    : lock(run.root), manifest(load_manifest(run.root)), config(load_run_config(run, manifest)) {
+    // Closed world first: the lock file itself may be the link.
+    : lock((require_closed_world(run.root), run.root)),
+      manifest(load_manifest(run.root)),
+      config(load_run_config(run, manifest)) {
   if (check) check_environment(manifest.environment, config.train.threads, force_environment, run.root);
   set_compute_threads(config.train.threads);
 }
@@ -170,11 +184,64 @@ CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int
   return ref;
 }
 
+RunListing list_run(const std::string& run_dir) {
+  RunListing out;
+  std::error_code ec;
+  if (!fs::exists(run_dir, ec)) return out;
+  // The iterator does not descend into linked directories; each entry's own
+  // (not followed) status decides what it is. Paths stay lexical.
+  for (const auto& entry : fs::recursive_directory_iterator(run_dir)) {
+    const std::string rel = entry.path().lexically_relative(run_dir).string();
+    const auto type = entry.symlink_status().type();
+    if (type == fs::file_type::regular) {
+      out.files.push_back(rel);
+    } else if (type == fs::file_type::symlink) {
+      out.foreign.push_back(rel + " (symbolic link to " + fs::read_symlink(entry.path(), ec).string() + ")");
+    } else if (type != fs::file_type::directory) {
+      out.foreign.push_back(rel + " (not a regular file)");
+    }
+  }
+  std::sort(out.files.begin(), out.files.end());
+  std::sort(out.foreign.begin(), out.foreign.end());
+  return out;
+}
+
+void require_closed_world(const std::string& run_dir) {
+  const auto foreign = list_run(run_dir).foreign;
+  if (foreign.empty()) return;
+  std::string names;
+  for (const auto& f : foreign) names += "\n  " + in_run(run_dir, f);
+  throw CorruptionError("run directory '" + run_dir + "' holds " + std::to_string(foreign.size()) +
+                        " symbolic link(s) or special file(s); sisa refuses to follow them (a purge could "
+                        "miss or destroy files outside the run). Replace each with the real file or "
+                        "directory, or move the whole run directory instead:" + names);
+}
+
+void require_run_or_empty(const std::string& run_dir) {
+  std::error_code ec;
+  if (!fs::exists(run_dir, ec)) return;
+  if (!fs::is_directory(run_dir, ec)) throw UsageError("--run-dir '" + run_dir + "' is not a directory");
+  // What an interrupted `train` leaves at the top level (and temp files of it).
+  static const std::set<std::string> ours = {"LOCK", kConfigFile, "MANIFEST.json", kLogFile,
+                                              "data", "ckpt", "journal", "receipts"};
+  std::vector<std::string> other;
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) name.resize(name.size() - 4);
+    if (!ours.count(name)) other.push_back(entry.path().filename().string());
+  }
+  if (other.empty()) return require_closed_world(run_dir);
+  std::sort(other.begin(), other.end());
+  throw UsageError("--run-dir '" + run_dir + "' is not empty and holds no interrupted sisa run (found " +
+                   format_names(other) + "); sisa train removes every file of its run directory that it "
+                   "did not write: use a new or empty directory");
+}
+
 std::vector<std::string> remove_files_except(const RunDir& run, const std::set<std::string>& keep) {
+  const RunListing listing = list_run(run.root);
+  require_closed_world(run.root);  // before anything is removed
   std::vector<std::string> removed;
-  for (const auto& entry : fs::recursive_directory_iterator(run.root)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string rel = fs::relative(entry.path(), run.root).string();
+  for (const auto& rel : listing.files) {
     if (rel == "LOCK" || keep.count(rel)) continue;
     removed.push_back(rel);
   }
@@ -219,6 +286,8 @@ std::unique_ptr<ShardJournal> read_journal(const RunDir& run, int64_t shard) {
     out->ids_hash = j.at("ids_hash");
     out->store = ref_from(j.at("store"));
     for (const auto& c : j.at("checkpoints")) out->checkpoints.push_back(checkpoint_from(c));
+    check_inside_run(out->store.path);
+    for (const auto& c : out->checkpoints) check_inside_run(c.file.path);
     return out;
   } catch (const std::exception& e) {
     spdlog::warn("{}: unreadable progress journal ({}); the shard starts over", path, e.what());

@@ -106,8 +106,26 @@ void write_journal(const RunDir& run, int64_t shard, const ShardJournal& journal
 // Null when there is none or it does not parse (then the shard starts over).
 std::unique_ptr<ShardJournal> read_journal(const RunDir& run, int64_t shard);
 
+// A run directory is a closed world: sisa never follows a symbolic link in
+// it, so no command can read, rewrite or remove a file outside the run, and
+// a purge cannot miss a superseded file that lives elsewhere. A run that
+// holds a symbolic link (or a FIFO, socket or device) is refused; the run
+// directory itself may be reached through a link or a mount.
+struct RunListing {
+  std::vector<std::string> files;    // regular files, relative to the run directory
+  std::vector<std::string> foreign;  // everything else but directories, described ("data (symbolic link to /x)")
+};
+// Lists the run directory without following links (empty if it does not exist).
+RunListing list_run(const std::string& run_dir);
+// CorruptionError naming every foreign entry, if there is any.
+void require_closed_world(const std::string& run_dir);
+// For `train`: refuses (UsageError) a directory that holds anything but an
+// interrupted run's files, since train removes every file it did not write.
+void require_run_or_empty(const std::string& run_dir);
+
 // Unlinks every regular file under the run directory except LOCK and `keep`
-// (paths relative to the run directory), syncing each directory. Returns them.
+// (paths relative to the run directory), syncing each directory. Returns
+// them. Refuses (CorruptionError, nothing removed) a run that is not closed.
 std::vector<std::string> remove_files_except(const RunDir& run, const std::set<std::string>& keep);
 
 // Unlinks every file under run_dir that the manifest does not reference

@@ -152,6 +152,10 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
                             {"deleted_ids", removed_ids},
                             {"deleted_count", removed_ids.size()},
                             {"already_deleted", not_present},
+                            // Found group keys: with the ids above, every key of the request
+                            // (so `repair --rebuild-log` can restore its log record).
+                            {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end())
+                                                            : std::vector<int64_t>()},
                             {"shards", shards_json},
                             {"training_seconds", loop_seconds},
                             {"retrain_phase_seconds", jobs_seconds},
@@ -258,6 +262,20 @@ nlohmann::json forget(const ForgetRequest& req) {
                     req.run_dir + "': " + format_id_list(unknown) + "; the batch was rejected, nothing deleted");
   }
 
+  if (plan.found.empty()) {
+    // Every key was deleted before: nothing to log, retrain or purge.
+    spdlog::info("nothing to delete: every {} was deleted before; no request logged",
+                 req.by_group ? "group" : "id");
+    return {{"seq", nullptr},
+            {"noop", true},
+            {"by_group", req.by_group},
+            {"requested", rec.keys.size()},
+            {"deleted_ids", nlohmann::json::array()},
+            {"deleted_count", 0},
+            {"already_deleted", rec.keys},
+            {"shards", nlohmann::json::array()},
+            {"total_seconds", since(t0)}};
+  }
   append_log(*run.env, log_path, rec);
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");

@@ -1,52 +1,46 @@
-// `sisa fsck`: read-only check of a whole run directory. Every file the
-// manifest names must match its SHA-256 and decode; every checkpoint's digests
-// must match the manifest; no store may still hold a deleted id; no file the
-// manifest does not name may remain (it could hold deleted samples).
+// `sisa fsck`: read-only check of a whole run directory, under a shared lock
+// (a running writer makes it answer "busy"). No symbolic link or special
+// file may be in the run (then nothing else is read: sisa never follows
+// one); every file the manifest names must match its SHA-256 and decode;
+// every checkpoint's digests must match the manifest; no store may still
+// hold a deleted id; no file the manifest does not name may remain (it could
+// hold deleted samples); and the manifest, its receipts and the deletion log
+// must tell the same story of what was deleted.
 #include <algorithm>
 #include <filesystem>
 #include <set>
 
 #include "checkpoint.h"
 #include "deletion_log.h"
+#include "fs.h"
 #include "run_common.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 
-namespace fs = std::filesystem;
-
 namespace sisa {
+namespace {
 
-nlohmann::json fsck(const std::string& run_dir) {
-  std::vector<std::string> problems;
-  int64_t checked = 0;
-  const RunDir run(run_dir, nullptr);
-  Manifest m;
+// Runs `check`, turning a typed error into a reported problem.
+template <typename Check>
+void guard(std::vector<std::string>* problems, const Check& check) {
   try {
-    m = load_manifest(run_dir);
-  } catch (const CorruptionError& e) {
-    return {{"ok", false}, {"problems", {e.what()}}, {"checked_files", 0}};
+    check();
+  } catch (const Error& e) {
+    problems->push_back(e.what());
   }
-  // Runs `check`, turning a typed error into a reported problem.
-  auto guard = [&](const auto& check) {
-    try {
-      check();
-    } catch (const Error& e) {
-      problems.push_back(e.what());
-    }
-  };
-  Config config;
-  bool config_ok = false;
-  guard([&] {
-    config = load_run_config(run, m);
-    config_ok = true;
-    ++checked;
-  });
+}
+
+// Each store matches its manifest entry and holds no deleted key; each
+// checkpoint decodes to the recorded digests of this run. Returns the count
+// of files checked.
+int64_t check_shards(const RunDir& run, const Manifest& m, bool config_ok, std::vector<std::string>* problems) {
+  int64_t checked = 0;
   const std::set<int64_t> deleted(m.deleted_ids.begin(), m.deleted_ids.end());
   const std::set<int64_t> deleted_groups(m.deleted_groups.begin(), m.deleted_groups.end());
   for (const auto& e : m.entries) {
     std::vector<int64_t> ids;
-    guard([&] {
+    guard(problems, [&] {
       Dataset rows = load_store(run, e);
       ++checked;
       if (static_cast<int64_t>(rows.size()) != e.n_samples) {
@@ -55,14 +49,13 @@ nlohmann::json fsck(const std::string& run_dir) {
       }
       for (size_t i = 0; i < rows.size(); ++i) {
         if (deleted.count(rows.ids[i]) || (rows.has_groups() && deleted_groups.count(rows.groups[i]))) {
-          throw CorruptionError(run.path(e.store.path) + ": still holds deleted id " +
-                                std::to_string(rows.ids[i]));
+          throw CorruptionError(run.path(e.store.path) + ": still holds deleted id " + std::to_string(rows.ids[i]));
         }
       }
       ids = rows.ids;
     });
     for (const auto& ref : e.checkpoints) {
-      guard([&] {
+      guard(problems, [&] {
         CheckpointInfo info;
         const auto bytes = read_verified(run, ref.file);
         const ModelState s = decode_checkpoint(bytes, run.path(ref.file.path), &info);
@@ -74,43 +67,141 @@ nlohmann::json fsck(const std::string& run_dir) {
           throw CorruptionError(run.path(ref.file.path) + ": written by a different run identity");
         }
         if (config_ok && ref.stage == m.slices && !ids.empty() && info.ids_hash != ids_hash(ids)) {
-          throw CorruptionError(run.path(ref.file.path) +
-                                ": was not trained on the samples the shard's store holds");
+          throw CorruptionError(run.path(ref.file.path) + ": was not trained on the samples the shard's store holds");
         }
       });
     }
   }
+  return checked;
+}
+
+// The manifest, the receipts it names and the log agree: the deleted ids
+// are exactly those the receipts list, the last applied request is the last
+// receipt, and every request the log holds as applied (or the manifest as
+// published) has its receipt and its ids deleted.
+void cross_check(const RunDir& run, const Manifest& m, const LogContents* log, int64_t* checked,
+                 std::vector<std::string>* problems) {
+  const std::string manifest = run.path("MANIFEST.json");
+  std::set<int64_t> receipt_ids;
+  std::set<uint64_t> receipt_seqs;
+  bool receipts_ok = true;
   for (const auto& r : m.receipts) {
-    guard([&] {
-      read_verified(run, r);
-      ++checked;
+    guard(problems, [&] {
+      receipts_ok = false;
+      const auto bytes = read_verified(run, r);
+      ++*checked;
+      try {
+        const auto j = nlohmann::json::parse(bytes.view().data, bytes.view().data + bytes.view().size);
+        receipt_seqs.insert(j.at("seq").get<uint64_t>());
+        for (const auto& id : j.at("deleted_ids")) receipt_ids.insert(id.get<int64_t>());
+      } catch (const nlohmann::json::exception& e) {
+        throw CorruptionError(run.path(r.path) + ": not a readable receipt: " + e.what());
+      }
+      receipts_ok = true;
     });
+    if (!receipts_ok) return;  // reported; the rest would only repeat it
   }
+  const std::set<int64_t> deleted(m.deleted_ids.begin(), m.deleted_ids.end());
+  if (receipt_ids != deleted) {
+    problems->push_back(manifest + ": lists " + std::to_string(deleted.size()) + " deleted ids, its receipts " +
+                        std::to_string(receipt_ids.size()) + " (an edited manifest or receipt)");
+  }
+  const uint64_t last_receipt = receipt_seqs.empty() ? 0 : *receipt_seqs.rbegin();
+  if (last_receipt != m.last_seq) {
+    problems->push_back(manifest + ": says the last applied request is " + std::to_string(m.last_seq) +
+                        ", its receipts end at " + std::to_string(last_receipt));
+  }
+  for (const auto& e : m.entries) {
+    if (e.last_seq > m.last_seq) {
+      problems->push_back(manifest + ": shard " + std::to_string(e.shard) + " applied request " +
+                          std::to_string(e.last_seq) + ", after the run's last (" + std::to_string(m.last_seq) + ")");
+    }
+  }
+  if (!log) return;
+  const std::string log_path = run.path(kLogFile);
+  std::set<uint64_t> accepted;
+  for (const auto& r : log->records) {
+    if (r.type == LogRecord::Type::kApplied && r.seq > m.last_seq) {
+      problems->push_back(log_path + ": request " + std::to_string(r.seq) +
+                          " is logged as applied, but MANIFEST.json has applied only up to " + std::to_string(m.last_seq));
+    }
+    if (r.type != LogRecord::Type::kAccepted) continue;
+    accepted.insert(r.seq);
+    if (r.seq > m.last_seq || r.by_group) continue;
+    for (int64_t k : r.keys) {
+      if (!deleted.count(k)) {
+        problems->push_back(manifest + ": id " + std::to_string(k) + " of applied request " + std::to_string(r.seq) +
+                            " is not among the deleted ids");
+        break;
+      }
+    }
+  }
+  for (uint64_t seq : receipt_seqs) {
+    if (!accepted.count(seq)) {
+      problems->push_back(log_path + ": holds no record of request " + std::to_string(seq) + ", which has a receipt");
+    }
+  }
+}
+
+}  // namespace
+
+nlohmann::json fsck(const std::string& run_dir) {
+  std::vector<std::string> problems;
+  int64_t checked = 0;
+  const RunDir run(run_dir, nullptr);
+  const auto report = [&](const std::vector<std::string>& stray, nlohmann::json pending) {
+    return nlohmann::json{{"ok", problems.empty()},
+                          {"problems", problems},
+                          {"checked_files", checked},
+                          {"unreferenced_files", stray},
+                          {"pending_requests", pending}};
+  };
+  const RunListing listing = list_run(run_dir);
+  for (const auto& f : listing.foreign) {
+    problems.push_back(in_run(run_dir, f) + ": sisa never follows links or special files in a run; "
+                                            "replace it with the real file or directory");
+  }
+  if (!listing.foreign.empty()) return report({}, nullptr);
+  const RunLock reading(run_dir, RunLock::Mode::kReader);  // LockedError "busy" while a writer runs
+  Manifest m;
+  try {
+    m = load_manifest(run_dir);
+  } catch (const CorruptionError& e) {
+    problems.push_back(e.what());
+    return report({}, nullptr);
+  }
+  bool config_ok = false;
+  guard(&problems, [&] {
+    load_run_config(run, m);
+    config_ok = true;
+    ++checked;
+  });
+  checked += check_shards(run, m, config_ok, &problems);
+
   LogContents log;
-  guard([&] { log = read_log(run.path(kLogFile)); });
+  bool log_ok = false;
+  guard(&problems, [&] {
+    log = read_log(run.path(kLogFile));
+    log_ok = true;
+  });
   if (log.torn_tail) {
-    problems.push_back(run.path(kLogFile) + ": torn tail (an append interrupted by a crash; "
-                                            "the next writer drops it)");
+    problems.push_back(run.path(kLogFile) + ": torn tail (an append interrupted by a crash; the next writer drops it)");
   }
-  const auto referenced = m.referenced_files();
+  cross_check(run, m, log_ok ? &log : nullptr, &checked, &problems);
+
+  auto referenced = m.referenced_files();
+  referenced.insert({"MANIFEST.json", "LOCK", kLogFile});
   std::vector<std::string> stray;
-  for (const auto& entry : fs::recursive_directory_iterator(run_dir)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string rel = fs::relative(entry.path(), run_dir).string();
-    if (rel == "MANIFEST.json" || rel == "LOCK" || rel == kLogFile || referenced.count(rel)) continue;
-    stray.push_back(rel);
+  for (const auto& rel : listing.files) {
+    if (!referenced.count(rel)) stray.push_back(rel);
   }
   for (const auto& f : stray) {
-    problems.push_back(run.path(f) + ": not named by MANIFEST.json (left by an interrupted "
-                                     "command; `sisa recover` removes it)");
+    problems.push_back(run.path(f) + ": not named by MANIFEST.json (left by an interrupted command; "
+                                     "`sisa recover` removes it)");
   }
-  const size_t pending = pending_requests(log).size();
-  return {{"ok", problems.empty()},
-          {"problems", problems},
-          {"checked_files", checked},
-          {"unreferenced_files", stray},
-          {"pending_requests", pending},
-          {"deleted_ids", m.deleted_ids.size()}};
+  auto out = report(stray, log_ok ? nlohmann::json(pending_requests(log).size()) : nlohmann::json());
+  out["deleted_ids"] = m.deleted_ids.size();
+  return out;
 }
 
 }  // namespace sisa

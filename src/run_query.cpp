@@ -17,8 +17,14 @@
 namespace sisa {
 namespace {
 
+// Predictions need no log: a damaged one is reported, not fatal.
 size_t pending_count(const std::string& run_dir) {
-  return pending_requests(read_log(in_run(run_dir, kLogFile))).size();
+  try {
+    return pending_requests(read_log(in_run(run_dir, kLogFile))).size();
+  } catch (const CorruptionError& e) {
+    spdlog::warn("{} (sisa repair --rebuild-log explains the way back)", e.what());
+    return 0;
+  }
 }
 
 }  // namespace
@@ -29,6 +35,7 @@ nlohmann::json predict(const PredictRequest& req) {
   }
   if (req.split != "test") throw UsageError("--split must be test, got '" + req.split + "'");
   const RunDir run(req.run_dir, nullptr);
+  require_closed_world(req.run_dir);
   const Manifest m = load_manifest(req.run_dir);
   const Config c = load_run_config(run, m);
   if (const size_t pending = pending_count(req.run_dir)) {
@@ -135,8 +142,16 @@ nlohmann::json verify(const VerifyRequest& req) {
 }
 
 nlohmann::json status(const std::string& run_dir) {
+  require_closed_world(run_dir);
   const Manifest m = load_manifest(run_dir);
-  const auto log = read_log(in_run(run_dir, kLogFile));
+  // A damaged log does not hide the run's state: status reports it.
+  LogContents log;
+  std::string log_damage;
+  try {
+    log = read_log(in_run(run_dir, kLogFile));
+  } catch (const CorruptionError& e) {
+    log_damage = e.what();
+  }
   nlohmann::json shards = nlohmann::json::array();
   for (const auto& e : m.entries) {
     shards.push_back({{"shard", e.shard},
@@ -156,8 +171,9 @@ nlohmann::json status(const std::string& run_dir) {
           {"deleted_ids", m.deleted_ids.size()},
           {"deleted_groups", m.deleted_groups.size()},
           {"last_applied_request", m.last_seq},
-          {"pending_requests", pending_requests(log).size()},
-          {"log_torn_tail", log.torn_tail}};
+          {"pending_requests", log_damage.empty() ? nlohmann::json(pending_requests(log).size()) : nlohmann::json()},
+          {"log_torn_tail", log.torn_tail},
+          {"log_damaged", log_damage.empty() ? nlohmann::json() : nlohmann::json(log_damage)}};
 }
 
 }  // namespace sisa

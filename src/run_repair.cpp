@@ -6,8 +6,10 @@
 // store the recorded hash of its ids, or nothing is published.
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <set>
 
+#include "deletion_log.h"
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
@@ -37,6 +39,69 @@ Dataset rebuild_rows(const Config& c, const Manifest& m, int64_t shard) {
   return rows;
 }
 
+// Rewrites a damaged deletion log: the intact records, plus for every
+// request the manifest has published (its receipt names its keys) an
+// `accepted` and an `applied` record where the log lost them. What no file
+// can restore, a pending request whose record lay in the damaged bytes, is
+// named in the answer and the log: the operator must submit it again.
+nlohmann::json rebuild_log(const RunDir& run, const Manifest& m) {
+  const std::string path = run.path(kLogFile);
+  SalvagedLog salvaged = salvage_log(path);
+  std::map<uint64_t, LogRecord> accepted;
+  std::set<uint64_t> applied;
+  for (auto& r : salvaged.records) {
+    if (r.type == LogRecord::Type::kApplied) {
+      applied.insert(r.seq);
+    } else {
+      accepted.emplace(r.seq, std::move(r));
+    }
+  }
+  nlohmann::json restored = nlohmann::json::array();
+  for (const auto& ref : m.receipts) {
+    const auto bytes = read_verified(run, ref);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(bytes.view().data, bytes.view().data + bytes.view().size);
+    } catch (const nlohmann::json::exception& e) {
+      throw CorruptionError(run.path(ref.path) + ": not a readable receipt: " + e.what());
+    }
+    const uint64_t seq = j.at("seq");
+    applied.insert(seq);
+    if (accepted.count(seq)) continue;
+    LogRecord r{LogRecord::Type::kAccepted, seq, j.at("by_group").get<bool>(), {}};
+    std::set<int64_t> keys;
+    for (const char* field : {"already_deleted", r.by_group ? "deleted_groups" : "deleted_ids"}) {
+      for (const auto& k : j.value(field, nlohmann::json::array())) keys.insert(k.get<int64_t>());
+    }
+    r.keys.assign(keys.begin(), keys.end());
+    accepted.emplace(seq, std::move(r));
+    restored.push_back(seq);
+  }
+  std::vector<LogRecord> records;
+  nlohmann::json pending = nlohmann::json::array();
+  for (auto& [seq, r] : accepted) {
+    records.push_back(r);
+    if (applied.count(seq)) {
+      records.push_back({LogRecord::Type::kApplied, seq, false, {}});
+    } else {
+      pending.push_back(seq);
+    }
+  }
+  nlohmann::json damaged = nlohmann::json::array();
+  for (const auto& [from, to] : salvaged.damaged) damaged.push_back({from, to});
+  rewrite_log(*run.env, path, records);
+  nlohmann::json out = {{"rebuilt", true}, {"damaged_bytes", damaged}, {"restored_from_receipts", restored},
+                        {"applied_through", m.last_seq}, {"pending_requests", pending}};
+  if (!salvaged.damaged.empty()) {
+    out["warning"] = "the damaged bytes may have held deletion requests accepted after request " +
+                     std::to_string(m.last_seq) + " and not yet applied; only the pending requests listed here " +
+                     "survive: submit again every deletion acknowledged after request " + std::to_string(m.last_seq) +
+                     " that is not among them";
+    spdlog::warn("{}: {}", path, out["warning"].get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json repair(const RepairRequest& req) {
@@ -44,6 +109,19 @@ nlohmann::json repair(const RepairRequest& req) {
   Writer w(run, req.force_environment);
   Manifest& m = w.manifest;
   const Config& c = w.config;
+  nlohmann::json log_report = nullptr;
+  if (req.rebuild_log) {
+    log_report = rebuild_log(run, m);
+  } else {
+    try {
+      read_log(run.path(kLogFile));
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(std::string(e.what()) +
+                            ". Nothing was changed. `sisa repair --rebuild-log` rewrites the log from its intact "
+                            "records and the receipts of applied requests, and lists any pending request it "
+                            "could not read (copy the log first if you want to keep the damaged bytes)");
+    }
+  }
 
   nlohmann::json repaired = nlohmann::json::array();
   for (auto& e : m.entries) {
@@ -112,7 +190,7 @@ nlohmann::json repair(const RepairRequest& req) {
   }
   if (!repaired.empty()) save_manifest(*run.env, run.root, m);
   auto recovered = recover_locked(run, m, c, {}, req.runner);
-  return {{"repaired_shards", repaired}, {"recovered", recovered}};
+  return {{"repaired_shards", repaired}, {"recovered", recovered}, {"log", log_report}};
 }
 
 }  // namespace sisa

@@ -57,6 +57,7 @@ nlohmann::json train(const TrainRequest& req) {
     throw UsageError("'" + req.run_dir +
                      "' already holds a trained run; use a new --run-dir (or sisa forget)");
   }
+  require_run_or_empty(req.run_dir);
   // Check the data before the run directory is touched.
   Dataset all = load_source(c.data, Split::kTrain);
   if (all.has_groups() != c.data.grouped()) {

@@ -52,13 +52,17 @@ nlohmann::json recover(const RecoverRequest& request);
 struct RepairRequest {
   std::string run_dir;
   bool force_environment = false;
+  bool rebuild_log = false;  // rewrite a damaged deletion log (see repair())
   Env* env = nullptr;
   ShardRunner* runner = nullptr;
 };
 // Rebuilds damaged shards: checkpoints by retraining from the last good one,
 // stores from the source data minus deleted ids. Publishes only what
 // reproduces the digests MANIFEST.json recorded; throws CorruptionError if a
-// shard cannot be rebuilt exactly. Then does what recover() does.
+// shard cannot be rebuilt exactly. Then does what recover() does. A damaged
+// deletion log is refused (CorruptionError) unless `rebuild_log`: then it is
+// rewritten from its intact records and the receipts of applied requests,
+// and the answer's "log" names any pending request that could not be read.
 nlohmann::json repair(const RepairRequest& request);
 
 struct PredictRequest {
