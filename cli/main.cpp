@@ -135,13 +135,28 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   sisa::ServeOptions sopt;
   serve->add_option("-r,--run-dir", sopt.run_dir, "Run directory")->required();
   serve->add_option("--host", sopt.host, "Address to listen on")->capture_default_str();
-  serve->add_option("--port", sopt.port, "Port (0: any free port; --json prints it)")->capture_default_str();
+  serve->add_option("--port", sopt.port, "Port (0: any free port; --json prints it)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   serve->add_option("--token-file", sopt.token_file,
                     "File holding the bearer token for POST /v1/forget (without it, deletion over HTTP is off)");
-  serve->add_option("--http-threads", sopt.http_threads, "Worker threads: one per concurrent connection")
+  serve->add_option("--http-threads", sopt.http_threads,
+                    "Threads that answer requests (connections wait without holding one)")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  serve->add_option("--max-body-bytes", sopt.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
-  serve->add_option("--read-timeout", sopt.read_timeout_seconds, "Seconds a client may take to send a request")
+  serve->add_option("--max-body-bytes", sopt.max_body_bytes, "Larger request bodies get 413")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 34))
+      ->capture_default_str();
+  serve->add_option("--read-timeout", sopt.read_timeout_seconds,
+                    "Seconds a client may take to send one whole request (headers and body); then 408")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  serve->add_option("--max-connections", sopt.max_connections, "Open connections in all; more get 503")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
+  serve->add_option("--max-connections-per-client", sopt.max_connections_per_client,
+                    "Open connections per client address; more get 503")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
       ->capture_default_str();
   serve->add_flag("--force", sopt.force_environment, "Run even if the numeric environment differs");
 

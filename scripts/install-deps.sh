@@ -7,7 +7,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread          # libtorch; OpenBLAS chosen deliberately (docs/benchmarks.md)
   libhdf5-dev libyaml-cpp-dev libspdlog-dev libgtest-dev
   libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
-  libopenmpi-dev openmpi-bin libcpp-httplib-dev
+  libopenmpi-dev openmpi-bin libboost-dev      # Boost.Beast/Asio: the HTTP server
+  libcpp-httplib-dev                          # the HTTP client of the serve tests
   wrk                                         # load generator for bench/bench_serve.py
   dataset-fashion-mnist
 )

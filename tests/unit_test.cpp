@@ -360,3 +360,27 @@ TEST(ServeApi, ForgetBodiesNeedANonEmptyListOfIntegers) {
     EXPECT_THROW(sisa::parse_forget(bad), sisa::ApiError) << bad;
   }
 }
+
+// Nesting is refused before a DOM is built or dumped (both recurse), and a
+// key given twice is refused rather than guessed.
+TEST(ServeApi, DeepNestingAndDuplicateKeysAreRefused) {
+  const auto error_of = [](const std::string& body) {
+    try {
+      sisa::parse_forget(body);
+    } catch (const sisa::ApiError& e) {
+      return e.error();
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(error_of("{\"ids\": " + std::string(100000, '[') + std::string(100000, ']') + "}"), "too_deep");
+  EXPECT_EQ(error_of(std::string(33, '[') + std::string(33, ']')), "too_deep");
+  EXPECT_EQ(error_of(R"({"ids": [1], "ids": [2]})"), "duplicate_field");
+  EXPECT_EQ(error_of(R"({"ids": [{"a": 1, "a": 2}]})"), "duplicate_field");
+  EXPECT_EQ(error_of(R"({"ids": [[[1]]]})"), "bad_id");  // nested, but not too deep: a plain type error
+  try {
+    sisa::parse_predict(R"({"inputs": [[1, 2, 3]], "inputs": [[1, 2, 3]]})", 3, 1.0, 0.0);
+    ADD_FAILURE() << "duplicate inputs accepted";
+  } catch (const sisa::ApiError& e) {
+    EXPECT_EQ(e.error(), "duplicate_field");
+  }
+}

@@ -12,9 +12,11 @@ struct ServeOptions {
   std::string host = "127.0.0.1";   // loopback unless asked otherwise
   int port = 8080;                  // 0: any free port (see on_listening)
   std::string token_file;           // bearer token for POST /v1/forget; empty: deletion over HTTP disabled
-  int http_threads = 64;            // one per concurrent connection (keep-alive holds a thread)
+  int http_threads = 2;             // threads that run the event loop and parse/answer requests; connections hold none
   size_t max_body_bytes = 8u << 20; // larger bodies get 413
-  double read_timeout_seconds = 5;  // a client slower than this is cut off
+  double read_timeout_seconds = 10; // to send a whole request (headers and body); then 408 and close
+  size_t max_connections = 1000;    // open connections in all; more are answered 503
+  size_t max_connections_per_client = 128;  // open connections per client address
   bool force_environment = false;   // serve (and retrain) in a different numeric environment
   std::function<void(const std::string& host, int port)> on_listening;  // once accepting connections
 };

@@ -1,6 +1,8 @@
 #include "serve/api.h"
 
 #include <cmath>
+#include <set>
+#include <vector>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +48,7 @@ class PredictParser : public json::json_sax_t {
     if (k != "inputs" && k != "aggregate" && k != "shard_votes") {
       fail(400, "unknown_field", "unknown field \"" + k + "\" (expected inputs, aggregate, shard_votes)");
     }
+    if (!seen_keys_.insert(k).second) fail(400, "duplicate_field", "field \"" + k + "\" appears twice");
     key_ = k;
     return true;
   }
@@ -120,7 +123,73 @@ class PredictParser : public json::json_sax_t {
   std::string key_;
   int64_t row_values_ = 0;
   bool seen_inputs_ = false;
+  std::set<std::string> seen_keys_;
 };
+
+// Builds a DOM like json::parse, but refuses nesting deeper than
+// kMaxJsonDepth before it is built (nlohmann's dump() and comparisons
+// recurse, so an attacker's 100,000 nested arrays would overflow the stack)
+// and an object that names a key twice (which value counts would be a guess).
+constexpr int kMaxJsonDepth = 32;
+
+class StrictDomParser : public json::json_sax_t {
+ public:
+  explicit StrictDomParser(json* out) : dom_(*out, true) {}
+
+  bool null() override { return dom_.null(); }
+  bool boolean(bool v) override { return dom_.boolean(v); }
+  bool number_integer(number_integer_t v) override { return dom_.number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) override { return dom_.number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& s) override { return dom_.number_float(v, s); }
+  bool string(string_t& v) override { return dom_.string(v); }
+  bool binary(binary_t& v) override { return dom_.binary(v); }
+  bool start_object(std::size_t n) override {
+    enter();
+    keys_.emplace_back();
+    return dom_.start_object(n);
+  }
+  bool key(string_t& k) override {
+    if (!keys_.back().insert(k).second) {
+      throw ApiError(400, "duplicate_field", "field \"" + k + "\" appears twice in one object");
+    }
+    return dom_.key(k);
+  }
+  bool end_object() override {
+    --depth_;
+    keys_.pop_back();
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) override {
+    enter();
+    keys_.emplace_back();  // unused: keeps one entry per open container
+    return dom_.start_array(n);
+  }
+  bool end_array() override {
+    --depth_;
+    keys_.pop_back();
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    throw ApiError(400, "malformed_json", "body is not valid JSON at byte " + std::to_string(position) + ": " + e.what());
+  }
+
+ private:
+  void enter() {
+    if (++depth_ > kMaxJsonDepth) {
+      throw ApiError(400, "too_deep", "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+  }
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  int depth_ = 0;
+  std::vector<std::set<std::string>> keys_;
+};
+
+json parse_strict(const std::string& body) {
+  json out;
+  StrictDomParser parser(&out);
+  json::sax_parse(body, &parser);
+  return out;
+}
 
 }  // namespace
 
@@ -166,12 +235,7 @@ std::string render_predict(const PredictInput& in, const EnsembleOutput& out, co
 }
 
 ForgetInput parse_forget(const std::string& body) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, "malformed_json", std::string("body is not valid JSON: ") + e.what());
-  }
+  const json j = parse_strict(body);
   if (!j.is_object() || j.contains("ids") == j.contains("groups")) {
     throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]} or {\"groups\": [group, ...]}");
   }
@@ -187,10 +251,13 @@ ForgetInput parse_forget(const std::string& body) {
   }
   for (const auto& v : keys) {
     if (!v.is_number_integer()) {
-      throw ApiError(422, "bad_id", std::string("\"") + field + "\" holds " + v.dump() + ", not an integer");
+      // Never echo the value: it is the client's, of any size.
+      throw ApiError(422, "bad_id", std::string("\"") + field + "\" holds " +
+                                         (v.is_number() ? std::string("a non-integer number") : std::string("a ") + v.type_name()) +
+                                         ", not an integer");
     }
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      throw ApiError(422, "bad_id", v.dump() + " is out of range");
+      throw ApiError(422, "bad_id", std::to_string(v.get<uint64_t>()) + " is out of range");
     }
     out.keys.push_back(v.get<int64_t>());
   }

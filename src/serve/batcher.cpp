@@ -24,67 +24,79 @@ EnsembleOutput slice_rows(const EnsembleOutput& all, int64_t first, int64_t n) {
 
 }  // namespace
 
-PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int slots,
+PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads,
                                int64_t max_rows)
-    : snapshot_(std::move(snapshot)), max_rows_(max_rows), free_slots_(std::max(slots, 1)) {}
-
-PredictBatcher::Result PredictBatcher::predict(const PredictInput& in) {
-  Pending me{&in, {}, nullptr, false};
-  std::unique_lock<std::mutex> lock(mu_);
-  queue_.push_back(&me);
-  for (;;) {
-    if (me.done) break;
-    if (free_slots_ > 0 && !queue_.empty()) {
-      // Lead a batch: everything queued, in order, up to max_rows (a larger
-      // request goes alone). It may not include this request; then wait on.
-      std::vector<Pending*> batch;
-      int64_t rows = 0;
-      while (!queue_.empty() && (batch.empty() || rows + queue_.front()->in->n <= max_rows_)) {
-        rows += queue_.front()->in->n;
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-      --free_slots_;
-      lock.unlock();
-      run_batch(batch);
-      lock.lock();
-      ++free_slots_;
-      for (Pending* p : batch) p->done = true;
-      finished_.notify_all();
-      continue;
-    }
-    finished_.wait(lock);
-  }
-  if (me.error) std::rethrow_exception(me.error);
-  return std::move(me.result);
+    : snapshot_(std::move(snapshot)), max_rows_(max_rows) {
+  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { work(); });
 }
 
-void PredictBatcher::run_batch(const std::vector<Pending*>& batch) const {
+PredictBatcher::~PredictBatcher() {
+  {
+    std::lock_guard<std::mutex> hold(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void PredictBatcher::submit(std::shared_ptr<const PredictInput> in, Done done) {
+  {
+    std::lock_guard<std::mutex> hold(mu_);
+    queue_.push_back({std::move(in), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void PredictBatcher::work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    // Everything queued, in order, up to max_rows (a larger request goes alone).
+    std::vector<Pending> batch;
+    int64_t rows = 0;
+    while (!queue_.empty() && (batch.empty() || rows + queue_.front().in->n <= max_rows_)) {
+      rows += queue_.front().in->n;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    run_batch(batch);
+    lock.lock();
+  }
+}
+
+void PredictBatcher::run_batch(std::vector<Pending>& batch) const {
+  std::vector<Result> results(batch.size());
+  std::exception_ptr error;
   try {
     const auto ensemble = snapshot_();
     int64_t rows = 0;
     bool shard_labels = false;
-    for (const Pending* p : batch) {
-      rows += p->in->n;
-      shard_labels = shard_labels || p->in->shard_votes;
+    for (const Pending& p : batch) {
+      rows += p.in->n;
+      shard_labels = shard_labels || p.in->shard_votes;
     }
     EnsembleOutput all;
     if (batch.size() == 1) {
-      all = ensemble->predict(batch[0]->in->inputs.data(), rows, shard_labels);
+      all = ensemble->predict(batch[0].in->inputs.data(), rows, shard_labels);
     } else {
       std::vector<float> inputs;
       inputs.reserve(static_cast<size_t>(rows * ensemble->width()));
-      for (const Pending* p : batch) inputs.insert(inputs.end(), p->in->inputs.begin(), p->in->inputs.end());
+      for (const Pending& p : batch) inputs.insert(inputs.end(), p.in->inputs.begin(), p.in->inputs.end());
       all = ensemble->predict(inputs.data(), rows, shard_labels);
     }
     int64_t first = 0;
-    for (Pending* p : batch) {
-      p->result.out = batch.size() == 1 ? std::move(all) : slice_rows(all, first, p->in->n);
-      p->result.ensemble = ensemble;
-      first += p->in->n;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results[i].out = batch.size() == 1 ? std::move(all) : slice_rows(all, first, batch[i].in->n);
+      results[i].ensemble = ensemble;
+      first += batch[i].in->n;
     }
   } catch (...) {
-    for (Pending* p : batch) p->error = std::current_exception();
+    error = std::current_exception();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done(error ? Result{} : std::move(results[i]), error);
   }
 }
 

@@ -1,18 +1,21 @@
 // Predictions of concurrent requests share one pass over the weights. A
 // single input costs little arithmetic but streams every shard's weights
-// (0.8 MB per MLP shard); requests that arrive while the compute slots are
-// busy are queued, and the next free slot runs everything queued as one
+// (0.8 MB per MLP shard); requests that arrive while the compute threads are
+// busy are queued, and the next free thread runs everything queued as one
 // batch. No request waits for a batch to fill: with one client, batches are
-// of one; under load they grow by themselves.
+// of one; under load they grow by themselves. Nothing blocks: a request's
+// answer is handed to a callback.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "ensemble.h"
 #include "serve/api.h"
@@ -25,28 +28,36 @@ class PredictBatcher {
     EnsembleOutput out;                        // this request's rows only
     std::shared_ptr<const Ensemble> ensemble;  // the snapshot that answered
   };
-  // `snapshot` gives the ensemble to use for a batch (taken when the batch
-  // runs, so a batch never mixes snapshots); `slots` batches run at once.
-  PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int slots, int64_t max_rows);
+  // Called once per request, on the compute thread that ran its batch;
+  // `error` is set (and `result` empty) if the batch failed. Must not throw.
+  using Done = std::function<void(Result result, std::exception_ptr error)>;
 
-  // Blocks until this request's rows are computed (in whatever batch).
-  Result predict(const PredictInput& in);
+  // `snapshot` gives the ensemble to use for a batch (taken when the batch
+  // runs, so a batch never mixes snapshots); `threads` compute threads each
+  // run one batch at a time.
+  PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows);
+  ~PredictBatcher();  // finishes what is queued, then joins
+
+  // Queues the request and returns at once: callers on an event loop are
+  // never blocked, and keep reading other requests while a batch computes.
+  void submit(std::shared_ptr<const PredictInput> in, Done done);
 
  private:
   struct Pending {
-    const PredictInput* in;
-    Result result;
-    std::exception_ptr error;
-    bool done = false;
+    std::shared_ptr<const PredictInput> in;
+    Done done;
   };
-  void run_batch(const std::vector<Pending*>& batch) const;
+  void work();
+  // Computes one batch and calls each request's `done`.
+  void run_batch(std::vector<Pending>& batch) const;
 
   std::function<std::shared_ptr<const Ensemble>()> snapshot_;
   const int64_t max_rows_;
   std::mutex mu_;
-  std::condition_variable finished_;
-  std::deque<Pending*> queue_;
-  int free_slots_;
+  std::condition_variable wake_;
+  std::deque<Pending> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace sisa

@@ -32,7 +32,18 @@ DeletionService::DeletionService(const std::string& run_dir, bool force_environm
     std::sort(v->begin(), v->end());
     v->erase(std::unique(v->begin(), v->end()), v->end());
   }
-  for (const auto& r : m.receipts) receipt_paths_.insert(r.path);
+  // Receipts are checked now, so that answering about one never fails.
+  for (const auto& r : m.receipts) {
+    try {
+      read_verified(run_, r);
+      receipts_[r.path] = "";
+    } catch (const Error& e) {
+      spdlog::warn("{} (sisa fsck lists every damaged file)", e.what());
+      receipts_[r.path] = e.what();
+    }
+  }
+  deleted_ids_.insert(m.deleted_ids.begin(), m.deleted_ids.end());
+  deleted_groups_.insert(m.deleted_groups.begin(), m.deleted_groups.end());
   next_seq_ = next_request_seq(m, read_log(run_.path(kLogFile)));
   for (const auto& rec : pending) {
     spdlog::info("deletion request {} was accepted before the last stop; it will be applied", rec.seq);
@@ -64,7 +75,7 @@ std::string DeletionService::stale_reason() const {
   return stale_;
 }
 
-uint64_t DeletionService::submit(const std::vector<int64_t>& keys, bool by_group) {
+DeletionService::Submitted DeletionService::submit(const std::vector<int64_t>& keys, bool by_group) {
   if (by_group && !writer_.config.data.grouped()) throw UsageError("run '" + run_.root + "' has no groups; forget by ids");
   const auto& known = by_group ? known_groups_ : known_ids_;
   std::vector<int64_t> unknown;
@@ -76,9 +87,13 @@ uint64_t DeletionService::submit(const std::vector<int64_t>& keys, bool by_group
                     "': " + format_id_list(unknown) + "; the request was rejected, nothing deleted");
   }
   std::lock_guard<std::mutex> hold(mu_);
+  const std::set<int64_t> unique(keys.begin(), keys.end());
+  const auto& deleted = by_group ? deleted_groups_ : deleted_ids_;
+  if (std::all_of(unique.begin(), unique.end(), [&](int64_t k) { return deleted.count(k) > 0; })) {
+    return {0, {unique.begin(), unique.end()}};
+  }
   if (!paused_.empty()) throw UnavailableError("deletions are paused: " + paused_);
   if (stop_) throw UnavailableError("the server is shutting down");
-  const std::set<int64_t> unique(keys.begin(), keys.end());
   // The number is used up even if the append fails: a record may have
   // reached the log although its sync failed, and no two may share it.
   LogRecord rec{LogRecord::Type::kAccepted, next_seq_++, by_group, {unique.begin(), unique.end()}};
@@ -87,13 +102,18 @@ uint64_t DeletionService::submit(const std::vector<int64_t>& keys, bool by_group
   queue_.push_back(rec);
   wake_.notify_all();
   spdlog::info("deletion request {} accepted ({} {})", rec.seq, rec.keys.size(), by_group ? "group(s)" : "id(s)");
-  return rec.seq;
+  return {rec.seq, {}};
 }
 
 void DeletionService::settle(uint64_t seq, const std::string& state, nlohmann::json receipt, std::string error) {
   std::lock_guard<std::mutex> hold(mu_);
   states_[seq] = {state, std::move(receipt), std::move(error)};
-  if (state == "applied") ++applied_;
+  if (state == "applied") {
+    ++applied_;
+    const Manifest& m = writer_.manifest;  // the worker's, published (it calls settle)
+    deleted_ids_.insert(m.deleted_ids.begin(), m.deleted_ids.end());
+    deleted_groups_.insert(m.deleted_groups.begin(), m.deleted_groups.end());
+  }
   if (state == "failed") ++failed_;
   if (!queue_.empty() && queue_.front().seq == seq) queue_.pop_front();
 }
@@ -192,9 +212,24 @@ nlohmann::json DeletionService::request(uint64_t seq) const {
       return out;
     }
   }
-  const std::string rel = receipt_file(seq);
-  if (!receipt_paths_.count(rel)) return nullptr;
-  return {{"id", seq}, {"state", "applied"}, {"receipt", nlohmann::json::parse(read_file(run_.path(rel)))}};
+  const auto it = receipts_.find(receipt_file(seq));
+  if (it == receipts_.end()) return nullptr;
+  nlohmann::json out = {{"id", seq}, {"state", "applied"}};
+  if (it->second.empty()) {
+    out["receipt"] = receipt_of(seq);
+  } else {
+    out["receipt"] = nullptr;
+    out["receipt_error"] = "damaged: " + it->second + "; the deletion itself is applied (sisa fsck, sisa status)";
+  }
+  return out;
+}
+
+std::vector<std::string> DeletionService::damaged_receipts() const {
+  std::vector<std::string> out;
+  for (const auto& [path, damage] : receipts_) {
+    if (!damage.empty()) out.push_back(damage);
+  }
+  return out;
 }
 
 DeletionService::Counts DeletionService::counts() const {

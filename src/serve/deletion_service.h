@@ -49,14 +49,22 @@ class DeletionService {
   std::shared_ptr<const Ensemble> ensemble() const;
   const Config& config() const { return writer_.config; }
 
+  struct Submitted {
+    uint64_t seq = 0;  // 0: every key was deleted before; nothing was logged
+    std::vector<int64_t> already_deleted;
+  };
   // Logs the request durably and queues it; returns its sequence number.
   // DataError (naming them) if any id (or group key) was never part of the
-  // run; UsageError for groups in a run without groups.
-  uint64_t submit(const std::vector<int64_t>& keys, bool by_group = false);
+  // run; UsageError for groups in a run without groups. A request whose keys
+  // were all deleted before is answered without a log record (seq 0).
+  Submitted submit(const std::vector<int64_t>& keys, bool by_group = false);
 
-  // {"id", "state": pending|running|applied|failed, "receipt"?, "error"?};
-  // null if no request has this id.
+  // {"id", "state": pending|running|applied|failed, "receipt"?, "error"?,
+  // "receipt_error"?}; null if no request has this id. Never throws: a
+  // receipt that cannot be read is reported as damaged.
   nlohmann::json request(uint64_t seq) const;
+  // Receipts that failed their check at start-up ("path: what is wrong").
+  std::vector<std::string> damaged_receipts() const;
 
   struct Counts {
     size_t pending = 0;       // accepted, not yet applied (queued or running)
@@ -88,7 +96,7 @@ class DeletionService {
   Writer writer_;                      // lock, manifest (owned by the worker), config
   std::vector<int64_t> known_ids_;     // sorted: every id the run ever held
   std::vector<int64_t> known_groups_;  // sorted: every group key (empty: the run has no groups)
-  std::set<std::string> receipt_paths_;  // receipts published before this process started
+  std::map<std::string, std::string> receipts_;  // published before this process started: path -> "" or damage
 
   mutable std::mutex ensemble_mu_;
   std::shared_ptr<const Ensemble> ensemble_;
@@ -99,6 +107,7 @@ class DeletionService {
   std::deque<LogRecord> queue_;
   std::map<uint64_t, State> states_;   // requests seen by this process
   uint64_t next_seq_ = 1;
+  std::set<int64_t> deleted_ids_, deleted_groups_;  // as published
   uint64_t applied_ = 0, failed_ = 0;
   std::string paused_;
 

@@ -1,19 +1,21 @@
-// The HTTP layer of `sisa serve` (cpp-httplib; the only file that includes
-// it). Handlers are thin: parsing and rendering live in api.cpp, state in
-// DeletionService.
-#include <httplib.h>
+// The endpoints of `sisa serve` over the event-driven transport
+// (http_transport.h). Handlers are thin: parsing and rendering live in
+// api.cpp, state in DeletionService.
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
+#include <regex>
 #include <thread>
 
 #include "fs.h"
 #include "serve/api.h"
 #include "serve/batcher.h"
 #include "serve/deletion_service.h"
+#include "serve/http_transport.h"
 #include "serve/metrics.h"
 #include "sisa/errors.h"
 #include "sisa/serve.h"
@@ -22,13 +24,9 @@ namespace sisa {
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_signal{0};  // lock-free, so safe to set from a signal handler
 static_assert(std::atomic<int>::is_always_lock_free);
-
-constexpr const char* kJson = "application/json";
-constexpr const char* kBodyTooLarge = "the body exceeds the server's limit (--max-body-bytes)";
 
 std::string read_token(const std::string& path) {
   const auto bytes = read_file(path);
@@ -55,8 +53,20 @@ bool same_secret(const std::string& given, const std::string& secret) {
   return diff == 0;
 }
 
-Metrics::Endpoint endpoint_of(const httplib::Request& req) {
-  const std::string& p = req.path;
+// The credentials of "Authorization: Bearer <token>"; the scheme is
+// case-insensitive (RFC 7235). Empty for any other scheme.
+std::string bearer_token(const std::string& header) {
+  const size_t start = header.find_first_not_of(' ');
+  const size_t space = start == std::string::npos ? start : header.find(' ', start);
+  if (space == std::string::npos) return {};
+  std::string scheme = header.substr(start, space - start);
+  for (char& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const size_t t = header.find_first_not_of(' ', space);
+  if (scheme != "bearer" || t == std::string::npos) return {};
+  return header.substr(t, header.find_last_not_of(' ') + 1 - t);
+}
+
+Metrics::Endpoint endpoint_of(const std::string& p) {
   if (p == "/v1/predict") return Metrics::kPredict;
   if (p == "/v1/forget") return Metrics::kForget;
   if (p.rfind("/v1/forget/", 0) == 0) return Metrics::kForgetStatus;
@@ -66,20 +76,17 @@ Metrics::Endpoint endpoint_of(const httplib::Request& req) {
   return Metrics::kOther;
 }
 
-// httplib's server with its listening socket exposed: Debian's build listens
-// with a backlog of 5, so 64 clients connecting at once saw dropped SYNs
-// (1 s retransmits, connect errors). Linux lets listen() raise it.
-class HttpServer : public httplib::Server {
- public:
-  void widen_backlog() {
-    const int fd = svr_sock_;
-    if (fd >= 0) ::listen(fd, SOMAXCONN);
-  }
-};
-
-void reply_error(httplib::Response& res, int status, const std::string& error, const std::string& detail) {
-  res.status = status;
-  res.set_content(error_body(error, detail), kJson);
+HttpResponse answer(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump() + "\n";
+  return r;
+}
+HttpResponse error(int status, const std::string& error, const std::string& detail) {
+  HttpResponse r;
+  r.status = status;
+  r.body = error_body(error, detail);
+  return r;
 }
 
 class Server {
@@ -89,170 +96,132 @@ class Server {
     const Config& c = service_.config();
     scale_ = c.data.scale;
     offset_ = c.data.offset;
-    width_ = service_.ensemble()->width();
-    routes();
-    http_.new_task_queue = [n = o.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
-    http_.set_tcp_nodelay(true);  // without it every answer waited ~40-90 ms for the client's ACK
-    http_.set_keep_alive_max_count(100000);
-    http_.set_keep_alive_timeout(5);
-    http_.set_payload_max_length(o.max_body_bytes);
-    const auto timeout = std::chrono::duration<double>(o.read_timeout_seconds);
-    http_.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-    http_.set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+    width_ = c.data.width();
   }
 
-  HttpServer& http() { return http_; }
+  void handle(const HttpRequest& req, const HttpTransport::Reply& reply) {
+    if (req.path == "/v1/predict" && req.method == "POST") return predict(req, reply);
+    reply(route(req));
+  }
+
+  void observe(const HttpRequest& req, int status, double seconds) {
+    metrics_.observe(endpoint_of(req.path), status, seconds);
+    spdlog::debug("{} {} -> {} ({:.3f} ms)", req.method, req.path, status, seconds * 1e3);
+  }
 
  private:
-  void routes() {
-    // The arrival time of the request this thread is answering (a request is
-    // answered on one thread), for the latency histograms.
-    http_.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-      started() = Clock::now();
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      // Requests httplib rejects before routing (a bad request line) have no start time.
-      const Clock::time_point t0 = started();
-      const double s = t0 == Clock::time_point{} ? 0.0 : std::chrono::duration<double>(Clock::now() - t0).count();
-      started() = Clock::time_point{};
-      metrics_.observe(endpoint_of(req), res.status, s);
-      spdlog::debug("{} {} -> {} ({:.3f} ms)", req.method, req.path, res.status, s * 1e3);
-    });
-    // Errors httplib itself answers (no route, body too large, bad request
-    // line) get the same JSON shape as ours.
-    // httplib calls this outside its own exception handling: it must not throw.
-    http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      const int s = res.status;
-      try {
-        const std::string error = s == 404 ? "not_found" : s == 413 ? "body_too_large" : s == 405 ? "method_not_allowed"
-                                  : s == 408 ? "timeout" : "bad_request";
-        const std::string detail = s == 404 ? "no endpoint " + req.method + " " + req.path
-                                   : s == 413 ? kBodyTooLarge
-                                              : "the request could not be read (status " + std::to_string(s) + ")";
-        res.set_content(error_body(error, detail), kJson);
-      } catch (...) {
-        res.set_content("{\"error\":\"bad_request\",\"detail\":\"unreadable request\"}\n", kJson);
-      }
-    });
-    http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      spdlog::error("{} {}: {}", req.method, req.path, what);
-      reply_error(res, 500, "internal", what);
-    });
-
-    // Bodies are read through a content reader: otherwise httplib parses a
-    // body sent as a form (curl -d's default content type) as one and
-    // refuses it beyond 8 KiB.
-    http_.Post("/v1/predict", [this](const httplib::Request& req, httplib::Response& res,
-                                     const httplib::ContentReader& read) {
-      std::string body;
-      if (read_body(read, &body, res)) predict(req, body, res);
-    });
-    http_.Post("/v1/forget", [this](const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& read) {
-      std::string body;
-      if (read_body(read, &body, res)) forget(req, body, res);
-    });
-    http_.Get(R"(/v1/forget/(\d{1,18}))", [this](const httplib::Request& req, httplib::Response& res) {
-      const json r = service_.request(std::stoull(req.matches[1].str()));
-      if (r.is_null()) return reply_error(res, 404, "unknown_request", "no deletion request " + req.matches[1].str());
-      res.set_content(r.dump() + "\n", kJson);
-    });
-    http_.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(status().dump() + "\n", kJson);
-    });
-    http_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-      const std::string paused = service_.paused_reason();
-      const bool stale = !service_.stale_reason().empty();
-      res.status = stale ? 503 : 200;
-      res.set_content(json{{"status", stale ? "models_out_of_date" : "ok"},
-                           {"deletions", paused.empty() ? "ok" : "paused"}}.dump() + "\n", kJson);
-    });
-    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics(), "text/plain; version=0.0.4");
-    });
-  }
-
-  // False (with the answer set) if the body could not be read: over the size
-  // limit (httplib checks Content-Length; chunked bodies are counted here),
-  // or the client stalled or hung up.
-  bool read_body(const httplib::ContentReader& read, std::string* body, httplib::Response& res) const {
-    bool too_large = false;
-    const bool ok = read([&](const char* data, size_t n) {
-      if (body->size() + n > options_.max_body_bytes) {
-        too_large = true;
-        return false;
-      }
-      body->append(data, n);
-      return true;
-    });
-    if (ok) return true;
-    res.set_header("Connection", "close");
-    if (too_large || res.status == 413) {
-      reply_error(res, 413, "body_too_large", kBodyTooLarge);
-    } else {
-      reply_error(res, 400, "incomplete_body", "the body ended early or stalled longer than the read timeout");
+  // Every endpoint but POST /v1/predict, answered at once.
+  HttpResponse route(const HttpRequest& req) {
+    const std::string& p = req.path;
+    const auto wrong_method = [&](const char* allowed) {
+      HttpResponse r = error(405, "method_not_allowed", req.method + " " + p + " (use " + allowed + ")");
+      r.headers.emplace_back("Allow", allowed);
+      return r;
+    };
+    static const std::regex forget_status(R"(/v1/forget/(\d{1,18}))");
+    std::smatch m;
+    if (p == "/v1/predict") return wrong_method("POST");
+    if (p == "/v1/forget") return req.method == "POST" ? forget(req) : wrong_method("POST");
+    if (std::regex_match(p, m, forget_status)) {
+      if (req.method != "GET") return wrong_method("GET");
+      const json r = service_.request(std::stoull(m[1].str()));
+      return r.is_null() ? error(404, "unknown_request", "no deletion request " + m[1].str()) : answer(200, r);
     }
-    return false;
+    if (p == "/v1/status") return req.method == "GET" ? answer(200, status()) : wrong_method("GET");
+    if (p == "/healthz") return req.method == "GET" ? health() : wrong_method("GET");
+    if (p == "/metrics") {
+      if (req.method != "GET") return wrong_method("GET");
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = metrics();
+      return r;
+    }
+    return error(404, "not_found", "no endpoint " + req.method + " " + p);
   }
 
-  static Clock::time_point& started() {
-    static thread_local Clock::time_point t;
-    return t;
-  }
-
-  void predict(const httplib::Request&, const std::string& body, httplib::Response& res) {
+  void predict(const HttpRequest& req, const HttpTransport::Reply& reply) {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
-      return reply_error(res, 503, "models_out_of_date", stale);
+      return reply(error(503, "models_out_of_date", stale));
+    }
+    std::shared_ptr<const PredictInput> in;
+    try {
+      in = std::make_shared<const PredictInput>(parse_predict(req.body, width_, scale_, offset_));
+    } catch (const ApiError& e) {
+      return reply(error(e.status(), e.error(), e.what()));
+    }
+    // Batched with whatever else is waiting; one ensemble snapshot per
+    // batch, so never a mix of generations.
+    batcher_.submit(in, [this, in, reply](PredictBatcher::Result r, std::exception_ptr failed) {
+      try {
+        if (failed) std::rethrow_exception(failed);
+        metrics_.add_predictions(in->n);
+        reply(answer_predictions(*in, r));
+      } catch (const NoModelError& e) {
+        reply(error(409, "no_model", e.what()));
+      } catch (const std::exception& e) {
+        spdlog::error("POST /v1/predict: {}", e.what());
+        reply(error(500, "internal", e.what()));
+      }
+    });
+  }
+
+  static HttpResponse answer_predictions(const PredictInput& in, const PredictBatcher::Result& r) {
+    // Finite inputs can still overflow inside the network (every pixel
+    // 1e40): say which input, rather than answer null probabilities.
+    const auto& mean = r.out.mean;
+    for (int64_t i = 0; i < r.out.n; ++i) {
+      for (int64_t k = 0; k < r.out.classes; ++k) {
+        if (!std::isfinite(mean[static_cast<size_t>(i * r.out.classes + k)])) {
+          return error(422, "not_finite_output",
+                       "input " + std::to_string(i) +
+                           " gives a non-finite output: its values overflow inside the network");
+        }
+      }
+    }
+    HttpResponse res;
+    res.body = render_predict(in, r.out, *r.ensemble);
+    return res;
+  }
+
+  HttpResponse forget(const HttpRequest& req) {
+    if (token_.empty()) {
+      return error(403, "forbidden", "deletion over HTTP is disabled: start sisa serve with --token-file");
+    }
+    if (!same_secret(bearer_token(req.authorization), token_)) {
+      HttpResponse r = error(401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer <token>'");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sisa\"");
+      return r;
     }
     try {
-      const PredictInput in = parse_predict(body, width_, scale_, offset_);
-      // One ensemble snapshot per batch: never a mix of generations.
-      const PredictBatcher::Result r = batcher_.predict(in);
-      metrics_.add_predictions(in.n);
-      res.set_content(render_predict(in, r.out, *r.ensemble), kJson);
+      const ForgetInput in = parse_forget(req.body);
+      try {
+        const DeletionService::Submitted s = service_.submit(in.keys, in.by_group);
+        if (s.seq == 0) {
+          // Every key was deleted before: nothing to log, nothing to retrain.
+          return answer(200, json{{"id", nullptr}, {"state", "noop"}, {"already_deleted", s.already_deleted}});
+        }
+        const std::string url = "/v1/forget/" + std::to_string(s.seq);
+        HttpResponse r = answer(202, json{{"id", s.seq}, {"state", "pending"}, {"status_url", url}});
+        r.headers.emplace_back("Location", url);
+        return r;
+      } catch (const DataError& e) {
+        return error(422, in.by_group ? "unknown_groups" : "unknown_ids", e.what());
+      } catch (const UsageError& e) {
+        return error(422, "no_groups", e.what());
+      }
     } catch (const ApiError& e) {
-      reply_error(res, e.status(), e.error(), e.what());
+      return error(e.status(), e.error(), e.what());
+    } catch (const UnavailableError& e) {
+      return error(503, "unavailable", e.what());
     }
   }
 
-  void forget(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    if (token_.empty()) {
-      return reply_error(res, 403, "forbidden",
-                         "deletion over HTTP is disabled: start sisa serve with --token-file");
-    }
-    const std::string auth = req.get_header_value("Authorization");
-    const std::string prefix = "Bearer ";
-    if (auth.compare(0, prefix.size(), prefix) != 0 || !same_secret(auth.substr(prefix.size()), token_)) {
-      res.set_header("WWW-Authenticate", "Bearer realm=\"sisa\"");
-      return reply_error(res, 401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer <token>'");
-    }
-    try {
-      const ForgetInput in = parse_forget(body);
-      try {
-        const uint64_t seq = service_.submit(in.keys, in.by_group);
-        const std::string url = "/v1/forget/" + std::to_string(seq);
-        res.status = 202;
-        res.set_header("Location", url);
-        res.set_content(json{{"id", seq}, {"state", "pending"}, {"status_url", url}}.dump() + "\n", kJson);
-      } catch (const DataError& e) {
-        reply_error(res, 422, in.by_group ? "unknown_groups" : "unknown_ids", e.what());
-      } catch (const UsageError& e) {
-        reply_error(res, 422, "no_groups", e.what());
-      }
-    } catch (const ApiError& e) {
-      reply_error(res, e.status(), e.error(), e.what());
-    } catch (const UnavailableError& e) {
-      reply_error(res, 503, "unavailable", e.what());
-    }
+  HttpResponse health() const {
+    const std::string paused = service_.paused_reason();
+    const bool stale = !service_.stale_reason().empty();
+    return answer(stale ? 503 : 200, json{{"status", stale ? "models_out_of_date" : "ok"},
+                                          {"deletions", paused.empty() ? "ok" : "paused"},
+                                          {"models", service_.ensemble()->voting_shards() > 0 ? "ok" : "none"}});
   }
 
   json status() const {
@@ -268,6 +237,7 @@ class Server {
             {"last_applied_request", e->last_applied()},
             {"pending_requests", service_.pending_ids()},
             {"deletions", token_.empty() ? "disabled (no --token-file)" : paused.empty() ? "enabled" : "paused: " + paused},
+            {"damaged_receipts", service_.damaged_receipts()},
             {"input", {{"width", e->width()}, {"scale", scale_}, {"offset", offset_}}},
             {"classes", e->classes()}};
   }
@@ -298,31 +268,57 @@ class Server {
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
   int64_t width_ = 0;
-  // As many batches at once as cores: each batch runs on one thread.
+  // One compute thread per two cores: the other core reads, parses and
+  // answers requests, and batches grow while one computes (one stream of
+  // the weights for many inputs). On 2 cores this doubled the single-sample
+  // throughput at 8 connections over one thread per core.
   PredictBatcher batcher_{[this] { return service_.ensemble(); },
-                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256};
-  HttpServer http_;
+                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2)), 256};
   Metrics metrics_;
 };
+
+void check_options(const ServeOptions& o) {
+  if (o.run_dir.empty()) throw UsageError("--run-dir is required");
+  if (o.port < 0 || o.port > 65535) throw UsageError("--port must be 0..65535, got " + std::to_string(o.port));
+  if (o.http_threads < 1 || o.http_threads > 1024) {
+    throw UsageError("--http-threads must be 1..1024, got " + std::to_string(o.http_threads));
+  }
+  if (!std::isfinite(o.read_timeout_seconds) || o.read_timeout_seconds <= 0 || o.read_timeout_seconds > 3600) {
+    throw UsageError("--read-timeout must be a number of seconds in (0, 3600], got " +
+                     std::to_string(o.read_timeout_seconds));
+  }
+  if (o.max_body_bytes < 1) throw UsageError("--max-body-bytes must be at least 1");
+  if (o.max_connections < 1 || o.max_connections_per_client < 1) {
+    throw UsageError("--max-connections and --max-connections-per-client must be at least 1");
+  }
+}
+
+// Room for every connection we may accept, if the hard limit allows it.
+void raise_fd_limit(size_t connections) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  const rlim_t want = std::min<rlim_t>(r.rlim_max, static_cast<rlim_t>(connections + 256));
+  if (r.rlim_cur < want) {
+    r.rlim_cur = want;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
 
 }  // namespace
 
 int serve(const ServeOptions& o) {
-  if (o.run_dir.empty()) throw UsageError("--run-dir is required");
-  if (o.http_threads < 1) throw UsageError("--http-threads must be >= 1");
+  check_options(o);
   const std::string token = o.token_file.empty() ? "" : read_token(o.token_file);
   if (token.empty()) spdlog::info("no --token-file: POST /v1/forget is disabled");
 
   // SIGINT/SIGTERM only set a flag (libraries started threads before us, so
   // masking them cannot route the signal to one thread); a watcher thread
-  // sees it and stops the HTTP server, which lets in-flight requests finish.
+  // sees it and stops the transport, which lets in-flight requests finish.
   g_signal = 0;
-  // SIGPIPE is ignored: httplib 0.11 sends without MSG_NOSIGNAL, and a client
-  // hanging up must cost a failed write, not the server.
   struct sigaction action {}, ignore {}, old_int {}, old_term {}, old_pipe {};
   action.sa_handler = [](int sig) { g_signal = sig; };
   sigemptyset(&action.sa_mask);
-  ignore.sa_handler = SIG_IGN;
+  ignore.sa_handler = SIG_IGN;  // a client hanging up must cost a failed write, not the server
   sigemptyset(&ignore.sa_mask);
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
@@ -338,34 +334,37 @@ int serve(const ServeOptions& o) {
 
   DeletionService service(o.run_dir, o.force_environment);
   Server server(o, service, token);
-  auto& http = server.http();
-  const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port < 0) {
-    throw IOError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not an address of this host)");
-  }
-  http.widen_backlog();
+  HttpLimits limits;
+  limits.max_body_bytes = o.max_body_bytes;
+  limits.max_body_bytes_in_flight = std::max(limits.max_body_bytes_in_flight, 4 * o.max_body_bytes);
+  limits.request_timeout_seconds = o.read_timeout_seconds;
+  limits.max_connections = o.max_connections;
+  limits.max_connections_per_client = o.max_connections_per_client;
+  limits.threads = o.http_threads;
+  raise_fd_limit(limits.max_connections);
+  HttpTransport transport(
+      limits, [&server](const HttpRequest& r, const HttpTransport::Reply& reply) { server.handle(r, reply); },
+      [&server](const HttpRequest& r, int status, double s) { server.observe(r, status, s); }, error_body);
+  const int port = transport.bind(o.host, o.port);
   service.start();
-  // The socket listens from bind on: connections queue until the accept loop runs.
+  // The socket listens from bind on: connections queue until run() accepts them.
   spdlog::info("serving run '{}' on http://{}:{} ({} HTTP threads)", o.run_dir, o.host, port, o.http_threads);
   if (o.on_listening) o.on_listening(o.host, port);
   std::atomic<bool> done{false};
   std::thread signal_waiter([&] {
     while (!done) {
-      // stop() is a no-op until the accept loop runs: a signal that came
-      // during start-up waits for it.
-      if (const int sig = g_signal; sig && http.is_running()) {
+      if (const int sig = g_signal) {
         spdlog::info("{}: finishing in-flight requests, then stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        http.stop();
+        transport.stop();  // a stop before run() takes effect as run() starts
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  const bool ok = http.listen_after_bind();
+  transport.run();
   done = true;
   signal_waiter.join();
   service.stop();
-  if (!ok) throw IOError("the HTTP server on " + o.host + ":" + std::to_string(port) + " stopped unexpectedly");
   spdlog::info("stopped");
   return 0;
 }
