@@ -40,10 +40,19 @@ PredictBatcher::~PredictBatcher() {
 }
 
 void PredictBatcher::submit(std::shared_ptr<const PredictInput> in, Done done) {
-  {
-    std::lock_guard<std::mutex> hold(mu_);
-    queue_.push_back({std::move(in), std::move(done)});
+  std::unique_lock<std::mutex> lock(mu_);
+  if (in_flight_++ == 0) {
+    // The only request in the server: nothing to batch with, so run it
+    // here, which spares a lone client two thread wake-ups (a third of its
+    // latency). Requests that arrive meanwhile go to the compute threads.
+    lock.unlock();
+    std::vector<Pending> batch;
+    batch.push_back({std::move(in), std::move(done)});
+    run_batch(batch);
+    return;
   }
+  queue_.push_back({std::move(in), std::move(done)});
+  lock.unlock();
   wake_.notify_one();
 }
 
@@ -66,7 +75,7 @@ void PredictBatcher::work() {
   }
 }
 
-void PredictBatcher::run_batch(std::vector<Pending>& batch) const {
+void PredictBatcher::run_batch(std::vector<Pending>& batch) {
   std::vector<Result> results(batch.size());
   std::exception_ptr error;
   try {
@@ -98,6 +107,8 @@ void PredictBatcher::run_batch(std::vector<Pending>& batch) const {
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i].done(error ? Result{} : std::move(results[i]), error);
   }
+  std::lock_guard<std::mutex> hold(mu_);
+  in_flight_ -= static_cast<int64_t>(batch.size());
 }
 
 }  // namespace sisa

@@ -38,8 +38,9 @@ class PredictBatcher {
   PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows);
   ~PredictBatcher();  // finishes what is queued, then joins
 
-  // Queues the request and returns at once: callers on an event loop are
-  // never blocked, and keep reading other requests while a batch computes.
+  // Queues the request and returns at once: callers on an event loop keep
+  // reading other requests while a batch computes. Only a lone request (no
+  // other one in flight) is computed by the caller itself.
   void submit(std::shared_ptr<const PredictInput> in, Done done);
 
  private:
@@ -49,13 +50,14 @@ class PredictBatcher {
   };
   void work();
   // Computes one batch and calls each request's `done`.
-  void run_batch(std::vector<Pending>& batch) const;
+  void run_batch(std::vector<Pending>& batch);
 
   std::function<std::shared_ptr<const Ensemble>()> snapshot_;
   const int64_t max_rows_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
+  int64_t in_flight_ = 0;  // submitted, not yet answered
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

@@ -44,6 +44,8 @@ Clock::duration seconds(double s) {
 constexpr double kLingerSeconds = 2.0;
 constexpr size_t kLingerBytes = 16u << 20;
 constexpr double kWriteTimeoutSeconds = 10.0;  // a client that does not read its answer
+constexpr size_t kBodyReadBytes = 256u << 10;   // the largest read into a connection's buffer
+constexpr size_t kHeaderReadBytes = 8u << 10;   // a connection's buffer to start with
 
 }  // namespace
 
@@ -162,7 +164,10 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     t_.forget(this, peer_);
   }
 
-  void start() { read_request(); }
+  void start() {
+    buffer_.reserve(kHeaderReadBytes);
+    read_request();
+  }
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
   // The server is stopping: a connection waiting for a request closes now;
@@ -219,6 +224,9 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     }
     reserved_ = want;
     if (parser_->is_done()) return on_read({});
+    // Beast reads at most the buffer's free capacity at a time: without room
+    // a 150 KB body took hundreds of small reads (half the server's CPU).
+    buffer_.reserve(std::min<size_t>(want, kBodyReadBytes));
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code e, size_t) { self->on_read(e); });
   }
