@@ -233,6 +233,22 @@ TEST_F(ServeAttack, HeaderAndConnectionLimitsAnswerAndClose) {
                                        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " +
                                            std::to_string(huge.size()) + "\r\n\r\n" + huge);
   EXPECT_NE(a413.find(" 413 "), std::string::npos) << a413.substr(0, 200);
+  // A client that asks before sending its body (curl does for large ones) is told to go on.
+  {
+    const std::string body = one_input();
+    const int fd = connect_from("127.0.0.5", port);
+    ASSERT_GE(fd, 0);
+    send_all(fd, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n");
+    char buf[256];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 100 Continue\r\n\r\n", 0), 0u);
+    send_all(fd, body);
+    shutdown(fd, SHUT_WR);
+    EXPECT_NE(read_all(fd).find(" 200 "), std::string::npos);
+    close(fd);
+  }
   // Per client: the fifth connection from one address is refused, others are not.
   std::vector<int> held;
   for (int i = 0; i < 4; ++i) held.push_back(connect_from("127.0.0.4", port));

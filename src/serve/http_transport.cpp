@@ -13,7 +13,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <map>
@@ -170,10 +172,10 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
   }
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
-  // The server is stopping: a connection waiting for a request closes now;
-  // one whose request is being read or answered closes after its answer.
+  // The server is stopping: a connection waiting for or reading a request
+  // closes now; one whose request is being answered closes after its answer.
   void on_stop() {
-    if (idle_) close();
+    if (!answering_) close();
   }
 
  private:
@@ -181,7 +183,9 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     timed_out_ = false;
     timer_.expires_after(seconds(secs));
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // cancelled: the operation finished in time
+      // Cancelled (the operation finished in time), or stale: it expired as
+      // the operation finished and the timer was armed again meanwhile.
+      if (ec || self->timer_.expiry() > Clock::now()) return;
       self->timed_out_ = true;
       beast::error_code ignored;
       self->socket_.cancel(ignored);  // the pending read or write completes with an error
@@ -195,7 +199,6 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     parser_->body_limit(t_.limits().max_body_bytes);
     request_ = {};
     request_.peer = peer_;
-    idle_ = true;
     arm(t_.limits().request_timeout_seconds);
     http::async_read_header(socket_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -203,7 +206,6 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
 
   void on_header(beast::error_code ec) {
     started_ = Clock::now();
-    idle_ = false;
     if (ec) return on_read_error(ec);
     const auto& h = parser_->get();
     request_.method = std::string(h.method_string());
@@ -227,6 +229,19 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     // Beast reads at most the buffer's free capacity at a time: without room
     // a 150 KB body took hundreds of small reads (half the server's CPU).
     buffer_.reserve(std::min<size_t>(want, kBodyReadBytes));
+    if (beast::iequals(h[http::field::expect], "100-continue")) {
+      // curl asks before sending a body over 1 KiB and waits a second for this.
+      static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(socket_, net::buffer(kContinue, sizeof kContinue - 1),
+                              [self = shared_from_this()](beast::error_code e, size_t) {
+                                if (e) return self->close();
+                                self->read_body();
+                              });
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code e, size_t) { self->on_read(e); });
   }
@@ -234,6 +249,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
   void on_read(beast::error_code ec) {
     timer_.cancel();
     if (ec) return on_read_error(ec);
+    answering_ = true;
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
@@ -279,6 +295,9 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
   // An answer from the transport itself; the connection closes after it.
   void refuse(int status, const std::string& error, const std::string& detail) {
     timer_.cancel();
+    answering_ = true;
+    t_.release(reserved_);
+    reserved_ = 0;
     HttpResponse r = t_.error(status, error, detail);
     r.close = true;
     if (status == 503) r.headers.emplace_back("Retry-After", "1");
@@ -298,6 +317,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     arm(kWriteTimeoutSeconds);
     http::async_write(socket_, response_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->timer_.cancel();
+      self->answering_ = false;
       if (ec) return self->close();
       if (!self->response_.keep_alive()) return self->linger();
       self->read_request();
@@ -338,7 +358,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
   unsigned version_ = 11;
   bool keep_alive_ = false;
   bool timed_out_ = false;
-  bool idle_ = false;  // waiting for a request's header
+  bool answering_ = false;  // from a whole request read until its answer is written
   size_t reserved_ = 0;
   size_t drained_ = 0;
   char drain_[4096];
