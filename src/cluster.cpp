@@ -8,6 +8,7 @@
 
 #include "comm/communicator.h"
 #include "shard_jobs.h"
+#include "sisa/errors.h"
 
 namespace sisa {
 
@@ -26,11 +27,11 @@ MpiPlugin load_mpi_plugin(int* argc, char*** argv) {
   }
   // RTLD_GLOBAL: OpenMPI's own components need libmpi's symbols.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!handle) throw std::runtime_error(std::string("cannot load the MPI plugin: ") + dlerror());
+  if (!handle) throw IOError(std::string("cannot load the MPI plugin: ") + dlerror());
   using Create = Communicator* (*)(int*, char***);
   auto create = reinterpret_cast<Create>(dlsym(handle, "sisa_mpi_create"));
   auto finalize = reinterpret_cast<void (*)()>(dlsym(handle, "sisa_mpi_finalize"));
-  if (!create || !finalize) throw std::runtime_error("the MPI plugin " + path + " lacks its entry points");
+  if (!create || !finalize) throw IOError("the MPI plugin " + path + " lacks its entry points");
   return {std::unique_ptr<Communicator>(create(argc, argv)), finalize};
 }
 

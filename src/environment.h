@@ -1,5 +1,5 @@
-// The numeric environment that decides floating-point results (DESIGN.md
-// section 1): part of a run's identity. forget/verify compare it to the one
+// The numeric environment that decides floating-point results
+// (docs/design.md, "The guarantee"): part of a run's identity. forget/verify compare it to the one
 // the run was trained in.
 #pragma once
 

@@ -50,10 +50,10 @@ H5Builder::H5Builder() {
   silence_hdf5();
   Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
   if (H5Pset_fapl_core(fapl.id, 1 << 20, /*backing_store=*/0) < 0) {
-    throw std::runtime_error("HDF5: cannot set the core driver");
+    throw IOError("HDF5: cannot set the core driver");
   }
   file_ = H5Fcreate(unique_name("w").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id);
-  if (file_ < 0) throw std::runtime_error("HDF5: cannot create an in-memory file");
+  if (file_ < 0) throw IOError("HDF5: cannot create an in-memory file");
 }
 
 H5Builder::~H5Builder() {
@@ -69,7 +69,7 @@ void H5Builder::ensure_groups(const std::string& name) {
     Handle gcpl{H5Pcreate(H5P_GROUP_CREATE), H5Pclose};
     H5Pset_obj_track_times(gcpl.id, 0);
     Handle g{H5Gcreate2(file_, group.c_str(), H5P_DEFAULT, gcpl.id, H5P_DEFAULT), H5Gclose};
-    if (g.id < 0) throw std::runtime_error("HDF5: cannot create group '" + group + "'");
+    if (g.id < 0) throw IOError("HDF5: cannot create group '" + group + "'");
   }
 }
 
@@ -88,11 +88,11 @@ void H5Builder::write(const std::string& name, DType dtype, const std::vector<in
   const hid_t file_type = dtype == DType::kFloat32 ? H5T_IEEE_F32LE : H5T_STD_I64LE;
   Handle ds{H5Dcreate2(file_, name.c_str(), file_type, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT),
             H5Dclose};
-  if (ds.id < 0) throw std::runtime_error("HDF5: cannot create dataset '" + name + "'");
+  if (ds.id < 0) throw IOError("HDF5: cannot create dataset '" + name + "'");
   int64_t n = 1;
   for (auto d : shape) n *= d;
   if (n > 0 && H5Dwrite(ds.id, native_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-    throw std::runtime_error("HDF5: cannot write dataset '" + name + "'");
+    throw IOError("HDF5: cannot write dataset '" + name + "'");
   }
 }
 
@@ -108,18 +108,18 @@ void H5Builder::set_attr(const std::string& object, const std::string& key,
               H5Aclose};
   const std::string padded = value.empty() ? std::string(1, '\0') : value;
   if (attr.id < 0 || H5Awrite(attr.id, type.id, padded.data()) < 0) {
-    throw std::runtime_error("HDF5: cannot write attribute '" + key + "'");
+    throw IOError("HDF5: cannot write attribute '" + key + "'");
   }
 }
 
 std::vector<uint8_t> H5Builder::finish() {
   const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-  if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("HDF5: flush failed");
+  if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) throw IOError("HDF5: flush failed");
   const ssize_t size = H5Fget_file_image(file_, nullptr, 0);
-  if (size < 0) throw std::runtime_error("HDF5: cannot size the file image");
+  if (size < 0) throw IOError("HDF5: cannot size the file image");
   std::vector<uint8_t> image(static_cast<size_t>(size));
   if (H5Fget_file_image(file_, image.data(), image.size()) != size) {
-    throw std::runtime_error("HDF5: cannot copy the file image");
+    throw IOError("HDF5: cannot copy the file image");
   }
   H5Fclose(file_);
   file_ = -1;

@@ -41,7 +41,7 @@ const TensorBlob* ModelState::find(const std::string& name) const {
 
 namespace {
 
-// The canonical byte stream of DESIGN.md section 1: per tensor its name,
+// The canonical byte stream (docs/design.md, "The guarantee"): per tensor its name,
 // dtype, shape and contiguous little-endian bytes, in registration order.
 std::string digest(const ModelState& s, bool everything) {
   Sha256 h;

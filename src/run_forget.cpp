@@ -1,4 +1,4 @@
-// `sisa forget`: exact deletion of one batch (DESIGN.md sections 3 and 4).
+// `sisa forget`: exact deletion of one batch (docs/design.md, "A deletion").
 // Validate, log `accepted` durably, retrain each affected shard once from its
 // last clean checkpoint into a new generation, publish the manifest, purge
 // what the old generation held, then log `applied`.

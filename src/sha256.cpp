@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <stdexcept>
+#include "sisa/errors.h"
 
 namespace sisa {
 
@@ -13,7 +14,7 @@ struct Sha256::Ctx {
 Sha256::Sha256() : ctx_(new Ctx) {
   ctx_->md = EVP_MD_CTX_new();
   if (!ctx_->md || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
+    throw Error(ExitCode::kInternal, "OpenSSL: cannot initialise SHA-256");
   }
 }
 

@@ -152,7 +152,7 @@ class CoordinatorRunner : public ShardRunner {
       const auto i = static_cast<size_t>(index_of_rank.at(source));
       --outstanding;
       if (msg.at("type") == "failed") {
-        throw Error(static_cast<ExitCode>(msg.value("code", 1)),
+        throw_error(static_cast<ExitCode>(msg.value("code", 1)),
                     "rank " + std::to_string(source) + " failed on shard " +
                         std::to_string(jobs[i].shard) + ": " + msg.value("error", std::string("?")));
       }

@@ -10,6 +10,7 @@
 #include "manifest.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "sisa/run.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -195,6 +196,24 @@ TEST_F(CliRun, ASecondWriterAndAForeignEnvironmentAreRefused) {
   EXPECT_EQ(r.exit_code, code(ExitCode::kEnvironment)) << r.output;
   EXPECT_NE(r.output.find("aten_cpu_capability"), std::string::npos) << r.output;
   EXPECT_TRUE(test::snapshot(run_) == before) << "files changed";
+}
+
+// The control for verify itself: a deletion that restarts the optimizer at
+// each stage (the reference implementation's bug) is not exact, and verify
+// must say so, naming the stages, with exit 8.
+TEST_F(CliRun, VerifySaysDiffersWhenADeletionLostTheOptimizerState) {
+  train_run();
+  ForgetRequest req;
+  req.run_dir = run_;
+  req.keys = {id_at(1, 1)};
+  req.trainer.restore_optimizer_state = false;
+  forget(req);
+  auto r = run_sisa("verify -r " + run_ + " --shards 0,1");
+  EXPECT_EQ(r.exit_code, code(ExitCode::kVerifyFailed)) << r.output;
+  EXPECT_NE(r.output.find("MISMATCH"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[shard 1] differs from a fresh retrain"), std::string::npos) << r.output;
+  r = run_sisa("verify -q -r " + run_ + " --shards 0");  // the untouched shard is still exact
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 void flip_middle_byte(const std::string& path) {

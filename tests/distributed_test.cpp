@@ -102,8 +102,8 @@ TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
     try {
       make_coordinator_runner(rank0)->run(context, jobs);
       FAIL() << "a failed shard was not reported";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ExitCode::kCorruption);  // the worker's error type survives the trip
+    } catch (const CorruptionError& e) {  // the worker's error type survives the trip, not only its code
+      EXPECT_EQ(e.code(), ExitCode::kCorruption);
       EXPECT_NE(std::string(e.what()).find("rank 1 failed on shard 2"), std::string::npos) << e.what();
     }
   });
@@ -117,7 +117,7 @@ TEST_F(Distributed, AFailingWorkerEndsTheJobNamingRankAndShard) {
     try {
       make_coordinator_runner(rank0)->run(foreign, jobs);
       FAIL() << "a worker trained in a foreign environment";
-    } catch (const Error& e) {
+    } catch (const EnvironmentError& e) {
       EXPECT_EQ(e.code(), ExitCode::kEnvironment);
       EXPECT_NE(std::string(e.what()).find("blas"), std::string::npos) << e.what();
     }

@@ -1,4 +1,4 @@
-// Crash safety (DESIGN.md section 4): a deletion acknowledged is never lost,
+// Crash safety (docs/design.md, "Crashes, corruption and recovery"): a deletion acknowledged is never lost,
 // applied exactly once, and leaves no deleted bytes behind, wherever a crash
 // or an I/O error strikes. Faults are injected at every durable step through
 // the Env seam, and real `sisa forget` processes are killed with SIGKILL.

@@ -1,4 +1,4 @@
-// The core property (DESIGN.md section 1): after forget, every shard's
+// The core property (docs/design.md, "The guarantee"): after forget, every shard's
 // parameters, buffers and optimizer state are bit-identical to training from
 // scratch without the deleted samples. Real HDF5 files in temp directories.
 #include <gtest/gtest.h>

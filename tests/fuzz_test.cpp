@@ -5,6 +5,7 @@
 // is a bug. Deterministic: the same seeds every run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -76,12 +77,21 @@ TEST(Fuzz, IdListParserRejectsGarbageWithTypedErrors) {
   }
 }
 
+bool same_record(const LogRecord& a, const LogRecord& b) {
+  return a.type == b.type && a.seq == b.seq && a.by_group == b.by_group && a.keys == b.keys;
+}
+
 TEST(Fuzz, LogReaderDetectsDamageWithTypedErrors) {
   test::TempDir t;
   const std::string path = t / "deletions.log";
-  append_log(Env::posix(), path, {LogRecord::Type::kAccepted, 1, false, {5, 9, 11}});
-  append_log(Env::posix(), path, {LogRecord::Type::kApplied, 1, false, {}});
-  append_log(Env::posix(), path, {LogRecord::Type::kAccepted, 2, true, {3}});
+  const std::vector<LogRecord> written = {{LogRecord::Type::kAccepted, 1, false, {5, 9, 11}},
+                                          {LogRecord::Type::kApplied, 1, false, {}},
+                                          {LogRecord::Type::kAccepted, 2, true, {3}}};
+  std::vector<uint64_t> ends;  // the byte after each record
+  for (const auto& r : written) {
+    append_log(Env::posix(), path, r);
+    ends.push_back(std::filesystem::file_size(path));
+  }
   const auto good = read_file(path);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 3000; ++i) {
@@ -96,12 +106,25 @@ TEST(Fuzz, LogReaderDetectsDamageWithTypedErrors) {
         .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     try {
       const auto log = read_log(damaged);
-      // What survives is a prefix of what was written.
-      ASSERT_LE(log.records.size(), 3u);
-      for (size_t r = 0; r < log.records.size(); ++r) EXPECT_LE(log.records[r].seq, 2u);
-      if (i % 3 == 0) EXPECT_EQ(log.valid_bytes <= bytes.size(), true);
+      // What survives is a prefix of what was written, record for record.
+      ASSERT_LE(log.records.size(), written.size());
+      for (size_t r = 0; r < log.records.size(); ++r) {
+        EXPECT_TRUE(same_record(log.records[r], written[r])) << "record " << r << " of trial " << i;
+      }
+      if (i % 3 == 0) {
+        // A truncation keeps exactly the records that end within it.
+        const auto whole = static_cast<size_t>(std::count_if(ends.begin(), ends.end(),
+                                                             [&](uint64_t e) { return e <= bytes.size(); }));
+        EXPECT_EQ(log.records.size(), whole) << "trial " << i;
+        EXPECT_EQ(log.valid_bytes, whole ? ends[whole - 1] : (bytes.size() >= 8 ? 8u : 0u));  // 8: the header
+      }
     } catch (const CorruptionError&) {
       EXPECT_NE(i % 3, 0) << "a truncated log must read as a torn tail, not corruption";
+    }
+    // Salvage never invents a record: everything it keeps was written.
+    for (const auto& r : salvage_log(damaged).records) {
+      EXPECT_TRUE(std::any_of(written.begin(), written.end(), [&](const LogRecord& w) { return same_record(r, w); }))
+          << "salvage kept a record that was never written (trial " << i << ")";
     }
   }
 }

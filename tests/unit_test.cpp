@@ -129,6 +129,64 @@ TEST(Config, EveryProblemIsReportedByItsKey) {
   EXPECT_NE(msg2.find("sisa.shards"), std::string::npos) << msg2;
 }
 
+// Every key, set away from its default, survives to_yaml() and a re-parse:
+// the resolved config a run stores is the config it was trained with.
+TEST(Config, EveryKeyRoundTripsThroughTheStoredYaml) {
+  const char* every =
+      "seed: 42\n"
+      "data:\n  format: idx\n  train: tr.gz\n  train_labels: trl.gz\n  test: te.gz\n  test_labels: tel.gz\n"
+      "  num_classes: 7\n  input_shape: [2, 4, 4]\n  scale: 0.25\n  offset: -1.5\n  label_column: y\n"
+      "  id_column: key\n  group_column: person\n  inputs_dataset: X\n  labels_dataset: Y\n"
+      "  ids_dataset: K\n  groups_dataset: G\n"
+      "sisa:\n  shards: 9\n  slices: 3\n"
+      "model:\n  type: cnn\n  hidden: [12, 6]\n  activation: tanh\n  dropout: 0.3\n  channels: [5, 3]\n"
+      "  batch_norm: false\n"
+      "train:\n  epochs: 11\n  batch_size: 17\n  optimizer: sgd\n  lr: 0.05\n  momentum: 0.7\n"
+      "  weight_decay: 0.001\n  beta1: 0.8\n  beta2: 0.99\n  eps: 1e-6\n  threads: 2\n";
+  const Config a = Config::parse(every, "every.yaml", "/base");
+  const Config b = Config::parse(a.to_yaml(), "stored.yaml", "/elsewhere");
+  EXPECT_EQ(b.to_yaml(), a.to_yaml());
+  EXPECT_EQ(b.training_hash(), a.training_hash());
+  EXPECT_EQ(b.seed, 42u);
+  const DataConfig& d = b.data;
+  EXPECT_EQ(d.format, "idx");
+  EXPECT_EQ(d.train, "/base/tr.gz");
+  EXPECT_EQ(d.train_labels, "/base/trl.gz");
+  EXPECT_EQ(d.test, "/base/te.gz");
+  EXPECT_EQ(d.test_labels, "/base/tel.gz");
+  EXPECT_EQ(d.num_classes, 7);
+  EXPECT_EQ(d.input_shape, (std::vector<int64_t>{2, 4, 4}));
+  EXPECT_EQ(d.scale, 0.25);
+  EXPECT_EQ(d.offset, -1.5);
+  EXPECT_EQ(d.label_column, "y");
+  EXPECT_EQ(d.id_column, "key");
+  EXPECT_EQ(d.group_column, "person");
+  EXPECT_EQ(d.inputs_dataset, "X");
+  EXPECT_EQ(d.labels_dataset, "Y");
+  EXPECT_EQ(d.ids_dataset, "K");
+  EXPECT_EQ(d.groups_dataset, "G");
+  EXPECT_EQ(b.sisa.shards, 9);
+  EXPECT_EQ(b.sisa.slices, 3);
+  const ModelConfig& m = b.model;
+  EXPECT_EQ(m.type, "cnn");
+  EXPECT_EQ(m.hidden, (std::vector<int64_t>{12, 6}));
+  EXPECT_EQ(m.activation, "tanh");
+  EXPECT_EQ(m.dropout, 0.3);
+  EXPECT_EQ(m.channels, (std::vector<int64_t>{5, 3}));
+  EXPECT_FALSE(m.batch_norm);
+  const TrainConfig& t = b.train;
+  EXPECT_EQ(t.epochs, 11);
+  EXPECT_EQ(t.batch_size, 17);
+  EXPECT_EQ(t.optimizer, "sgd");
+  EXPECT_EQ(t.lr, 0.05);
+  EXPECT_EQ(t.momentum, 0.7);
+  EXPECT_EQ(t.weight_decay, 0.001);
+  EXPECT_EQ(t.beta1, 0.8);
+  EXPECT_EQ(t.beta2, 0.99);
+  EXPECT_EQ(t.eps, 1e-6);
+  EXPECT_EQ(t.threads, 2);
+}
+
 TEST(Config, TypedErrors) {
   EXPECT_THROW(Config::parse("data: [1, 2", "m.yaml", ""), ConfigError);
   EXPECT_NE(error_of([] { Config::parse("data: [1, 2", "m.yaml", ""); }).find("m.yaml: malformed YAML"),

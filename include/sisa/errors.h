@@ -49,4 +49,20 @@ SISA_DEFINE_ERROR(InterruptedError, ExitCode::kInterrupted)
 
 #undef SISA_DEFINE_ERROR
 
+// Throws the error type that `code` stands for: an error that crossed a
+// process boundary (a worker rank's) keeps its type, not just its code.
+[[noreturn]] inline void throw_error(ExitCode code, const std::string& message) {
+  switch (code) {
+    case ExitCode::kUsage: throw UsageError(message);
+    case ExitCode::kData: throw DataError(message);
+    case ExitCode::kCorruption: throw CorruptionError(message);
+    case ExitCode::kLocked: throw LockedError(message);
+    case ExitCode::kEnvironment: throw EnvironmentError(message);
+    case ExitCode::kIO: throw IOError(message);
+    case ExitCode::kVerifyFailed: throw VerifyError(message);
+    case ExitCode::kInterrupted: throw InterruptedError(message);
+    default: throw Error(ExitCode::kInternal, message);
+  }
+}
+
 }  // namespace sisa

@@ -79,7 +79,8 @@ struct VerifyRequest {
   bool force_environment = false;
 };
 // Retrains the shards from scratch in memory and compares every checkpoint's
-// state digest. Throws VerifyError when any differs.
+// state digest. Returns "identical": false (and the stages that differ) when
+// any differs; the CLI then exits 8.
 nlohmann::json verify(const VerifyRequest& request);
 
 nlohmann::json status(const std::string& run_dir);

@@ -33,8 +33,9 @@ struct TrainerOptions {
   // Test-only negative control: start every stage with fresh optimizer state
   // (what the reference implementation does). Breaks exactness under Adam.
   bool restore_optimizer_state = true;
-  // When set and true, training stops after the current epoch with
-  // InterruptedError (serve's shutdown); nothing of the stage is kept.
+  // Serve's shutdown flag. The trainer itself does not read it: the stage
+  // runner (train_stages in src/run_common.cpp) checks it after every epoch
+  // and throws InterruptedError; nothing of the stage is kept.
   const std::atomic<bool>* stop = nullptr;
 };
 

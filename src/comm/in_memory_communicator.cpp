@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "comm/communicator.h"
+#include "sisa/errors.h"
 
 namespace sisa {
 namespace {
@@ -38,7 +39,7 @@ class InMemoryCommunicator : public Communicator {
     return bytes;
   }
   [[noreturn]] void abort(int exit_code) override {
-    throw std::runtime_error("in-memory communicator aborted with code " + std::to_string(exit_code));
+    throw Error(ExitCode::kInternal, "in-memory communicator aborted with code " + std::to_string(exit_code));
   }
 
  private:

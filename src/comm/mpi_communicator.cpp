@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "comm/communicator.h"
+#include "sisa/errors.h"
 
 #define SISA_MPI_CHECK(expr)                                                      \
   do {                                                                            \
@@ -20,7 +21,7 @@
       char sisa_mpi_msg[MPI_MAX_ERROR_STRING];                                    \
       int sisa_mpi_len = 0;                                                       \
       MPI_Error_string(sisa_mpi_rc, sisa_mpi_msg, &sisa_mpi_len);                 \
-      throw std::runtime_error(std::string("MPI call failed: " #expr ": ") +     \
+      throw ::sisa::IOError(std::string("MPI call failed: " #expr ": ") + \
                                std::string(sisa_mpi_msg, sisa_mpi_len));          \
     }                                                                             \
   } while (0)

@@ -89,7 +89,7 @@ TensorBlob to_blob(const std::string& name, TensorRole role, const torch::Tensor
   } else if (c.scalar_type() == torch::kInt64) {
     b.dtype = DType::kInt64;
   } else {
-    throw std::logic_error("tensor '" + name + "' has an unsupported dtype");
+    throw Error(ExitCode::kInternal, "tensor '" + name + "' has an unsupported dtype");
   }
   b.shape.assign(c.sizes().begin(), c.sizes().end());
   b.bytes.resize(c.nbytes());

@@ -1,5 +1,5 @@
 // The per-shard networks (MLP, small CNN) and the conversion between module
-// state and torch-free ModelState blobs. Only src/torch/*.cpp include this.
+// state and torch-free ModelState blobs. Only src/nn/*.cpp include this.
 #pragma once
 
 #include <ATen/core/Generator.h>
