@@ -216,6 +216,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       vreq.run_dir = run_dir;
       vreq.force_environment = force;
       if (!shard_list.empty()) vreq.shards = sisa::parse_id_list(shard_list, "--shards");
+      vreq.runner = cluster.runner();
       const auto r = sisa::verify(vreq);
       const bool same = r["identical"].get<bool>();
       print(r, json, same ? "verified: every checked shard is bit-identical to a fresh retrain"

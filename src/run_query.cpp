@@ -11,6 +11,7 @@
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
+#include "shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 
@@ -98,45 +99,49 @@ nlohmann::json verify(const VerifyRequest& req) {
   }
   for (int64_t s : shards) {
     if (s < 0 || s >= m.shards) {
-      throw UsageError("--shards: no shard " + std::to_string(s) + " (run has " +
-                       std::to_string(m.shards) + ")");
+      throw UsageError("--shards: no shard " + std::to_string(s) + " (run has " + std::to_string(m.shards) + ")");
     }
   }
-  int64_t total = 0;
+  // Every shard retrained from its seed, in memory, here or on worker ranks.
   std::vector<ShardData> data;
+  data.reserve(shards.size());
+  std::vector<ShardJob> jobs;
   for (int64_t s : shards) {
-    data.push_back(make_shard_data(load_store(run, m.entries[s]), c));
-    total += stage_work(c, data.back(), 1);
+    const ShardEntry& e = m.entries[s];
+    for (const auto& ref : e.checkpoints) load_checkpoint(run, ref);  // every stored checkpoint loads and checks
+    data.push_back(make_shard_data(load_store(run, e), c));
+    ShardJob j;
+    j.shard = e.shard;
+    j.store = e.store;
+    j.from_seed = true;
+    j.write = false;
+    j.work = stage_work(c, data.back(), 1);
+    j.data = std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &data.back());  // not owned
+    jobs.push_back(std::move(j));
+    spdlog::info("[shard {}] retraining from scratch to verify", e.shard);
   }
-  Progress progress(total);
-  StageRun stages{&c, nullptr, m.identity_hash, {}, &progress, nullptr, {}};
+  const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
+                           static_cast<int>(spdlog::get_level())};
+  const auto local = make_local_runner(nullptr);
+  const auto fresh = (req.runner ? *req.runner : *local).run(context, jobs);
   bool all_identical = true;
   nlohmann::json results = nlohmann::json::array();
   for (size_t i = 0; i < shards.size(); ++i) {
     const ShardEntry& e = m.entries[shards[i]];
-    spdlog::info("[shard {}] retraining from scratch to verify", e.shard);
-    // Every stored checkpoint must load (hash and internal digest checked).
-    for (const auto& ref : e.checkpoints) load_checkpoint(run, ref);
-    ShardTrainer init(c, e.shard);
-    const ModelState c0 = init.initial_state();
-    std::vector<std::string> fresh{c0.state_digest()};
-    for (const auto& r : train_stages(stages, e.shard, 0, data[i], c0, 1, nullptr)) {
-      fresh.push_back(r.state_digest);
-    }
     nlohmann::json mismatched = nlohmann::json::array();
-    for (size_t r = 0; r < fresh.size(); ++r) {
-      if (fresh[r] != e.checkpoints[r].state_digest) mismatched.push_back(r);
+    for (size_t r = 0; r < e.checkpoints.size(); ++r) {
+      if (r >= fresh[i].checkpoints.size() || fresh[i].checkpoints[r].state_digest != e.checkpoints[r].state_digest) {
+        mismatched.push_back(r);
+      }
     }
     const bool same = mismatched.empty();
     all_identical = all_identical && same;
-    if (!same) {
-      spdlog::error("[shard {}] differs from a fresh retrain at stage(s) {}", e.shard,
-                    mismatched.dump());
-    }
+    if (!same) spdlog::error("[shard {}] differs from a fresh retrain at stage(s) {}", e.shard, mismatched.dump());
     results.push_back({{"shard", e.shard},
                        {"identical", same},
                        {"mismatched_stages", mismatched},
-                       {"state_digest", e.final_checkpoint().state_digest}});
+                       {"state_digest", e.final_checkpoint().state_digest},
+                       {"rank", fresh[i].rank}});
   }
   return {{"identical", all_identical}, {"shards", results}};
 }

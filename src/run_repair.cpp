@@ -13,6 +13,7 @@
 #include "environment.h"
 #include "fs.h"
 #include "run_common.h"
+#include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -102,6 +103,74 @@ nlohmann::json rebuild_log(const RunDir& run, const Manifest& m) {
   return out;
 }
 
+// A damaged shard: what is damaged, and the rows its retrain reads.
+struct RepairPlan {
+  size_t entry = 0;       // index into Manifest::entries
+  bool store_ok = true;
+  int64_t first_bad = 0;  // the first checkpoint to rebuild (0: all, from the seed)
+  ShardData data;
+};
+
+// Finds every damaged store or checkpoint, never by loading bad bytes; a
+// damaged store is rebuilt (in memory) from the source data minus the
+// deleted ids, or repair is refused.
+std::vector<RepairPlan> plan_repairs(const RunDir& run, const Manifest& m, const Config& c) {
+  std::vector<RepairPlan> plans;
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const ShardEntry& e = m.entries[i];
+    RepairPlan p{i, true, -1, {}};
+    Dataset rows;
+    try {
+      rows = load_store(run, e);
+    } catch (const CorruptionError& err) {
+      spdlog::warn("[shard {}] {}", e.shard, err.what());
+      p.store_ok = false;
+    }
+    for (const auto& ref : e.checkpoints) {
+      try {
+        if (load_checkpoint(run, ref).state_digest() == ref.state_digest) continue;
+      } catch (const CorruptionError& err) {
+        spdlog::warn("[shard {}] {}", e.shard, err.what());
+      }
+      p.first_bad = ref.stage;
+      break;
+    }
+    if (p.store_ok && p.first_bad < 0) continue;
+    if (!p.store_ok) {
+      rows = rebuild_rows(c, m, e.shard);
+      if (ids_hash(rows.ids) != e.ids_hash) {
+        throw CorruptionError("cannot repair shard " + std::to_string(e.shard) + ": its store " +
+                              run.path(e.store.path) + " is damaged and the source data '" + c.data.train +
+                              "' no longer holds the same samples");
+      }
+      p.first_bad = 0;  // the rebuilt inputs are checked by retraining every stage
+    }
+    p.data = make_shard_data(std::move(rows), c);
+    plans.push_back(std::move(p));
+  }
+  return plans;
+}
+
+// Every rebuilt checkpoint must reproduce the state digest the manifest
+// recorded; otherwise the new files are removed and repair is refused.
+void check_reproduced(const RunDir& run, const Manifest& m, const std::vector<RepairPlan>& plans,
+                      const std::vector<ShardJob>& jobs, const std::vector<ShardJobResult>& results) {
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const ShardEntry& e = m.entries[plans[i].entry];
+    for (size_t k = 0; k < results[i].checkpoints.size(); ++k) {
+      const int64_t stage = plans[i].first_bad + static_cast<int64_t>(k);
+      if (results[i].checkpoints[k].state_digest == e.checkpoints[static_cast<size_t>(stage)].state_digest) continue;
+      for (size_t j = 0; j < plans.size(); ++j) {
+        for (const auto& ck : results[j].checkpoints) remove_durable(*run.env, run.path(ck.file.path));
+        if (!plans[j].store_ok) remove_durable(*run.env, run.path(jobs[j].store.path));
+      }
+      throw CorruptionError("cannot repair shard " + std::to_string(e.shard) + ": retraining stage " +
+                            std::to_string(stage) + " does not reproduce the recorded state" +
+                            (plans[i].store_ok ? "" : " (the source data changed?)"));
+    }
+  }
+}
+
 }  // namespace
 
 nlohmann::json repair(const RepairRequest& req) {
@@ -123,70 +192,46 @@ nlohmann::json repair(const RepairRequest& req) {
     }
   }
 
-  nlohmann::json repaired = nlohmann::json::array();
-  for (auto& e : m.entries) {
-    bool store_ok = true;
-    Dataset rows;
-    try {
-      rows = load_store(run, e);
-    } catch (const CorruptionError& err) {
-      spdlog::warn("[shard {}] {}", e.shard, err.what());
-      store_ok = false;
-    }
-    int64_t first_bad = -1;
-    for (const auto& ref : e.checkpoints) {
-      try {
-        if (load_checkpoint(run, ref).state_digest() == ref.state_digest) continue;
-      } catch (const CorruptionError& err) {
-        spdlog::warn("[shard {}] {}", e.shard, err.what());
-      }
-      first_bad = ref.stage;
-      break;
-    }
-    if (store_ok && first_bad < 0) continue;
-
-    if (!store_ok) {
-      rows = rebuild_rows(c, m, e.shard);
-      if (ids_hash(rows.ids) != e.ids_hash) {
-        throw CorruptionError("cannot repair shard " + std::to_string(e.shard) + ": its store " +
-                              run.path(e.store.path) + " is damaged and the source data '" +
-                              c.data.train + "' no longer holds the same samples");
-      }
-      first_bad = 0;  // the rebuilt inputs are checked by retraining every stage
-    }
+  auto plans = plan_repairs(run, m, c);
+  // Every retrain as one batch of jobs, here or on worker ranks, into a new
+  // generation of files; published only if every state reproduces its digest.
+  std::vector<ShardJob> jobs;
+  for (auto& p : plans) {
+    const ShardEntry& e = m.entries[p.entry];
     const int64_t gen = e.generation + 1;
-    const ShardData data = make_shard_data(std::move(rows), c);
-    const int64_t first_stage = std::max<int64_t>(first_bad, 1);
     spdlog::info("[shard {}] repairing: {}retraining stages {}..{}", e.shard,
-                 store_ok ? "" : "store rebuilt from the source data, ", first_stage, c.sisa.slices);
-    // Retrain in memory; write nothing until every state reproduces its digest.
-    ShardTrainer init(c, e.shard);
-    std::vector<ModelState> states;
-    if (first_bad == 0) states.push_back(init.initial_state());
-    const ModelState start =
-        first_bad == 0 ? states.front() : load_checkpoint(run, e.checkpoints[first_bad - 1]);
-    StageRun stages{&c, nullptr, m.identity_hash, {}, nullptr, nullptr, {}};
-    train_stages(stages, e.shard, gen, data, start, first_stage, &states);
-    const int64_t first_written = first_bad;
-    for (size_t i = 0; i < states.size(); ++i) {
-      const int64_t stage = first_written + static_cast<int64_t>(i);
-      if (states[i].state_digest() != e.checkpoints[stage].state_digest) {
-        throw CorruptionError("cannot repair shard " + std::to_string(e.shard) + ": retraining stage " +
-                              std::to_string(stage) + " does not reproduce the recorded state" +
-                              (store_ok ? "" : " (the source data changed?)"));
-      }
+                 p.store_ok ? "" : "store rebuilt from the source data, ", std::max<int64_t>(p.first_bad, 1),
+                 c.sisa.slices);
+    ShardJob j;
+    j.shard = e.shard;
+    j.generation = gen;
+    j.store = e.store;
+    j.from_seed = p.first_bad == 0;
+    if (p.first_bad > 0) j.start = e.checkpoints[static_cast<size_t>(p.first_bad - 1)];
+    j.first_stage = std::max<int64_t>(p.first_bad, 1);
+    j.work = stage_work(c, p.data, j.first_stage);
+    if (!p.store_ok) {
+      j.prepare = [&run, &p, gen](ShardJob& job) {
+        job.store = write_run_file(run, store_file(job.shard, gen), encode_store(p.data.rows, job.shard));
+      };
     }
-    std::vector<CheckpointRef> refs;
-    for (size_t i = 0; i < states.size(); ++i) {
-      refs.push_back(checkpoint_ref(&run, m.identity_hash, e.shard,
-                                    first_written + static_cast<int64_t>(i), gen, data, states[i]));
-    }
-    if (!store_ok) e.store = write_run_file(run, store_file(e.shard, gen), encode_store(data.rows, e.shard));
-    e.checkpoints.resize(static_cast<size_t>(first_written));
-    for (auto& r : refs) e.checkpoints.push_back(std::move(r));
-    e.generation = gen;
-    repaired.push_back({{"shard", e.shard}, {"store_rebuilt", !store_ok}, {"from_stage", first_written},
-                        {"generation", gen}});
+    j.data = std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.data);  // not owned: plans outlive jobs
+    jobs.push_back(std::move(j));
+  }
+  const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
+                           static_cast<int>(spdlog::get_level())};
+  const auto local = make_local_runner(run.env);
+  const auto results = jobs.empty() ? std::vector<ShardJobResult>() : (req.runner ? *req.runner : *local).run(context, jobs);
+  check_reproduced(run, m, plans, jobs, results);
+  nlohmann::json repaired = nlohmann::json::array();
+  for (size_t i = 0; i < plans.size(); ++i) {
+    ShardEntry& e = m.entries[plans[i].entry];
+    e.checkpoints.resize(static_cast<size_t>(plans[i].first_bad));
+    for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
+    e.store = jobs[i].store;
+    e.generation = jobs[i].generation;
+    repaired.push_back({{"shard", e.shard}, {"store_rebuilt", !plans[i].store_ok}, {"from_stage", plans[i].first_bad},
+                        {"generation", e.generation}, {"rank", results[i].rank}});
   }
   if (!repaired.empty()) save_manifest(*run.env, run.root, m);
   auto recovered = recover_locked(run, m, c, {}, req.runner);

@@ -26,7 +26,7 @@ nlohmann::json refs_json(const std::vector<CheckpointRef>& refs) {
 nlohmann::json to_json(const ShardJob& j) {
   return {{"shard", j.shard},         {"generation", j.generation}, {"store", ref_json(j.store)},
           {"from_seed", j.from_seed}, {"start", ref_json(j.start)}, {"first_stage", j.first_stage},
-          {"work", j.work}, {"journal", j.journal}, {"done", refs_json(j.done)}};
+          {"work", j.work}, {"journal", j.journal}, {"write", j.write}, {"done", refs_json(j.done)}};
 }
 
 ShardJob job_from(const nlohmann::json& j) {
@@ -39,6 +39,7 @@ ShardJob job_from(const nlohmann::json& j) {
   job.first_stage = j.at("first_stage");
   job.work = j.at("work");
   job.journal = j.at("journal");
+  job.write = j.at("write");
   for (const auto& r : j.at("done")) job.done.push_back(checkpoint_from(r));
   return job;
 }
@@ -200,18 +201,19 @@ ShardJobResult run_shard_job(const JobContext& context, const Config& c, const S
     journal.checkpoints.push_back(ref);
     write_journal(dir, job.shard, journal);
   };
+  const RunDir* out = job.write ? &dir : nullptr;  // null: checkpoints stay in memory
   ModelState start;
   if (job.from_seed) {
     ShardTrainer init(c, job.shard, context.trainer);
     start = init.initial_state();
     result.checkpoints.push_back(
-        checkpoint_ref(&dir, context.identity_hash, job.shard, 0, job.generation, data, start));
+        checkpoint_ref(out, context.identity_hash, job.shard, 0, job.generation, data, start));
     record(result.checkpoints.back());
   } else {
     start = load_checkpoint(dir, job.start);
   }
   Progress own(job.work);
-  StageRun run{&c, &dir, context.identity_hash, context.trainer, progress ? progress : &own,
+  StageRun run{&c, out, context.identity_hash, context.trainer, progress ? progress : &own,
                &result.loop_seconds, record};
   for (auto& r : train_stages(run, job.shard, job.generation, data, start, job.first_stage, nullptr)) {
     result.checkpoints.push_back(std::move(r));

@@ -50,6 +50,7 @@ struct ShardJob {
   // Optional, not sent: the store's rows already in memory on rank 0, so a job
   // run in this process need not read back the store it was just given.
   std::shared_ptr<const ShardData> data;
+  bool write = true;  // false: keep the checkpoints in memory (verify); results carry their digests
 };
 
 struct ShardJobResult {

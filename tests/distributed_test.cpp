@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <signal.h>
 
 #include <chrono>
@@ -148,6 +149,33 @@ TEST_F(Distributed, RealMpirunGivesTheSameFingerprintsForAnyRankCount) {
                                 std::string(kMpirun) + " 2");
   EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kData)) << r.output;
   EXPECT_NE(r.output.find("77777777"), std::string::npos) << r.output;
+}
+
+// verify and repair hand their retrains to worker ranks like train and
+// forget do: every shard is retrained on rank 1 or 2, never on rank 0.
+TEST_F(Distributed, VerifyAndRepairUseTheWorkerRanks) {
+  const std::string run = dir_ / "run";
+  const std::string mpirun3 = std::string(kMpirun) + " 3";
+  ASSERT_EQ(test::run_sisa("train -q -c " + cfg_ + " -r " + run).exit_code, 0);
+  const auto ranks_of = [](const std::string& output, const char* list) {
+    std::set<int> ranks;
+    const auto result = nlohmann::json::parse(output.substr(output.rfind("\n{") + 1));
+    for (const auto& s : result.at(list)) ranks.insert(s.at("rank").get<int>());
+    return ranks;
+  };
+  auto r = test::run_sisa("verify -q --json -r " + run, mpirun3);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(ranks_of("\n" + r.output, "shards"), (std::set<int>{1, 2})) << r.output;
+  // Damage two shards' last checkpoints; repair rebuilds them on the workers, exactly.
+  const auto digests = stage_digests(run);
+  const Manifest m = load_manifest(run);
+  for (int s : {0, 2}) fs::resize_file(run + "/" + m.entries[s].final_checkpoint().file.path, 64);
+  r = test::run_sisa("repair -q --json -r " + run, mpirun3);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto repair_ranks = ranks_of("\n" + r.output, "repaired_shards");
+  EXPECT_FALSE(repair_ranks.count(0)) << r.output;
+  EXPECT_EQ(stage_digests(run), digests);
+  EXPECT_EQ(test::run_sisa("fsck -q -r " + run).exit_code, 0);
 }
 
 // The pid of the `sisa` process that is MPI rank `rank` of a job on `run`.

@@ -77,6 +77,7 @@ struct VerifyRequest {
   std::string run_dir;
   std::vector<int64_t> shards;  // empty: all
   bool force_environment = false;
+  ShardRunner* runner = nullptr;
 };
 // Retrains the shards from scratch in memory and compares every checkpoint's
 // state digest. Returns "identical": false (and the stages that differ) when
