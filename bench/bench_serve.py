@@ -40,10 +40,11 @@ def sh(cmd):
     return p.stdout
 
 
-def wrk(url, body_file, connections, seconds):
+def wrk(url, body_file, connections, seconds, timeout=2):
+    """POSTs body_file with wrk; a request unanswered for `timeout` seconds counts as an error."""
     threads = min(connections, 2)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", os.path.join(HERE, "wrk_post.lua"), url],
+                          "--timeout", f"{timeout}s", "-s", os.path.join(HERE, "wrk_post.lua"), url],
                          capture_output=True, text=True, env=dict(os.environ, SISA_BODY=body_file)).stdout
     m = re.search(r"SISA_RESULT requests=(\d+) duration_us=(\d+) errors=(\d+) non2xx=(\d+) "
                   r"p50_us=(\d+) p99_us=(\d+)", out)
@@ -52,6 +53,16 @@ def wrk(url, body_file, connections, seconds):
     req, dur, err, non2xx, p50, p99 = map(int, m.groups())
     return {"rps": req / (dur / 1e6), "requests": req, "errors": err + non2xx, "p50_ms": p50 / 1e3,
             "p99_ms": p99 / 1e3}
+
+
+def request_bodies(work):
+    """Two predict bodies in `work`: one Fashion-MNIST test image, and 64; returns their paths."""
+    pixels = gzip.open(IMAGES).read()[16:]
+    rows = [list(pixels[i * 784:(i + 1) * 784]) for i in range(64)]
+    one, batch = f"{work}/one.json", f"{work}/batch64.json"
+    json.dump({"inputs": rows[:1]}, open(one, "w"))
+    json.dump({"inputs": rows}, open(batch, "w"))
+    return one, batch
 
 
 class Server:
@@ -91,11 +102,7 @@ def main():
     with open(token_file, "w") as f:
         f.write(token + "\n")
     os.chmod(token_file, 0o600)
-    pixels = gzip.open(IMAGES).read()[16:]
-    rows = [list(pixels[i * 784:(i + 1) * 784]) for i in range(64)]
-    one, batch = f"{a.work}/one.json", f"{a.work}/batch64.json"
-    json.dump({"inputs": rows[:1]}, open(one, "w"))
-    json.dump({"inputs": rows}, open(batch, "w"))
+    one, batch = request_bodies(a.work)
 
     out = [f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} vCPU; configs/fashion-mnist.yaml "
            f"(MLP 784-256-10, E=20); wrk on the same machine (2 threads, keep-alive), {a.seconds} s per "

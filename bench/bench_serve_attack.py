@@ -18,11 +18,8 @@ Usage: python3 bench/bench_serve_attack.py [--sisa build/sisa] [--other /path/to
        [--other-lib DIR (LD_LIBRARY_PATH for it)] [--seconds 10]
 """
 import argparse
-import gzip
 import json
 import os
-import random
-import re
 import shutil
 import socket
 import subprocess
@@ -30,20 +27,7 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-RESULT = re.compile(r"SISA_RESULT requests=(\d+) duration_us=(\d+) errors=(\d+) non2xx=(\d+) p50_us=(\d+) p99_us=(\d+)")
-
-
-def wrk(url, body, connections, seconds):
-    out = subprocess.run(["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-                          "-s", os.path.join(HERE, "wrk_post.lua"), url],
-                         capture_output=True, text=True, env=dict(os.environ, SISA_BODY=body)).stdout
-    m = RESULT.search(out)
-    if not m:
-        sys.exit("wrk gave no result:\n" + out)
-    req, dur, err, non2xx, p50, p99 = map(int, m.groups())
-    return {"rps": req / (dur / 1e6), "errors": err + non2xx, "p50": p50 / 1e3, "p99": p99 / 1e3}
+from bench_serve import request_bodies, wrk
 
 
 def rss_mib(pid):
@@ -128,12 +112,12 @@ class Server:
 def measure(name, sisa, lib, run, one, batch, seconds):
     rows = []
     server = Server(sisa, lib, run)
-    wrk(server.url, one, 8, 2)  # warm up
+    wrk(server.url, one, 8, 2, timeout=5)  # warm up
     for c in (1, 8, 64):
-        r = wrk(server.url, one, c, seconds)
-        rows.append(f"| {name} | single | {c} | {r['rps']:,.0f} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
-    r = wrk(server.url, batch, 8, seconds)
-    rows.append(f"| {name} | batch of 64 | 8 | {r['rps']:,.0f} | {r['rps'] * 64:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
+        r = wrk(server.url, one, c, seconds, timeout=5)
+        rows.append(f"| {name} | single | {c} | {r['rps']:,.0f} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
+    r = wrk(server.url, batch, 8, seconds, timeout=5)
+    rows.append(f"| {name} | batch of 64 | 8 | {r['rps']:,.0f} | {r['rps'] * 64:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
 
     before = rss_mib(server.p.pid)
     stop = threading.Event()
@@ -153,13 +137,13 @@ def measure(name, sisa, lib, run, one, batch, seconds):
     for t in threads:
         t.start()
     time.sleep(3)  # the attackers are in place
-    r = wrk(server.url, one, 1, seconds)
+    r = wrk(server.url, one, 1, seconds, timeout=5)
     stop.set()
     for t in threads:
         t.join()
     survived = server.alive()
     rows.append(f"| {name} | single, **under attack** (64 slowloris + header flood, {flood_sent[0] >> 20} MB sent) | 1 "
-                f"| {r['rps']:,.0f} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
+                f"| {r['rps']:,.0f} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
     server.stop()
     attack = (f"{name}: RSS {before:.0f} MB before the attack, peak {peak[0]:.0f} MB during it "
               f"(+{peak[0] - before:.0f} MB); {'survived' if survived else 'DIED'}.")
@@ -179,11 +163,7 @@ def main():
     sisa = os.path.abspath(a.sisa)
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
-    pixels = gzip.open(IMAGES).read()[16:]
-    rows = [list(pixels[i * 784:(i + 1) * 784]) for i in range(64)]
-    one, batch = f"{a.work}/one.json", f"{a.work}/batch64.json"
-    json.dump({"inputs": rows[:1]}, open(one, "w"))
-    json.dump({"inputs": rows}, open(batch, "w"))
+    one, batch = request_bodies(a.work)
     run = f"{a.work}/s5"
     # Trained by the other build if there is one: an older server may not read a newer manifest
     # format, while this build reads older ones. The models are the same bits either way.
@@ -210,5 +190,4 @@ def main():
 
 
 if __name__ == "__main__":
-    random.seed(1)
     main()
