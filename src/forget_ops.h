@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -15,6 +16,13 @@
 namespace sisa {
 
 class ShardRunner;
+
+// Called by a deletion with the manifest edit (the retrained shards' new
+// generations) just before it is published, so that a model derived from
+// the shards can be updated and published in the same atomic switch. It may
+// add files and change the edit; a throw abandons the deletion unpublished
+// (it stays accepted and is retried). No model family uses it yet.
+using DerivedModelHook = std::function<void(Manifest& edit, const LogRecord& request)>;
 
 struct ShardPlan {
   size_t entry;             // index into Manifest::entries
@@ -33,21 +41,27 @@ struct RequestPlan {
 // Idempotent: shards that already applied the request are left alone.
 RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c, const LogRecord& rec);
 
-// Carries out a planned, logged request and returns its receipt. Updates `m`
-// to the published manifest.
-nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
+// Carries out a planned, logged request and returns its receipt. The
+// manifest edit is built on a copy, handed to `derived` (if set) just
+// before the publish, and assigned to `published` once it is on disk: a
+// failure before that leaves `published` untouched.
+nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner);
+                               const TrainerOptions& trainer, ShardRunner* runner,
+                               const DerivedModelHook& derived);
 
 // What every writer does first, in two steps. prepare_recovery drops files
 // the manifest does not name (a crashed attempt's new generation, temp files)
 // and a torn log tail, and returns the requests accepted but not applied;
 // finish_request carries one out (a request the manifest already records was
 // published before the crash: only its `applied` record is missing; then it
-// returns null, else the receipt). recover_locked (run_common.h) does both.
+// returns null, else the receipt). recover_locked does both: what every
+// writer does first.
 std::vector<LogRecord> prepare_recovery(const RunDir& run, const Manifest& m, nlohmann::json* report);
 nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, const LogRecord& rec,
                               const TrainerOptions& trainer, ShardRunner* runner);
+nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c, const TrainerOptions& trainer,
+                              ShardRunner* runner);
 
 // The sequence number the next request gets: one past every number the log
 // or the manifest has seen.

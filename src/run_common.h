@@ -80,12 +80,6 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
                                         const ShardData& data, const ModelState& start,
                                         int64_t first_stage, std::vector<ModelState>* states);
 
-// What every writer does first (defined in run_forget.cpp): drop a torn log
-// tail and files the manifest does not name, then finish accepted requests.
-class ShardRunner;
-nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
-                              const TrainerOptions& trainer, ShardRunner* runner);
-
 // The manifest entry for checkpoint C_stage of `shard`; with `dir` set, also
 // writes the checkpoint file of generation `generation`.
 CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard,

@@ -78,9 +78,13 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
   return plan;
 }
 
-nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
+nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner) {
+                               const TrainerOptions& trainer, ShardRunner* runner,
+                               const DerivedModelHook& derived) {
+  // The edit is built on a copy: a failure before the publish leaves the
+  // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
+  Manifest m = published;
   const auto t0 = std::chrono::steady_clock::now();
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   auto& plans = plan.shards;
@@ -171,9 +175,13 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& m, const Config& c,
     std::vector<int64_t> groups(found.begin(), found.end());
     m.deleted_groups = merge_sorted(m.deleted_groups, groups);
   }
+  // Models derived from the shards are updated with the retrained shards,
+  // to be published in the same switch (none today; the LOO student next).
+  if (derived) derived(m, rec);
   // Publish, then purge what the old generation held, then record `applied`.
   const auto tp = std::chrono::steady_clock::now();
   save_manifest(*dir.env, dir.root, m);
+  published = m;
   const auto removed_files = remove_unreferenced(dir, m);
   spdlog::debug("purged {} superseded file(s)", removed_files.size());
   append_log(*dir.env, dir.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
@@ -205,7 +213,7 @@ nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, c
     append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
     return nullptr;
   }
-  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner);
+  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner, {});
 }
 
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
@@ -279,7 +287,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   append_log(*run.env, log_path, rec);
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
-  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner);
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner, {});
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);

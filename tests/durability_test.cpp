@@ -8,6 +8,7 @@
 #include <random>
 
 #include "deletion_log.h"
+#include "forget_ops.h"
 #include "fs.h"
 #include "manifest.h"
 #include "run_common.h"
@@ -182,6 +183,36 @@ TEST_F(Durability, IoErrorAtEveryDurableStepKeepsThePreviousGeneration) {
     expect_consistent(run, "I/O error at step " + std::to_string(k), &accepted);
     fs::remove_all(run);
   }
+}
+
+// A deletion builds its manifest edit on a copy: the hook for derived models
+// sees the edit before the publish, and a failure there leaves the caller's
+// manifest and the disk as they were, with the request still accepted.
+TEST_F(Durability, TheManifestEditIsBuiltOnACopyAndDerivedModelsSeeItBeforePublish) {
+  const RunDir run(base_, nullptr);
+  Manifest m = load_manifest(base_);
+  const Config c = load_run_config(run, m);
+  const nlohmann::json before = m.to_json();
+  const std::string disk_before = read_text(manifest_path(base_));
+  const LogRecord rec{LogRecord::Type::kAccepted, 1, false, doomed_};
+  append_log(Env::posix(), run.path(kLogFile), rec);
+  bool called = false;
+  const DerivedModelHook failing = [&](Manifest& edit, const LogRecord& r) {
+    called = true;
+    EXPECT_EQ(r.seq, 1u);
+    EXPECT_EQ(read_text(manifest_path(base_)), disk_before);  // not published yet
+    EXPECT_EQ(edit.entries[0].generation, 1);                 // but the edit has the retrained shards
+    EXPECT_EQ(edit.entries[1].generation, 1);
+    throw IOError("the derived model could not be updated");
+  };
+  EXPECT_THROW(execute_request(run, m, c, rec, plan_request(run, m, c, rec), {}, nullptr, failing), IOError);
+  EXPECT_TRUE(called);
+  EXPECT_EQ(m.to_json(), before);  // no half-updated manifest in memory
+  EXPECT_EQ(read_text(manifest_path(base_)), disk_before);
+  EXPECT_EQ(pending_requests(read_log(run.path(kLogFile))).size(), 1u);
+  recover({base_});  // the next writer finishes it, exactly
+  EXPECT_EQ(stage_digests(base_), after_);
+  EXPECT_TRUE(fsck(base_)["ok"].get<bool>());
 }
 
 TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
