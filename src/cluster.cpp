@@ -35,35 +35,46 @@ MpiPlugin load_mpi_plugin(int* argc, char*** argv) {
   return {std::unique_ptr<Communicator>(create(argc, argv)), finalize};
 }
 
-Cluster::Cluster(int* argc, char*** argv) : mpi_(launched_by_mpirun()) {
-  if (mpi_) {
+struct Cluster::Impl {
+  bool mpi = false;
+  void (*finalize)() = nullptr;  // MPI_Finalize, from the plugin
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<ShardRunner> runner;
+  bool finished = false;
+};
+
+Cluster::Cluster(int* argc, char*** argv) : impl_(std::make_unique<Impl>()) {
+  Impl& c = *impl_;
+  c.mpi = launched_by_mpirun();
+  if (c.mpi) {
     MpiPlugin plugin = load_mpi_plugin(argc, argv);
-    comm_ = std::move(plugin.comm);
-    finalize_ = plugin.finalize;
+    c.comm = std::move(plugin.comm);
+    c.finalize = plugin.finalize;
   } else {
-    comm_ = make_single_process_communicator();
+    c.comm = make_single_process_communicator();
   }
   // With one rank, shards train in this process (a null runner).
-  if (comm_->size() > 1 && comm_->rank() == 0) runner_ = make_coordinator_runner(*comm_);
+  if (c.comm->size() > 1 && c.comm->rank() == 0) c.runner = make_coordinator_runner(*c.comm);
 }
 
 Cluster::~Cluster() = default;
 
-int Cluster::rank() const { return comm_->rank(); }
-int Cluster::size() const { return comm_->size(); }
-ShardRunner* Cluster::runner() { return runner_.get(); }
+int Cluster::rank() const { return impl_->comm->rank(); }
+int Cluster::size() const { return impl_->comm->size(); }
+ShardRunner* Cluster::runner() { return impl_->runner.get(); }
 
-void Cluster::serve() { serve_jobs(*comm_); }
+void Cluster::serve() { serve_jobs(*impl_->comm); }
 
 void Cluster::finish() {
-  if (finished_) return;
-  finished_ = true;
-  if (comm_->rank() == 0) stop_workers(*comm_);
-  if (finalize_) finalize_();
+  Impl& c = *impl_;
+  if (c.finished) return;
+  c.finished = true;
+  if (c.comm->rank() == 0) stop_workers(*c.comm);
+  if (c.finalize) c.finalize();
 }
 
 void Cluster::abort(int exit_code) {
-  if (mpi_) comm_->abort(exit_code);
+  if (impl_->mpi) impl_->comm->abort(exit_code);
   std::exit(exit_code);
 }
 

@@ -8,8 +8,7 @@
 
 namespace sisa {
 
-class Communicator;
-class ShardRunner;
+class ShardRunner;  // opaque here (src/shard_jobs.h)
 
 class Cluster {
  public:
@@ -33,11 +32,8 @@ class Cluster {
   [[noreturn]] void abort(int exit_code);
 
  private:
-  bool mpi_;
-  void (*finalize_)() = nullptr;  // MPI_Finalize, from the plugin
-  std::unique_ptr<Communicator> comm_;
-  std::unique_ptr<ShardRunner> runner_;
-  bool finished_ = false;
+  struct Impl;  // the communicator, the MPI plugin's state, the runner
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace sisa
