@@ -25,12 +25,6 @@ std::vector<int64_t> ids_from(const std::string& list, const std::string& file, 
   return {};
 }
 
-std::string receipt_path(const std::string& run_dir, uint64_t seq) {
-  char name[32];
-  std::snprintf(name, sizeof name, "/receipts/%06llu.json", static_cast<unsigned long long>(seq));
-  return run_dir + name;
-}
-
 void print(const nlohmann::json& result, bool json, const std::string& human) {
   if (json) {
     std::cout << result.dump(2) << std::endl;
@@ -104,7 +98,9 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   auto* predict = app.add_subcommand("predict", "Ensemble predictions and accuracy");
   sisa::PredictRequest preq;
   predict->add_option("-r,--run-dir", preq.run_dir, "Run directory")->required();
-  predict->add_option("--split", preq.split, "Data split (test)")->capture_default_str();
+  predict->add_option("--split", preq.split,
+                      "test (the config's test file) or train (the samples the run still holds)")
+      ->capture_default_str();
   predict->add_option("--aggregate", preq.aggregate, "mean | vote")->capture_default_str();
   predict->add_option("-o,--output", preq.output_csv, "Write per-sample predictions as CSV");
 
@@ -201,7 +197,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       print(r, json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
                          " sample(s), retrained " + std::to_string(r["shards"].size()) +
                          " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) +
-                         "; receipt " + receipt_path(run_dir, r["seq"].get<uint64_t>()));
+                         "; receipt " + r["receipt_path"].get<std::string>());
     } else if (*predict) {
       const auto r = sisa::predict(preq);
       char line[160];

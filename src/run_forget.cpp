@@ -288,6 +288,7 @@ nlohmann::json forget(const ForgetRequest& req) {
   spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
                req.by_group ? "group(s)" : "id(s)");
   auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner, {});
+  receipt["receipt_path"] = run.path(receipt_file(seq));
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);

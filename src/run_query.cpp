@@ -28,13 +28,32 @@ size_t pending_count(const std::string& run_dir) {
   }
 }
 
+// The training samples the run holds now, from its own stores (deleted
+// samples are gone from them), in id order.
+Dataset remaining_training_data(const RunDir& run, const Manifest& m) {
+  Dataset all;
+  for (const auto& e : m.entries) {
+    Dataset d = load_store(run, e);
+    all.width = d.width;
+    all.ids.insert(all.ids.end(), d.ids.begin(), d.ids.end());
+    all.groups.insert(all.groups.end(), d.groups.begin(), d.groups.end());
+    all.inputs.insert(all.inputs.end(), d.inputs.begin(), d.inputs.end());
+    all.labels.insert(all.labels.end(), d.labels.begin(), d.labels.end());
+  }
+  all.sort_by_id();
+  if (all.size() == 0) throw NoModelError("every sample of the run has been deleted: no training data is left");
+  return all;
+}
+
 }  // namespace
 
 nlohmann::json predict(const PredictRequest& req) {
   if (req.aggregate != "mean" && req.aggregate != "vote") {
     throw UsageError("--aggregate must be mean or vote, got '" + req.aggregate + "'");
   }
-  if (req.split != "test") throw UsageError("--split must be test, got '" + req.split + "'");
+  if (req.split != "test" && req.split != "train") {
+    throw UsageError("--split must be test or train, got '" + req.split + "'");
+  }
   const RunDir run(req.run_dir, nullptr);
   require_closed_world(req.run_dir);
   const Manifest m = load_manifest(req.run_dir);
@@ -43,7 +62,7 @@ nlohmann::json predict(const PredictRequest& req) {
     spdlog::warn("{} deletion request(s) accepted but not yet applied; predictions come from the "
                  "last published models (run sisa forget or recover to apply them)", pending);
   }
-  const Dataset test = load_source(c.data, Split::kTest);
+  const Dataset test = req.split == "test" ? load_source(c.data, Split::kTest) : remaining_training_data(run, m);
   set_compute_threads(c.train.threads);
   const int64_t n = static_cast<int64_t>(test.size()), k = c.data.num_classes;
   const auto ensemble = Ensemble::load(run, m, c);

@@ -216,6 +216,23 @@ TEST_F(CliRun, VerifySaysDiffersWhenADeletionLostTheOptimizerState) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
+// predict --split train scores what the run still holds; forget --json names its receipt.
+TEST_F(CliRun, PredictOnTheRemainingTrainingDataAndTheReceiptPath) {
+  train_run();
+  auto r = run_sisa("predict -q --json --split train -r " + run_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["samples"], 150);
+  r = run_sisa("forget -q --json -r " + run_ + " --ids " + std::to_string(id_at(2, 1)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string receipt = nlohmann::json::parse(r.output)["receipt_path"];
+  EXPECT_EQ(receipt, run_ + "/receipts/000001.json");
+  EXPECT_TRUE(fs::exists(receipt));
+  r = run_sisa("predict -q --json --split train -r " + run_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["samples"], 149);
+  EXPECT_EQ(run_sisa("predict -q --split validation -r " + run_).exit_code, code(ExitCode::kUsage));
+}
+
 void flip_middle_byte(const std::string& path) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));

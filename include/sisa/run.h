@@ -67,7 +67,7 @@ nlohmann::json repair(const RepairRequest& request);
 
 struct PredictRequest {
   std::string run_dir;
-  std::string split = "test";    // test (from the source files named in the config)
+  std::string split = "test";    // test: the config's test file; train: the samples the run holds now
   std::string aggregate = "mean";  // mean | vote: which one `predictions` carries
   std::string output_csv;        // optional per-sample output
 };
