@@ -106,12 +106,18 @@ nlohmann::json predict(const PredictRequest& req) {
           {"seconds", seconds}};
 }
 
-nlohmann::json verify(const VerifyRequest& req) {
+namespace {
+
+// One verification of the generation the manifest names now. A concurrent
+// writer may publish and purge meanwhile: the files then go missing, which
+// verify() tells from damage by the manifest having changed.
+nlohmann::json verify_snapshot(const VerifyRequest& req) {
   const RunDir run(req.run_dir, nullptr);
-  // Holds the lock only for a consistent snapshot: verify writes nothing.
-  const Writer w(run, req.force_environment);
-  const Manifest& m = w.manifest;
-  const Config& c = w.config;
+  require_closed_world(req.run_dir);
+  const Manifest m = load_manifest(req.run_dir);
+  const Config c = load_run_config(run, m);
+  check_environment(m.environment, c.train.threads, req.force_environment, run.root);
+  set_compute_threads(c.train.threads);
   std::vector<int64_t> shards = req.shards;
   if (shards.empty()) {
     for (int64_t s = 0; s < m.shards; ++s) shards.push_back(s);
@@ -163,6 +169,24 @@ nlohmann::json verify(const VerifyRequest& req) {
                        {"rank", fresh[i].rank}});
   }
   return {{"identical", all_identical}, {"shards", results}};
+}
+
+}  // namespace
+
+nlohmann::json verify(const VerifyRequest& req) {
+  // No lock: verify writes nothing, so it runs beside a writer (sisa serve
+  // holds the lock for its lifetime). Every generation's files are immutable
+  // until a purge removes them, so a snapshot is consistent unless a file
+  // vanishes: then the run moved on, and verify reads the new generation.
+  for (int attempt = 1;; ++attempt) {
+    const std::string before = read_text(manifest_path(req.run_dir));
+    try {
+      return verify_snapshot(req);
+    } catch (const CorruptionError& e) {
+      if (attempt == 3 || read_text(manifest_path(req.run_dir)) == before) throw;  // real damage
+      spdlog::info("the run changed while verify read it ({}); verifying the new generation", e.what());
+    }
+  }
 }
 
 nlohmann::json status(const std::string& run_dir) {

@@ -274,8 +274,9 @@ TEST_F(Serve, WithoutATokenFileDeletionIsDisabled) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 403);
   EXPECT_EQ(json::parse(r->body)["error"], "forbidden");
-  // serve is a writer: it holds the run lock.
+  // serve is a writer: it holds the run lock. verify writes nothing and runs beside it.
   EXPECT_EQ(run_sisa("forget -q -r " + run_ + " --ids 1007").exit_code, static_cast<int>(ExitCode::kLocked));
+  EXPECT_EQ(run_sisa("verify -q -r " + run_).exit_code, 0);
   EXPECT_EQ(server.stop(), 0);
 }
 
