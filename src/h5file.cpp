@@ -75,6 +75,16 @@ void H5Builder::ensure_groups(const std::string& name) {
 
 void H5Builder::write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                       const void* data) {
+  // Stored little-endian whatever the host, as the format promises.
+  write_as(name, dtype == DType::kFloat32 ? H5T_IEEE_F32LE : H5T_STD_I64LE, native_type(dtype), shape, data);
+}
+
+void H5Builder::write_u8(const std::string& name, const std::vector<int64_t>& shape, const uint8_t* data) {
+  write_as(name, H5T_STD_U8LE, H5T_NATIVE_UINT8, shape, data);
+}
+
+void H5Builder::write_as(const std::string& name, int64_t file_type, int64_t memory_type,
+                         const std::vector<int64_t>& shape, const void* data) {
   const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   ensure_groups(name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());
@@ -84,14 +94,12 @@ void H5Builder::write(const std::string& name, DType dtype, const std::vector<in
   // No timestamps: the same content gives the same bytes.
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   H5Pset_obj_track_times(dcpl.id, 0);
-  // Stored little-endian whatever the host, as the format promises.
-  const hid_t file_type = dtype == DType::kFloat32 ? H5T_IEEE_F32LE : H5T_STD_I64LE;
   Handle ds{H5Dcreate2(file_, name.c_str(), file_type, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT),
             H5Dclose};
   if (ds.id < 0) throw IOError("HDF5: cannot create dataset '" + name + "'");
   int64_t n = 1;
   for (auto d : shape) n *= d;
-  if (n > 0 && H5Dwrite(ds.id, native_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+  if (n > 0 && H5Dwrite(ds.id, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     throw IOError("HDF5: cannot write dataset '" + name + "'");
   }
 }
@@ -194,6 +202,23 @@ std::vector<float> H5Image::read_f32(const std::string& name) const {
   for (auto d : shape(name)) n *= d;
   std::vector<float> v(static_cast<size_t>(n));
   read(name, DType::kFloat32, v.data());
+  return v;
+}
+
+std::vector<uint8_t> H5Image::read_u8(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw CorruptionError(path_ + ": missing dataset '" + name + "'");
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  if (H5Tget_class(type.id) != H5T_INTEGER || H5Tget_size(type.id) != 1 || H5Tget_sign(type.id) != H5T_SGN_NONE) {
+    throw CorruptionError(path_ + ": dataset '" + name + "' should be uint8");
+  }
+  int64_t n = 1;
+  for (auto d : shape(name)) n *= d;
+  std::vector<uint8_t> v(static_cast<size_t>(n));
+  if (n > 0 && H5Dread(ds.id, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0) {
+    throw CorruptionError(path_ + ": cannot read dataset '" + name + "'");
+  }
   return v;
 }
 

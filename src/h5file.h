@@ -25,6 +25,7 @@ class H5Builder {
   // `name` may contain '/' (groups are created). Shape {} is a scalar.
   void write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
              const void* data);
+  void write_u8(const std::string& name, const std::vector<int64_t>& shape, const uint8_t* data);
   // A UTF-8 string attribute on the dataset `object` ("" = the file root).
   void set_attr(const std::string& object, const std::string& key, const std::string& value);
   // Flushes and returns the complete file image. The builder is spent.
@@ -32,6 +33,8 @@ class H5Builder {
 
  private:
   void ensure_groups(const std::string& name);
+  void write_as(const std::string& name, int64_t file_type, int64_t memory_type, const std::vector<int64_t>& shape,
+                const void* data);
   int64_t file_ = -1;
 };
 
@@ -52,6 +55,7 @@ class H5Image {
   void read(const std::string& name, DType dtype, void* out) const;
   std::vector<float> read_f32(const std::string& name) const;
   std::vector<int64_t> read_i64(const std::string& name) const;
+  std::vector<uint8_t> read_u8(const std::string& name) const;
   std::string attr(const std::string& object, const std::string& key) const;
 
  private:

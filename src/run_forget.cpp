@@ -99,9 +99,9 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
                  e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
     jobs.push_back({e.shard, gen, {}, false, e.checkpoints[p.first_stage - 1], p.first_stage,
                     stage_work(c, p.remaining, p.first_stage), false, {},
-                    [&dir, &p, shard = e.shard, gen](ShardJob& j) {
+                    [&dir, &c, &p, shard = e.shard, gen](ShardJob& j) {
                       j.store = write_run_file(dir, store_file(shard, gen),
-                                               encode_store(p.remaining.rows, shard));
+                                               encode_store(p.remaining.rows, shard, c.data));
                     },
                     // Not owned: `plans` outlives the jobs.
                     std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.remaining)});

@@ -212,8 +212,8 @@ nlohmann::json repair(const RepairRequest& req) {
     j.first_stage = std::max<int64_t>(p.first_bad, 1);
     j.work = stage_work(c, p.data, j.first_stage);
     if (!p.store_ok) {
-      j.prepare = [&run, &p, gen](ShardJob& job) {
-        job.store = write_run_file(run, store_file(job.shard, gen), encode_store(p.data.rows, job.shard));
+      j.prepare = [&run, &c, &p, gen](ShardJob& job) {
+        job.store = write_run_file(run, store_file(job.shard, gen), encode_store(p.data.rows, job.shard, c.data));
       };
     }
     j.data = std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.data);  // not owned: plans outlive jobs

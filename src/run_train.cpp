@@ -140,8 +140,8 @@ nlohmann::json train(const TrainRequest& req) {
       if (e.store.path.empty()) {
         // Written just before the job is handed out; the rows are freed then.
         auto rows = std::make_shared<Dataset>(std::move(data.rows));
-        job.prepare = [&dir, &m, rows, s](ShardJob& j) {
-          j.store = write_run_file(dir, store_file(s, 0), encode_store(*rows, s));
+        job.prepare = [&dir, &c, &m, rows, s](ShardJob& j) {
+          j.store = write_run_file(dir, store_file(s, 0), encode_store(*rows, s, c.data));
           m.entries[s].store = j.store;
           write_journal(dir, s, {m.identity_hash, m.entries[s].ids_hash, j.store, {}});
           *rows = {};

@@ -1,5 +1,8 @@
 #include "shard_store.h"
 
+#include <cmath>
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "h5file.h"
@@ -7,16 +10,58 @@
 
 namespace sisa {
 
-std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard) {
+namespace {
+
+// The float the model sees for a stored byte: the same expression as the
+// idx loader's (src/dataset.cpp), used both to check an encoding and to
+// decode it, so a stored byte always decodes to the float it replaced.
+inline float dequantize(uint8_t b, float scale, float offset) { return static_cast<float>(b) * scale + offset; }
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// The inputs as bytes if every value is byte * scale + offset exactly (to
+// the bit), as 8-bit images are; else empty.
+std::vector<uint8_t> as_bytes(const std::vector<float>& inputs, float scale, float offset) {
+  std::vector<uint8_t> out(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const float q = std::nearbyint((inputs[i] - offset) / scale);
+    if (!(q >= 0.0f && q <= 255.0f)) return {};
+    out[i] = static_cast<uint8_t>(q);
+    if (bits_of(dequantize(out[i], scale, offset)) != bits_of(inputs[i])) return {};
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const DataConfig& data) {
   const auto n = static_cast<int64_t>(rows.size());
+  const auto scale = static_cast<float>(data.scale), offset = static_cast<float>(data.offset);
+  const std::vector<uint8_t> bytes = scale > 0.0f ? as_bytes(rows.inputs, scale, offset) : std::vector<uint8_t>();
+  const bool u8 = !bytes.empty() || rows.inputs.empty();
   H5Builder b;
   b.write("ids", DType::kInt64, {n}, rows.ids.data());
   if (rows.has_groups()) b.write("groups", DType::kInt64, {n}, rows.groups.data());
-  b.write("inputs", DType::kFloat32, {n, rows.width}, rows.inputs.data());
+  if (u8) {
+    b.write_u8("inputs", {n, rows.width}, bytes.data());
+  } else {
+    b.write("inputs", DType::kFloat32, {n, rows.width}, rows.inputs.data());
+  }
   b.write("labels", DType::kInt64, {n}, rows.labels.data());
-  const nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", kStoreFormatVersion},
-                               {"shard", shard},         {"rows", n},
-                               {"width", rows.width},    {"grouped", rows.has_groups()}};
+  nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", kStoreFormatVersion},
+                         {"shard", shard},         {"rows", n},
+                         {"width", rows.width},    {"grouped", rows.has_groups()},
+                         {"inputs", u8 ? "uint8" : "float32"}};
+  if (u8) meta["scale_bits"] = bits_of(scale), meta["offset_bits"] = bits_of(offset);
   b.set_attr("", "meta", meta.dump());
   return b.finish();
 }
@@ -26,8 +71,10 @@ namespace {
 nlohmann::json read_meta(const H5Image& img, const std::string& path) {
   try {
     auto meta = nlohmann::json::parse(img.attr("", "meta"));
-    if (meta.at("format") != "sisa-store" || meta.at("format_version") != kStoreFormatVersion) {
-      throw CorruptionError(path + ": not a sisa store of format version " +
+    // Version 1 stores (always float32 inputs) are read as they are.
+    if (meta.at("format") != "sisa-store" ||
+        (meta.at("format_version") != kStoreFormatVersion && meta.at("format_version") != 1)) {
+      throw CorruptionError(path + ": not a sisa store of format version 1 or " +
                             std::to_string(kStoreFormatVersion));
     }
     return meta;
@@ -60,7 +107,15 @@ Dataset decode_store(ByteView bytes, const std::string& path) {
     throw CorruptionError(path + ": store datasets disagree in length");
   }
   d.width = shape[1];
-  d.inputs = img.read_f32("inputs");
+  if (meta.value("inputs", "float32") == "uint8") {
+    const float scale = float_of(meta.at("scale_bits").get<uint32_t>());
+    const float offset = float_of(meta.at("offset_bits").get<uint32_t>());
+    const auto bytes = img.read_u8("inputs");
+    d.inputs.resize(bytes.size());
+    for (size_t i = 0; i < bytes.size(); ++i) d.inputs[i] = dequantize(bytes[i], scale, offset);
+  } else {
+    d.inputs = img.read_f32("inputs");
+  }
   return d;
 }
 

@@ -12,9 +12,13 @@
 
 namespace sisa {
 
-inline constexpr int kStoreFormatVersion = 1;
+// 2: inputs that are 8-bit values under the run's scale and offset (images)
+// are stored as bytes, with that scale and offset; decoding gives the very
+// floats training saw. Version 1 (float32 only) is read.
+inline constexpr int kStoreFormatVersion = 2;
 
-std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard);
+// `data` gives the scale and offset under which inputs may be stored as bytes.
+std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const DataConfig& data);
 Dataset decode_store(ByteView bytes, const std::string& path);
 // Only the ids (and groups when present), for resolving deletion requests.
 void decode_store_keys(ByteView bytes, const std::string& path,

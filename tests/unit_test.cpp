@@ -2,6 +2,8 @@
 // HDF5 module, checkpoints, manifest, the run lock.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -12,6 +14,7 @@
 #include "h5file.h"
 #include "manifest.h"
 #include "serve/api.h"
+#include "shard_store.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
@@ -86,6 +89,39 @@ TEST(Schedule, IntegerStageEpochs) {
   double passes = 0;
   for (int r = 1; r <= 4; ++r) passes += e[r] * r / 4.0;
   EXPECT_DOUBLE_EQ(passes, 20.0);
+}
+
+// ---- shard stores -------------------------------------------------------
+
+// 8-bit inputs (pixels under the run's fixed scale) are stored as bytes and
+// decode to the very floats the loader produced; anything else stays float32.
+TEST(ShardStore, EightBitInputsAreStoredAsBytesAndDecodeBitIdentical) {
+  DataConfig data;
+  data.scale = 0.00392156862745098;  // 1/255, as configs/fashion-mnist.yaml
+  Dataset d;
+  d.width = 4;
+  const float scale = static_cast<float>(data.scale), offset = 0.0f;
+  for (int64_t i = 0; i < 1000; ++i) {
+    d.ids.push_back(10 * i);
+    d.labels.push_back(i % 3);
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t pixel = static_cast<uint8_t>((i * 37 + k * 101) % 256);
+      d.inputs.push_back(pixel * scale + offset);  // what the idx loader computes
+    }
+  }
+  const auto bytes = encode_store(d, 2, data);
+  const Dataset back = decode_store(bytes, "s.h5");
+  ASSERT_EQ(back.inputs.size(), d.inputs.size());
+  EXPECT_EQ(std::memcmp(back.inputs.data(), d.inputs.data(), d.inputs.size() * sizeof(float)), 0);
+  EXPECT_EQ(back.ids, d.ids);
+  EXPECT_EQ(back.labels, d.labels);
+  // Not representable as bytes (one value off by one ulp): float32, also exact.
+  Dataset odd = d;
+  odd.inputs[5] = std::nextafter(odd.inputs[5], 2.0f);
+  const auto odd_bytes = encode_store(odd, 2, data);
+  EXPECT_GT(odd_bytes.size(), bytes.size() + 1000 * 4 * 2);  // float32 costs 3 more bytes per value
+  const Dataset odd_back = decode_store(odd_bytes, "s.h5");
+  EXPECT_EQ(std::memcmp(odd_back.inputs.data(), odd.inputs.data(), odd.inputs.size() * sizeof(float)), 0);
 }
 
 // ---- config -------------------------------------------------------------
