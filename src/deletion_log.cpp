@@ -72,10 +72,7 @@ enum class Parse { kOk, kTorn, kDamagedLength, kBadCrc, kMalformed };
 
 // Parses the record at `pos` into `r`; on kOk sets `next` past it.
 Parse parse_record(const std::vector<uint8_t>& bytes, size_t pos, LogRecord* r, size_t* next) {
-  // A crash mid-append leaves a prefix of the record (or, on some file
-  // systems, zeros): both are a torn tail.
-  const bool zeros = std::all_of(bytes.begin() + static_cast<long>(pos), bytes.end(), [](uint8_t b) { return b == 0; });
-  if (bytes.size() - pos < kFrameBytes + 1 || zeros) return Parse::kTorn;
+  if (bytes.size() - pos < kFrameBytes + 1) return Parse::kTorn;
   const uint32_t len = get_u32(&bytes[pos]);
   if (get_u32(&bytes[pos + 4]) != ~len) return Parse::kDamagedLength;
   const uint32_t crc = get_u32(&bytes[pos + 8]);
@@ -128,7 +125,10 @@ LogContents read_log(const std::string& path) {
   while (pos < bytes.size()) {
     LogRecord r;
     size_t next = 0;
-    const Parse p = parse_record(bytes, pos, &r, &next);
+    // A crash mid-append leaves a prefix of the record or, on some file
+    // systems, zeros to the end: both are a torn tail.
+    const bool zeros = std::all_of(bytes.begin() + static_cast<long>(pos), bytes.end(), [](uint8_t b) { return b == 0; });
+    const Parse p = zeros ? Parse::kTorn : parse_record(bytes, pos, &r, &next);
     if (p == Parse::kTorn) {
       out.torn_tail = true;
       break;

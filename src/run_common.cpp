@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 #include "environment.h"
 #include "fs.h"
@@ -221,17 +222,20 @@ void require_run_or_empty(const std::string& run_dir) {
   std::error_code ec;
   if (!fs::exists(run_dir, ec)) return;
   if (!fs::is_directory(run_dir, ec)) throw UsageError("--run-dir '" + run_dir + "' is not a directory");
-  // What an interrupted `train` leaves at the top level (and temp files of it).
-  static const std::set<std::string> ours = {"LOCK", kConfigFile, "MANIFEST.json", kLogFile,
-                                              "data", "ckpt", "journal", "receipts"};
+  // An interrupted train has taken the lock (its first act) and holds only
+  // files named as sisa names them; anything else may be the user's.
+  static const std::regex ours(
+      R"((LOCK|config\.yaml|MANIFEST\.json|deletions\.log|data/shard-\d+\.g\d+\.h5|)"
+      R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json)(\.tmp)?)");
+  const RunListing listing = list_run(run_dir);
+  if (listing.files.empty() && listing.foreign.empty()) return;
   std::vector<std::string> other;
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    std::string name = entry.path().filename().string();
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) name.resize(name.size() - 4);
-    if (!ours.count(name)) other.push_back(entry.path().filename().string());
+  for (const auto& f : listing.files) {
+    if (!std::regex_match(f, ours)) other.push_back(f);
   }
-  if (other.empty()) return require_closed_world(run_dir);
-  std::sort(other.begin(), other.end());
+  const bool locked_before = std::find(listing.files.begin(), listing.files.end(), "LOCK") != listing.files.end();
+  if (other.empty() && locked_before) return require_closed_world(run_dir);
+  if (other.empty()) other = listing.files;
   throw UsageError("--run-dir '" + run_dir + "' is not empty and holds no interrupted sisa run (found " +
                    format_names(other) + "); sisa train removes every file of its run directory that it "
                    "did not write: use a new or empty directory");

@@ -231,6 +231,7 @@ nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
 
 nlohmann::json recover(const RecoverRequest& req) {
   const RunDir run(req.run_dir, req.env);
+  require_closed_world(req.run_dir);  // before the log is read
   // Only retraining needs the run's numeric environment.
   const bool pending = !pending_requests(read_log(run.path(kLogFile))).empty();
   Writer w(run, req.force_environment, pending);

@@ -156,13 +156,13 @@ nlohmann::json fsck(const std::string& run_dir) {
                           {"unreferenced_files", stray},
                           {"pending_requests", pending}};
   };
-  const RunListing listing = list_run(run_dir);
-  for (const auto& f : listing.foreign) {
+  for (const auto& f : list_run(run_dir).foreign) {
     problems.push_back(in_run(run_dir, f) + ": sisa never follows links or special files in a run; "
                                             "replace it with the real file or directory");
   }
-  if (!listing.foreign.empty()) return report({}, nullptr);
+  if (!problems.empty()) return report({}, nullptr);
   const RunLock reading(run_dir, RunLock::Mode::kReader);  // LockedError "busy" while a writer runs
+  const RunListing listing = list_run(run_dir);            // under the lock: no writer moves files now
   Manifest m;
   try {
     m = load_manifest(run_dir);

@@ -140,6 +140,16 @@ TEST_F(Hardening, TrainRefusesADirectoryThatHoldsSomethingElse) {
   EXPECT_EQ(r.exit_code, code(ExitCode::kUsage)) << r.output;
   EXPECT_NE(r.output.find("thesis.tex"), std::string::npos) << r.output;
   EXPECT_TRUE(test::snapshot(home) == before);
+  // A project directory whose names look like a run's (data/, config.yaml) is not one.
+  const std::string project = dir_ / "project";
+  fs::create_directories(project + "/data");
+  test::write_text(project + "/config.yaml", read_text(cfg_));
+  fs::copy_file(dir_ / "train.csv", project + "/data/train.csv");
+  const auto project_before = test::snapshot(project);
+  const auto p = run_sisa("train -q -c " + project + "/config.yaml -r " + project);
+  EXPECT_EQ(p.exit_code, code(ExitCode::kUsage)) << p.output;
+  EXPECT_NE(p.output.find("data/train.csv"), std::string::npos) << p.output;
+  EXPECT_TRUE(test::snapshot(project) == project_before);
   // An empty directory is fine.
   fs::create_directory(dir_ / "empty");
   EXPECT_EQ(run_sisa("train -q -c " + cfg_ + " -r " + (dir_ / "empty")).exit_code, 0);

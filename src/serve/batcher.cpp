@@ -27,7 +27,7 @@ EnsembleOutput slice_rows(const EnsembleOutput& all, int64_t first, int64_t n) {
 PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads,
                                int64_t max_rows)
     : snapshot_(std::move(snapshot)), max_rows_(max_rows) {
-  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { work(); });
+  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this, i] { work(i); });
 }
 
 PredictBatcher::~PredictBatcher() {
@@ -41,7 +41,7 @@ PredictBatcher::~PredictBatcher() {
 
 void PredictBatcher::submit(std::shared_ptr<const PredictInput> in, Done done) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (in_flight_++ == 0) {
+  if (in_flight_++ == 0 && in->n < kManyRows) {
     // The only request in the server: nothing to batch with, so run it
     // here, which spares a lone client two thread wake-ups (a third of its
     // latency). Requests that arrive meanwhile go to the compute threads.
@@ -51,16 +51,21 @@ void PredictBatcher::submit(std::shared_ptr<const PredictInput> in, Done done) {
     run_batch(batch);
     return;
   }
+  queued_rows_ += in->n;
   queue_.push_back({std::move(in), std::move(done)});
   lock.unlock();
-  wake_.notify_one();
+  wake_.notify_all();  // the first thread takes anything, the others only many rows
 }
 
-void PredictBatcher::work() {
+void PredictBatcher::work(int index) {
+  const int64_t wanted = index == 0 ? 1 : kManyRows;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, nothing left
+    wake_.wait(lock, [&] { return stop_ || queued_rows_ >= wanted; });
+    if (queue_.empty()) {
+      if (stop_) return;
+      continue;
+    }
     // Everything queued, in order, up to max_rows (a larger request goes alone).
     std::vector<Pending> batch;
     int64_t rows = 0;
@@ -69,6 +74,7 @@ void PredictBatcher::work() {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    queued_rows_ -= rows;
     lock.unlock();
     run_batch(batch);
     lock.lock();

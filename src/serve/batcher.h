@@ -34,13 +34,14 @@ class PredictBatcher {
 
   // `snapshot` gives the ensemble to use for a batch (taken when the batch
   // runs, so a batch never mixes snapshots); `threads` compute threads each
-  // run one batch at a time.
+  // run one batch at a time, all but the first only when kManyRows wait.
   PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows);
   ~PredictBatcher();  // finishes what is queued, then joins
 
   // Queues the request and returns at once: callers on an event loop keep
-  // reading other requests while a batch computes. Only a lone request (no
-  // other one in flight) is computed by the caller itself.
+  // reading other requests while a batch computes. Only a lone small request
+  // (no other one in flight, under kManyRows inputs) is computed by the
+  // caller itself: it spares a lone client two thread wake-ups.
   void submit(std::shared_ptr<const PredictInput> in, Done done);
 
  private:
@@ -48,7 +49,10 @@ class PredictBatcher {
     std::shared_ptr<const PredictInput> in;
     Done done;
   };
-  void work();
+  void work(int index);
+  // The rows that must wait before a second compute thread takes a batch, and
+  // the most a lone request may have to be computed on its caller's thread.
+  static constexpr int64_t kManyRows = 16;
   // Computes one batch and calls each request's `done`.
   void run_batch(std::vector<Pending>& batch);
 
@@ -57,6 +61,7 @@ class PredictBatcher {
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
+  int64_t queued_rows_ = 0;
   int64_t in_flight_ = 0;  // submitted, not yet answered
   bool stop_ = false;
   std::vector<std::thread> threads_;

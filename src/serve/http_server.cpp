@@ -162,16 +162,7 @@ class Server {
         reply(error(500, "internal", e.what()));
       }
     };
-    if (in->n < kOwnBatchRows) return batcher_.submit(in, answer);  // batched with whatever else waits
-    PredictBatcher::Result r;
-    std::exception_ptr failed;
-    try {
-      r.ensemble = service_.ensemble();
-      r.out = r.ensemble->predict(in->inputs.data(), in->n, in->shard_votes);
-    } catch (...) {
-      failed = std::current_exception();
-    }
-    answer(std::move(r), failed);
+    batcher_.submit(in, answer);
   }
 
   static HttpResponse answer_predictions(const PredictInput& in, const PredictBatcher::Result& r) {
@@ -277,15 +268,15 @@ class Server {
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
   int64_t width_ = 0;
-  // One compute thread per two cores for small requests: while it computes,
-  // the other core reads and parses requests, and the next batch grows (one
-  // stream of the weights for many inputs). On 2 cores that raised the
-  // single-sample rate at 8 connections by ~60%. Requests of kOwnBatchRows
-  // inputs or more are a batch already: computed where they were parsed.
+  Metrics metrics_;  // before the batcher: its answers count predictions
+  // Compute threads, one per core; the first takes any work, the others only
+  // many rows at once. Single inputs thus gather into batches (one stream of
+  // the weights for many inputs) while the other core reads and parses
+  // requests: on 2 cores ~60% more single-sample requests at 8 connections
+  // than one thread per core taking everything. Large requests use every
+  // core, and the event-loop threads never compute them.
   PredictBatcher batcher_{[this] { return service_.ensemble(); },
-                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2)), 256};
-  static constexpr int64_t kOwnBatchRows = 16;
-  Metrics metrics_;
+                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256};
 };
 
 void check_options(const ServeOptions& o) {

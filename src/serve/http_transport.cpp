@@ -92,15 +92,28 @@ class HttpTransport::Impl {
   bool stopping() const { return stopping_; }
   const HttpLimits& limits() const { return limits_; }
 
-  // A share of the in-flight body budget; false if it is spent.
-  bool reserve(size_t bytes) {
-    size_t now = body_bytes_.load();
-    do {
-      if (now + bytes > limits_.max_body_bytes_in_flight) return false;
-    } while (!body_bytes_.compare_exchange_weak(now, now + bytes));
+  // A share of the in-flight body budget; false if it is spent, or if this
+  // client already holds a quarter of it (one address cannot starve others
+  // by announcing large bodies and sending nothing).
+  bool reserve(const std::string& peer, size_t bytes) {
+    if (bytes == 0) return true;
+    std::lock_guard<std::mutex> hold(sessions_mu_);
+    size_t& mine = body_bytes_by_client_[peer];
+    if (body_bytes_ + bytes > limits_.max_body_bytes_in_flight ||
+        mine + bytes > std::max(limits_.max_body_bytes, limits_.max_body_bytes_in_flight / 4)) {
+      if (mine == 0) body_bytes_by_client_.erase(peer);
+      return false;
+    }
+    body_bytes_ += bytes;
+    mine += bytes;
     return true;
   }
-  void release(size_t bytes) { body_bytes_ -= bytes; }
+  void release(const std::string& peer, size_t bytes) {
+    if (bytes == 0) return;
+    std::lock_guard<std::mutex> hold(sessions_mu_);
+    body_bytes_ -= bytes;
+    if ((body_bytes_by_client_[peer] -= bytes) == 0) body_bytes_by_client_.erase(peer);
+  }
 
   // Runs the handler; a handler that throws before replying gets a 500.
   void handle(const HttpRequest& request, const Reply& reply) {
@@ -115,7 +128,7 @@ class HttpTransport::Impl {
       once(error(500, "internal", e.what()));
     }
   }
-  // Keeps run() from returning while an answer is still to come.
+  // Keeps run() from returning while a session lives.
   net::executor_work_guard<net::io_context::executor_type> busy() { return net::make_work_guard(ioc_); }
   void observe(const HttpRequest& request, int status, Clock::time_point t0) {
     if (observer_) observer_(request, status, std::chrono::duration<double>(Clock::now() - t0).count());
@@ -143,16 +156,19 @@ class HttpTransport::Impl {
   const Observer observer_;
   const ErrorBody error_body_;
   std::atomic<bool> stopping_{false};
-  std::atomic<size_t> body_bytes_{0};
+  size_t body_bytes_ = 0;  // under sessions_mu_, as the per-client shares
+  std::map<std::string, size_t> body_bytes_by_client_;
   std::atomic<size_t> connections_{0};
-  std::mutex sessions_mu_;  // per_client_, sessions_
+  std::mutex sessions_mu_;  // per_client_, sessions_, the body budget
   std::map<std::string, size_t> per_client_;
   std::set<Session*> sessions_;
   // Declared last, destroyed first: destroying the context destroys pending
   // handlers, and with them sessions, which unregister above.
   net::io_context ioc_;
-  tcp::acceptor acceptor_{ioc_};
-  net::steady_timer accept_backoff_{ioc_};
+  // The acceptor and its back-off timer live on one strand, as stop() does.
+  net::strand<net::io_context::executor_type> accept_strand_{net::make_strand(ioc_)};
+  tcp::acceptor acceptor_{accept_strand_};
+  net::steady_timer accept_backoff_{accept_strand_};
 };
 
 // One connection. Everything runs on its strand: reads, the deadline timer,
@@ -160,9 +176,9 @@ class HttpTransport::Impl {
 class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Impl& t, std::string peer)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), t_(t), peer_(std::move(peer)) {}
+      : alive_(t.busy()), socket_(std::move(socket)), timer_(socket_.get_executor()), t_(t), peer_(std::move(peer)) {}
   ~Session() {
-    t_.release(reserved_);
+    t_.release(peer_, reserved_);
     t_.forget(this, peer_);
   }
 
@@ -206,6 +222,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
 
   void on_header(beast::error_code ec) {
     started_ = Clock::now();
+    if (!socket_.is_open()) return;  // closed by a stop meanwhile
     if (ec) return on_read_error(ec);
     const auto& h = parser_->get();
     request_.method = std::string(h.method_string());
@@ -221,7 +238,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     const size_t want = parser_->content_length() ? static_cast<size_t>(*parser_->content_length())
                         : parser_->chunked()      ? t_.limits().max_body_bytes
                                                   : 0;
-    if (!t_.reserve(want)) {
+    if (!t_.reserve(peer_, want)) {
       return refuse(503, "busy", "the server is receiving too many request bodies; retry shortly");
     }
     reserved_ = want;
@@ -248,6 +265,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
 
   void on_read(beast::error_code ec) {
     timer_.cancel();
+    if (!socket_.is_open()) return;  // closed by a stop meanwhile: handle nothing
     if (ec) return on_read_error(ec);
     answering_ = true;
     auto message = parser_->release();
@@ -260,10 +278,10 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     // here before its whole request is in, so it holds no thread); its
     // answer comes back to this connection's strand, at once or from the
     // thread that computed its batch.
-    t_.handle(request_, [self = shared_from_this(), busy = t_.busy()](HttpResponse res) {
+    t_.handle(request_, [self = shared_from_this()](HttpResponse res) {
       net::dispatch(self->socket_.get_executor(), [self, res = std::move(res)]() mutable {
         self->t_.observe(self->request_, res.status, self->started_);
-        self->t_.release(self->reserved_);
+        self->t_.release(self->peer_, self->reserved_);
         self->reserved_ = 0;
         self->write(std::move(res));
       });
@@ -296,7 +314,7 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
   void refuse(int status, const std::string& error, const std::string& detail) {
     timer_.cancel();
     answering_ = true;
-    t_.release(reserved_);
+    t_.release(peer_, reserved_);
     reserved_ = 0;
     HttpResponse r = t_.error(status, error, detail);
     r.close = true;
@@ -320,6 +338,10 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
       self->answering_ = false;
       if (ec) return self->close();
       if (!self->response_.keep_alive()) return self->linger();
+      // An idle connection keeps no large buffer or answer.
+      self->response_.body().clear();
+      self->response_.body().shrink_to_fit();
+      if (self->buffer_.capacity() > kHeaderReadBytes && self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
       self->read_request();
     });
   }
@@ -346,6 +368,9 @@ class HttpTransport::Impl::Session : public std::enable_shared_from_this<Session
     socket_.close(ignored);
   }
 
+  // First member, destroyed last: run() cannot return (and the transport
+  // cannot be destroyed) while a session, held by a pending answer, lives.
+  net::executor_work_guard<net::io_context::executor_type> alive_;
   tcp::socket socket_;
   net::steady_timer timer_;
   Impl& t_;
@@ -417,7 +442,7 @@ void HttpTransport::Impl::admit(tcp::socket socket) {
 }
 
 void HttpTransport::Impl::stop() {
-  net::post(ioc_, [this] {
+  net::post(accept_strand_, [this] {
     if (stopping_.exchange(true)) return;
     beast::error_code ignored;
     acceptor_.close(ignored);
