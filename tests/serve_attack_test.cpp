@@ -261,6 +261,31 @@ TEST_F(ServeAttack, HeaderAndConnectionLimitsAnswerAndClose) {
   EXPECT_EQ(server.stop(), 0);
 }
 
+// Bodies announced and never sent: one address holds at most a quarter of
+// the in-flight body budget (128 MiB by default), so others still post.
+TEST_F(ServeAttack, AnnouncedBodiesFromOneClientCannotHoldTheWholeBudget) {
+  ServerProcess server(serve_args());
+  ASSERT_TRUE(server.running());
+  const int port = server.port();
+  std::vector<int> announcers;
+  for (int i = 0; i < 4; ++i) {
+    announcers.push_back(connect_from("127.0.0.7", port));
+    send_all(announcers.back(), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n{");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string busy = raw_request("127.0.0.7", port,
+                                       "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n{");
+  EXPECT_NE(busy.find(" 503 "), std::string::npos) << busy;
+  EXPECT_NE(busy.find("\"busy\""), std::string::npos) << busy;
+  const std::string body = one_input();
+  const std::string other = raw_request("127.0.0.8", port,
+                                        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                            std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_NE(other.find(" 200 "), std::string::npos) << other;
+  for (int fd : announcers) close(fd);
+  EXPECT_EQ(server.stop(), 0);
+}
+
 TEST_F(ServeAttack, DeepDuplicatedAndOverflowingJsonIsAnsweredNeverCrashes) {
   ServerProcess server(serve_args());
   ASSERT_TRUE(server.running());
