@@ -92,6 +92,15 @@ Config load_run_config(const RunDir& run, const Manifest& m) {
   return c;
 }
 
+nlohmann::json load_receipt(const RunDir& run, const FileRef& ref) {
+  const auto bytes = read_verified(run, ref);
+  try {
+    return nlohmann::json::parse(bytes.view().data, bytes.view().data + bytes.view().size);
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(run.path(ref.path) + ": not a readable receipt: " + e.what());
+  }
+}
+
 ModelState load_checkpoint(const RunDir& run, const CheckpointRef& ref) {
   const auto bytes = read_verified(run, ref.file);
   return decode_checkpoint(bytes, run.path(ref.file.path));
@@ -207,8 +216,10 @@ RunListing list_run(const std::string& run_dir) {
   return out;
 }
 
-void require_closed_world(const std::string& run_dir) {
-  const auto foreign = list_run(run_dir).foreign;
+void require_closed_world(const std::string& run_dir) { require_closed_world(run_dir, list_run(run_dir)); }
+
+void require_closed_world(const std::string& run_dir, const RunListing& listing) {
+  const auto& foreign = listing.foreign;
   if (foreign.empty()) return;
   std::string names;
   for (const auto& f : foreign) names += "\n  " + in_run(run_dir, f);
@@ -234,7 +245,7 @@ void require_run_or_empty(const std::string& run_dir) {
     if (!std::regex_match(f, ours)) other.push_back(f);
   }
   const bool locked_before = std::find(listing.files.begin(), listing.files.end(), "LOCK") != listing.files.end();
-  if (other.empty() && locked_before) return require_closed_world(run_dir);
+  if (other.empty() && locked_before) return require_closed_world(run_dir, listing);
   if (other.empty()) other = listing.files;
   throw UsageError("--run-dir '" + run_dir + "' is not empty and holds no interrupted sisa run (found " +
                    format_names(other) + "); sisa train removes every file of its run directory that it "
@@ -243,7 +254,7 @@ void require_run_or_empty(const std::string& run_dir) {
 
 std::vector<std::string> remove_files_except(const RunDir& run, const std::set<std::string>& keep) {
   const RunListing listing = list_run(run.root);
-  require_closed_world(run.root);  // before anything is removed
+  require_closed_world(run.root, listing);  // before anything is removed
   std::vector<std::string> removed;
   for (const auto& rel : listing.files) {
     if (rel == "LOCK" || keep.count(rel)) continue;

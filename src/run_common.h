@@ -52,6 +52,9 @@ FileRef write_run_file(const RunDir& run, const std::string& rel, const std::vec
 MappedFile read_verified(const RunDir& run, const FileRef& ref);
 
 Config load_run_config(const RunDir& run, const Manifest& m);
+// A receipt the manifest names, hash-checked and parsed; CorruptionError
+// names it if it is damaged or not JSON.
+nlohmann::json load_receipt(const RunDir& run, const FileRef& ref);
 ModelState load_checkpoint(const RunDir& run, const CheckpointRef& ref);
 Dataset load_store(const RunDir& run, const ShardEntry& e);
 
@@ -113,6 +116,7 @@ struct RunListing {
 RunListing list_run(const std::string& run_dir);
 // CorruptionError naming every foreign entry, if there is any.
 void require_closed_world(const std::string& run_dir);
+void require_closed_world(const std::string& run_dir, const RunListing& listing);
 // For `train`: refuses (UsageError) a directory that holds anything but an
 // interrupted run's files, since train removes every file it did not write.
 void require_run_or_empty(const std::string& run_dir);

@@ -88,10 +88,9 @@ void cross_check(const RunDir& run, const Manifest& m, const LogContents* log, i
   for (const auto& r : m.receipts) {
     guard(problems, [&] {
       receipts_ok = false;
-      const auto bytes = read_verified(run, r);
+      const auto j = load_receipt(run, r);
       ++*checked;
       try {
-        const auto j = nlohmann::json::parse(bytes.view().data, bytes.view().data + bytes.view().size);
         receipt_seqs.insert(j.at("seq").get<uint64_t>());
         for (const auto& id : j.at("deleted_ids")) receipt_ids.insert(id.get<int64_t>());
       } catch (const nlohmann::json::exception& e) {

@@ -60,13 +60,7 @@ nlohmann::json rebuild_log(const RunDir& run, const Manifest& m) {
   }
   nlohmann::json restored = nlohmann::json::array();
   for (const auto& ref : m.receipts) {
-    const auto bytes = read_verified(run, ref);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(bytes.view().data, bytes.view().data + bytes.view().size);
-    } catch (const nlohmann::json::exception& e) {
-      throw CorruptionError(run.path(ref.path) + ": not a readable receipt: " + e.what());
-    }
+    const nlohmann::json j = load_receipt(run, ref);
     const uint64_t seq = j.at("seq");
     applied.insert(seq);
     if (accepted.count(seq)) continue;
