@@ -3,11 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "model_spec.h"
 #include "sha256.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -41,18 +44,21 @@ class FieldReader {
     return true;
   }
 
+  // True if the key was there and read.
   template <typename T>
-  void get(const YAML::Node& map, const std::string& prefix, const char* key, T* out,
+  bool get(const YAML::Node& map, const std::string& prefix, const char* key, T* out,
            const char* expected) {
     const YAML::Node node = map[key];
-    if (!node) return;
+    if (!node) return false;
     try {
       *out = node.as<T>();
+      return true;
     } catch (const YAML::Exception&) {
       std::ostringstream shown;
       shown << node;
       errors_->push_back(join(prefix, key) + ": expected " + expected + ", got '" +
                          shown.str() + "'");
+      return false;
     }
   }
 
@@ -97,6 +103,65 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
   return p.lexically_normal().string();
 }
 
+// Reads one option as the type of its declared default.
+void read_option(const YAML::Node& node, const ModelOptionSpec& spec, FieldReader& r, ModelOption* out) {
+  std::visit(
+      [&](const auto& def) {
+        using T = std::decay_t<decltype(def)>;
+        T value = def;
+        const char* expected = std::is_same_v<T, bool>           ? "true or false"
+                               : std::is_same_v<T, int64_t>      ? "an integer"
+                               : std::is_same_v<T, double>       ? "a number"
+                               : std::is_same_v<T, std::string>  ? "a string"
+                                                                 : "a list of integers";
+        if (r.get(node, "model", spec.key.c_str(), &value, expected)) *out = value;
+      },
+      spec.default_value);
+}
+
+// The model block: its type names the family, whose spec says which keys exist.
+void read_model(const YAML::Node& m, FieldReader& r, ModelConfig* model) {
+  if (!m) return;
+  if (m.IsMap()) r.get(m, "model", "type", &model->type, "a string");
+  const ModelSpec* spec = find_model_spec(model->type);
+  std::set<std::string> allowed = {"type"};
+  if (spec) {
+    for (const auto& o : spec->options) allowed.insert(o.key);
+  }
+  if (!r.check_map(m, "model", allowed) || !spec) return;  // validate() names an unknown type
+  for (const auto& o : spec->options) {
+    if (!m[o.key]) continue;
+    ModelOption value = o.default_value;
+    read_option(m, o, r, &value);
+    model->options[o.key] = value;
+  }
+}
+
+// The SHA-256 of a shared artifact; DataError naming the key and the file.
+std::string file_sha256(const std::string& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(key + ": cannot read shared artifact '" + path + "'");
+  Sha256 h;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) h.update(reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(in.gcount()));
+  return h.hex();
+}
+
+void emit_option(YAML::Emitter& out, const ModelOption& v) {
+  std::visit(
+      [&out](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, double>) {
+          out << YAML::Precision(17) << x;
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          out << YAML::Flow << x;
+        } else {
+          out << x;
+        }
+      },
+      v);
+}
+
 }  // namespace
 
 std::vector<int64_t> stage_epochs(int64_t epochs, int64_t slices) {
@@ -129,7 +194,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
                     {"format", "train", "train_labels", "test", "test_labels", "num_classes",
                      "input_shape", "scale", "offset", "label_column", "id_column",
                      "group_column", "inputs_dataset", "labels_dataset", "ids_dataset",
-                     "groups_dataset"})) {
+                     "groups_dataset", "lengths_dataset"})) {
       r.get(d, "data", "format", &c.data.format, "a string");
       r.get(d, "data", "train", &c.data.train, "a path");
       r.get(d, "data", "train_labels", &c.data.train_labels, "a path");
@@ -146,22 +211,14 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(d, "data", "labels_dataset", &c.data.labels_dataset, "a string");
       r.get(d, "data", "ids_dataset", &c.data.ids_dataset, "a string");
       r.get(d, "data", "groups_dataset", &c.data.groups_dataset, "a string");
+      r.get(d, "data", "lengths_dataset", &c.data.lengths_dataset, "a string");
     }
     const YAML::Node s = root["sisa"];
     if (r.check_map(s, "sisa", {"shards", "slices"})) {
       r.get(s, "sisa", "shards", &c.sisa.shards, "an integer");
       r.get(s, "sisa", "slices", &c.sisa.slices, "an integer");
     }
-    const YAML::Node m = root["model"];
-    if (r.check_map(m, "model",
-                    {"type", "hidden", "activation", "dropout", "channels", "batch_norm"})) {
-      r.get(m, "model", "type", &c.model.type, "a string");
-      r.get(m, "model", "hidden", &c.model.hidden, "a list of integers");
-      r.get(m, "model", "activation", &c.model.activation, "a string");
-      r.get(m, "model", "dropout", &c.model.dropout, "a number");
-      r.get(m, "model", "channels", &c.model.channels, "a list of integers");
-      r.get(m, "model", "batch_norm", &c.model.batch_norm, "true or false");
-    }
+    read_model(root["model"], r, &c.model);
     const YAML::Node t = root["train"];
     if (r.check_map(t, "train",
                     {"epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
@@ -176,6 +233,13 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(t, "train", "beta2", &c.train.beta2, "a number");
       r.get(t, "train", "eps", &c.train.eps, "a number");
       r.get(t, "train", "threads", &c.train.threads, "an integer");
+    }
+  }
+  if (const ModelSpec* spec = find_model_spec(c.model.type)) {
+    for (const auto& o : spec->options) {
+      const auto it = c.model.options.find(o.key);
+      if (!o.artifact || it == c.model.options.end()) continue;
+      if (auto* path = std::get_if<std::string>(&it->second)) *path = resolve_path(*path, base_dir);
     }
   }
   c.data.train = resolve_path(c.data.train, base_dir);
@@ -201,6 +265,43 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   return parse(ss.str(), path, base, overrides);
 }
 
+namespace {
+
+// The family's declared checks, then its cross-section checks.
+std::vector<std::string> validate_model(const Config& c) {
+  const ModelSpec* spec = find_model_spec(c.model.type);
+  if (!spec) {
+    std::string known;
+    for (const auto& n : model_family_names()) known += (known.empty() ? "" : ", ") + n;
+    return {"model.type: unknown model family '" + c.model.type + "' (registered: " + known + ")"};
+  }
+  std::vector<std::string> e;
+  for (const auto& kv : c.model.options) {
+    const bool declared = std::any_of(spec->options.begin(), spec->options.end(),
+                                      [&kv](const ModelOptionSpec& o) { return o.key == kv.first; });
+    if (!declared) e.push_back("model." + kv.first + ": not a key of model family '" + c.model.type + "'");
+  }
+  if (!e.empty()) return e;
+  for (const auto& o : spec->options) {
+    const ModelOption& v = c.model.option(o.key);
+    if (v.index() != o.default_value.index()) {
+      e.push_back("model." + o.key + ": has the wrong type");
+    } else if (o.check) {
+      const std::string why = o.check(v);
+      if (!why.empty()) e.push_back("model." + o.key + ": " + why);
+    }
+  }
+  if (e.empty() && spec->check) {
+    for (const auto& m : spec->check(c)) e.push_back(m);
+  }
+  if (spec->input == InputKind::kTokens && c.data.format != "hdf5") {
+    e.push_back("data.format: model family '" + c.model.type + "' reads token ids, which only hdf5 data holds");
+  }
+  return e;
+}
+
+}  // namespace
+
 std::vector<std::string> Config::validate() const {
   std::vector<std::string> e;
   auto check = [&e](bool ok, const std::string& msg) {
@@ -221,17 +322,7 @@ std::vector<std::string> Config::validate() const {
                                                       std::to_string(sisa.shards));
   check(sisa.slices >= 1 && sisa.slices <= 1024, "sisa.slices: must be in 1..1024, got " +
                                                       std::to_string(sisa.slices));
-  check(model.type == "mlp" || model.type == "cnn",
-        "model.type: must be mlp or cnn, got '" + model.type + "'");
-  for (int64_t h : model.hidden) check(h > 0, "model.hidden: every width must be > 0");
-  for (int64_t h : model.channels) check(h > 0, "model.channels: every entry must be > 0");
-  check(model.activation == "relu" || model.activation == "tanh",
-        "model.activation: must be relu or tanh, got '" + model.activation + "'");
-  check(model.dropout >= 0.0 && model.dropout < 1.0, "model.dropout: must be in [0, 1)");
-  if (model.type == "cnn") {
-    check(data.input_shape.size() == 3, "data.input_shape: a cnn needs [channels, height, width]");
-    check(!model.channels.empty(), "model.channels: a cnn needs at least one conv block");
-  }
+  for (const auto& m : validate_model(*this)) e.push_back(m);
   check(train.batch_size >= 1, "train.batch_size: must be >= 1");
   check(train.optimizer == "adam" || train.optimizer == "sgd",
         "train.optimizer: must be adam or sgd, got '" + train.optimizer + "'");
@@ -277,6 +368,7 @@ std::string Config::to_yaml() const {
   out << YAML::Key << "labels_dataset" << YAML::Value << data.labels_dataset;
   out << YAML::Key << "ids_dataset" << YAML::Value << data.ids_dataset;
   out << YAML::Key << "groups_dataset" << YAML::Value << data.groups_dataset;
+  out << YAML::Key << "lengths_dataset" << YAML::Value << data.lengths_dataset;
   out << YAML::EndMap;
   out << YAML::Key << "sisa" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "shards" << YAML::Value << sisa.shards;
@@ -284,11 +376,12 @@ std::string Config::to_yaml() const {
   out << YAML::EndMap;
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "type" << YAML::Value << model.type;
-  out << YAML::Key << "hidden" << YAML::Value << YAML::Flow << model.hidden;
-  out << YAML::Key << "activation" << YAML::Value << model.activation;
-  out << YAML::Key << "dropout" << YAML::Value << YAML::Precision(17) << model.dropout;
-  out << YAML::Key << "channels" << YAML::Value << YAML::Flow << model.channels;
-  out << YAML::Key << "batch_norm" << YAML::Value << model.batch_norm;
+  if (const ModelSpec* spec = find_model_spec(model.type)) {
+    for (const auto& o : spec->options) {
+      out << YAML::Key << o.key << YAML::Value;
+      emit_option(out, model.option(o.key));
+    }
+  }
   out << YAML::EndMap;
   out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "epochs" << YAML::Value << train.epochs;
@@ -317,9 +410,19 @@ std::string Config::training_json() const {
                {"offset", data.offset},
                {"grouped", data.grouped()}};
   j["sisa"] = {{"shards", sisa.shards}, {"slices", sisa.slices}};
-  j["model"] = {{"type", model.type},         {"hidden", model.hidden},
-                {"activation", model.activation}, {"dropout", model.dropout},
-                {"channels", model.channels}, {"batch_norm", model.batch_norm}};
+  // The family's identity keys. For mlp and cnn these are all five, as
+  // before families existed, so the hash of every older run is unchanged.
+  j["model"] = {{"type", model.type}};
+  for (const auto& o : model_spec(model).options) {
+    if (!o.identity) continue;
+    if (o.artifact) {
+      // The file's content is the identity, wherever it lies.
+      const std::string& path = model.get<std::string>(o.key);
+      j["model"][o.key] = path.empty() ? nlohmann::json(nullptr) : nlohmann::json{{"sha256", file_sha256(path, "model." + o.key)}};
+      continue;
+    }
+    std::visit([&](const auto& v) { j["model"][o.key] = v; }, model.option(o.key));
+  }
   j["train"] = {{"epochs", train.epochs},   {"batch_size", train.batch_size},
                 {"optimizer", train.optimizer}, {"lr", train.lr},
                 {"momentum", train.momentum}, {"weight_decay", train.weight_decay},

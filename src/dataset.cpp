@@ -18,37 +18,75 @@
 
 namespace sisa {
 
+InputView InputView::rows(int64_t begin, int64_t count) const {
+  InputView v = *this;
+  v.n = count;
+  if (features) v.features = features + begin * width;
+  if (tokens) v.tokens = tokens + begin * width, v.lengths = lengths + begin;
+  return v;
+}
+
+InputView Dataset::view() const {
+  InputView v;
+  v.input = input;
+  v.n = static_cast<int64_t>(size());
+  v.width = width;
+  if (has_tokens()) {
+    v.tokens = tokens.data(), v.lengths = lengths.data();
+  } else {
+    v.features = inputs.data();
+  }
+  return v;
+}
+
 Dataset Dataset::select(const std::vector<size_t>& rows) const {
   Dataset out;
   out.width = width;
+  out.input = input;
   out.ids.reserve(rows.size());
   out.labels.reserve(rows.size());
-  out.inputs.reserve(rows.size() * static_cast<size_t>(width));
+  const size_t w = static_cast<size_t>(width);
   for (size_t r : rows) {
     out.ids.push_back(ids[r]);
     if (has_groups()) out.groups.push_back(groups[r]);
     out.labels.push_back(labels[r]);
-    out.inputs.insert(out.inputs.end(), row(r), row(r) + width);
+    if (has_tokens()) {
+      out.tokens.insert(out.tokens.end(), tokens.begin() + r * w, tokens.begin() + (r + 1) * w);
+      out.lengths.push_back(lengths[r]);
+    } else {
+      out.inputs.insert(out.inputs.end(), row(r), row(r) + width);
+    }
   }
   return out;
 }
 
 void Dataset::erase_rows(const std::vector<bool>& erase) {
   size_t out = 0;
+  const size_t w = static_cast<size_t>(width);
   for (size_t i = 0; i < size(); ++i) {
     if (erase[i]) continue;
     if (out != i) {
       ids[out] = ids[i];
       labels[out] = labels[i];
       if (has_groups()) groups[out] = groups[i];
-      std::copy(row(i), row(i) + width, inputs.begin() + static_cast<long>(out * width));
+      if (has_tokens()) {
+        std::copy(tokens.begin() + i * w, tokens.begin() + (i + 1) * w, tokens.begin() + out * w);
+        lengths[out] = lengths[i];
+      } else {
+        std::copy(row(i), row(i) + width, inputs.begin() + static_cast<long>(out * width));
+      }
     }
     ++out;
   }
   ids.resize(out);
   labels.resize(out);
   if (has_groups()) groups.resize(out);
-  inputs.resize(out * static_cast<size_t>(width));
+  if (has_tokens()) {
+    tokens.resize(out * w);
+    lengths.resize(out);
+  } else {
+    inputs.resize(out * w);
+  }
 }
 
 void Dataset::sort_by_id() {
@@ -244,11 +282,23 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path) {
     }
     return img.read_i64(name);
   };
-  if (img.dtype(c.inputs_dataset) != DType::kFloat32) {
-    throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' must be float32");
+  if (img.is_integer(c.inputs_dataset)) {
+    // Token ids: n x L integers, 0 after each row's length, and a lengths dataset.
+    if (shape.size() != 2) throw DataError("'" + path + "': token dataset '" + c.inputs_dataset + "' must be n x length");
+    need(c.lengths_dataset);
+    if (img.shape(c.lengths_dataset) != std::vector<int64_t>{n}) {
+      throw DataError("'" + path + "': dataset '" + c.lengths_dataset + "' must have " + std::to_string(n) + " entries");
+    }
+    d.input = InputKind::kTokens;
+    d.tokens = img.read_i32(c.inputs_dataset);
+    d.lengths = img.read_i32(c.lengths_dataset);
+  } else {
+    if (img.dtype(c.inputs_dataset) != DType::kFloat32) {
+      throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' must be float32 (features) or integers (token ids)");
+    }
+    d.inputs = img.read_f32(c.inputs_dataset);
+    for (auto& v : d.inputs) v = static_cast<float>(v * c.scale + c.offset);
   }
-  d.inputs = img.read_f32(c.inputs_dataset);
-  for (auto& v : d.inputs) v = static_cast<float>(v * c.scale + c.offset);
   d.labels = read_ints(c.labels_dataset);
   if (!c.ids_dataset.empty()) {
     d.ids = read_ints(c.ids_dataset);
@@ -279,6 +329,18 @@ void check(const Dataset& d, const DataConfig& c, const std::string& path) {
   }
   for (float v : d.inputs) {
     if (!std::isfinite(v)) throw DataError("'" + path + "': inputs contain NaN or infinity");
+  }
+  // Token rows: the length in 0..width, ids >= 0, and explicit 0 padding after the length.
+  for (size_t i = 0; i < d.lengths.size(); ++i) {
+    const std::string row = "'" + path + "': id " + std::to_string(d.ids[i]);
+    if (d.lengths[i] < 0 || d.lengths[i] > d.width) {
+      throw DataError(row + " has length " + std::to_string(d.lengths[i]) + ", outside [0, " + std::to_string(d.width) + "]");
+    }
+    for (int64_t j = 0; j < d.width; ++j) {
+      const int32_t t = d.tokens[i * static_cast<size_t>(d.width) + static_cast<size_t>(j)];
+      if (t < 0) throw DataError(row + " has a negative token id");
+      if (j >= d.lengths[i] && t != 0) throw DataError(row + " has a non-zero token after its length (padding must be 0)");
+    }
   }
 }
 

@@ -46,6 +46,15 @@ int64_t Ensemble::voting_shards() const {
 }
 
 EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard_labels) const {
+  InputView v;
+  v.n = n;
+  v.width = width_;
+  v.features = inputs;
+  return predict(v, with_shard_labels);
+}
+
+EnsembleOutput Ensemble::predict(const InputView& inputs, bool with_shard_labels) const {
+  const int64_t n = inputs.n;
   if (voting_shards() == 0) {
     throw NoModelError("every sample of the run has been deleted: no shard has a model to predict with");
   }
@@ -57,7 +66,7 @@ EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard
   out.mean.assign(static_cast<size_t>(n * k), 0.0f);
   out.votes.assign(static_cast<size_t>(n * k), 0);
   if (with_shard_labels) out.shard_labels.assign(static_cast<size_t>(n * out.shards), -1);
-  const std::vector<float> stacked = stacked_ ? stacked_->posteriors(inputs, n) : std::vector<float>();
+  const std::vector<float> stacked = stacked_ ? stacked_->posteriors(inputs.features, n) : std::vector<float>();
   int64_t voter = 0;  // index among the voting shards
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (!shards_[s].state) continue;
@@ -66,7 +75,7 @@ EnsembleOutput Ensemble::predict(const float* inputs, int64_t n, bool with_shard
     if (stacked_) {
       p = stacked.data() + voter * n * k;
     } else {
-      own = shards_[s].model->posteriors(inputs, n);
+      own = shards_[s].model->posteriors(inputs);
       p = own.data();
     }
     ++voter;

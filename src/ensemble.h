@@ -54,6 +54,8 @@ class Ensemble {
   // training data. NoModelError if no shard holds samples. Runs each shard once over the whole batch (MLPs: all
   // shards as one stacked network).
   EnsembleOutput predict(const float* inputs, int64_t n, bool with_shard_labels) const;
+  // Any kind of input (token ids too), `inputs.width` wide.
+  EnsembleOutput predict(const InputView& inputs, bool with_shard_labels) const;
 
   int64_t width() const { return width_; }
   int64_t classes() const { return classes_; }

@@ -79,6 +79,10 @@ void H5Builder::write(const std::string& name, DType dtype, const std::vector<in
   write_as(name, dtype == DType::kFloat32 ? H5T_IEEE_F32LE : H5T_STD_I64LE, native_type(dtype), shape, data);
 }
 
+void H5Builder::write_i32(const std::string& name, const std::vector<int64_t>& shape, const int32_t* data) {
+  write_as(name, H5T_STD_I32LE, H5T_NATIVE_INT32, shape, data);
+}
+
 void H5Builder::write_u8(const std::string& name, const std::vector<int64_t>& shape, const uint8_t* data) {
   write_as(name, H5T_STD_U8LE, H5T_NATIVE_UINT8, shape, data);
 }
@@ -218,6 +222,32 @@ std::vector<uint8_t> H5Image::read_u8(const std::string& name) const {
   std::vector<uint8_t> v(static_cast<size_t>(n));
   if (n > 0 && H5Dread(ds.id, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0) {
     throw CorruptionError(path_ + ": cannot read dataset '" + name + "'");
+  }
+  return v;
+}
+
+bool H5Image::is_integer(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw CorruptionError(path_ + ": missing dataset '" + name + "'");
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  return H5Tget_class(type.id) == H5T_INTEGER;
+}
+
+std::vector<int32_t> H5Image::read_i32(const std::string& name) const {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  if (!is_integer(name)) throw CorruptionError(path_ + ": dataset '" + name + "' should hold integers");
+  Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  int64_t n = 1;
+  for (auto d : shape(name)) n *= d;
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  // Range checks: HDF5 clips out-of-range integers unless told to fail.
+  Handle xfer{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
+  H5Pset_type_conv_cb(xfer.id, [](H5T_conv_except_t, hid_t, hid_t, void*, void*, void*) {
+    return H5T_CONV_ABORT;
+  }, nullptr);
+  if (n > 0 && H5Dread(ds.id, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, xfer.id, v.data()) < 0) {
+    throw CorruptionError(path_ + ": cannot read dataset '" + name + "' as int32 (a value out of range?)");
   }
   return v;
 }

@@ -26,6 +26,7 @@ class H5Builder {
   void write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
              const void* data);
   void write_u8(const std::string& name, const std::vector<int64_t>& shape, const uint8_t* data);
+  void write_i32(const std::string& name, const std::vector<int64_t>& shape, const int32_t* data);
   // A UTF-8 string attribute on the dataset `object` ("" = the file root).
   void set_attr(const std::string& object, const std::string& key, const std::string& value);
   // Flushes and returns the complete file image. The builder is spent.
@@ -56,6 +57,10 @@ class H5Image {
   std::vector<float> read_f32(const std::string& name) const;
   std::vector<int64_t> read_i64(const std::string& name) const;
   std::vector<uint8_t> read_u8(const std::string& name) const;
+  // Any stored integer type that converts to int32 without loss is accepted (HDF5 converts; an
+  // out-of-range value is an error naming the dataset).
+  std::vector<int32_t> read_i32(const std::string& name) const;
+  bool is_integer(const std::string& name) const;
   std::string attr(const std::string& object, const std::string& key) const;
 
  private:

@@ -59,19 +59,25 @@ nlohmann::json Manifest::to_json() const {
   }
   nlohmann::json rec = nlohmann::json::array();
   for (const auto& r : receipts) rec.push_back(ref_json(r));
-  return {{"format", "sisa-manifest"},
-          {"format_version", kManifestFormatVersion},
-          {"identity_hash", identity_hash},
-          {"config_hash", config_hash},
-          {"environment", environment},
-          {"config", ref_json(config)},
-          {"shards", shards},
-          {"slices", slices},
-          {"last_seq", last_seq},
-          {"shard_entries", shards_json},
-          {"deleted_ids", deleted_ids},
-          {"deleted_groups", deleted_groups},
-          {"receipts", rec}};
+  nlohmann::json j = {{"format", "sisa-manifest"},
+                      {"format_version", kManifestFormatVersion},
+                      {"identity_hash", identity_hash},
+                      {"config_hash", config_hash},
+                      {"environment", environment},
+                      {"config", ref_json(config)},
+                      {"shards", shards},
+                      {"slices", slices},
+                      {"last_seq", last_seq},
+                      {"shard_entries", shards_json},
+                      {"deleted_ids", deleted_ids},
+                      {"deleted_groups", deleted_groups},
+                      {"receipts", rec}};
+  if (!artifacts.empty()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& r : artifacts) a.push_back({{"key", r.key}, {"file", ref_json(r.file)}});
+    j["artifacts"] = a;
+  }
+  return j;
 }
 
 Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
@@ -117,6 +123,9 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
     for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
+    if (j.contains("artifacts")) {
+      for (const auto& a : j.at("artifacts")) m.artifacts.push_back({a.at("key"), ref_from(a.at("file"))});
+    }
     for (const auto& f : m.referenced_files()) check_inside_run(f);
     return m;
   } catch (const nlohmann::json::exception& e) {
@@ -140,6 +149,7 @@ std::set<std::string> Manifest::referenced_files() const {
     for (const auto& c : e.checkpoints) files.insert(c.file.path);
   }
   for (const auto& r : receipts) files.insert(r.path);
+  for (const auto& a : artifacts) files.insert(a.file.path);
   return files;
 }
 

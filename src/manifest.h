@@ -41,6 +41,13 @@ struct ShardEntry {
   const CheckpointRef& final_checkpoint() const { return checkpoints.back(); }
 };
 
+// A shared artifact: a file the run uses but does not train (a pretrained
+// backbone, a tokenizer model), copied into the run under a content name.
+struct ArtifactRef {
+  std::string key;  // the config key that names it, e.g. "model.backbone"
+  FileRef file;     // artifacts/<sha256><ext>
+};
+
 struct Manifest {
   std::string identity_hash;  // training config + environment
   std::string config_hash;
@@ -52,6 +59,7 @@ struct Manifest {
   std::vector<int64_t> deleted_ids;     // sorted; ids only, never contents
   std::vector<int64_t> deleted_groups;  // sorted
   std::vector<FileRef> receipts;
+  std::vector<ArtifactRef> artifacts;  // written only when there are any (older manifests lack the key)
 
   nlohmann::json to_json() const;
   static Manifest from_json(const nlohmann::json& j, const std::string& path);

@@ -1,5 +1,7 @@
 #include "run_common.h"
 
+#include "artifacts.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "artifacts.h"
 #include "environment.h"
 #include "fs.h"
 #include "sha256.h"
@@ -85,7 +88,9 @@ Config load_run_config(const RunDir& run, const Manifest& m) {
   const MappedFile bytes = read_verified(run, m.config);
   const std::string path = run.path(m.config.path);
   const ByteView v = bytes.view();
-  Config c = Config::parse(std::string(reinterpret_cast<const char*>(v.data), v.size), path, "");
+  // Relative paths in it (shared artifacts) lie inside the run.
+  Config c = Config::parse(std::string(reinterpret_cast<const char*>(v.data), v.size), path, run.root);
+  verify_artifacts(run, m);  // before the hash, which reads them: the error names the file
   if (c.training_hash() != m.config_hash) {
     throw CorruptionError(path + ": config hash does not match MANIFEST.json");
   }
@@ -237,7 +242,8 @@ void require_run_or_empty(const std::string& run_dir) {
   // files named as sisa names them; anything else may be the user's.
   static const std::regex ours(
       R"((LOCK|config\.yaml|MANIFEST\.json|deletions\.log|data/shard-\d+\.g\d+\.h5|)"
-      R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json)(\.tmp)?)");
+      R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json|)"
+      R"(artifacts/[0-9a-f]{64}(\.[A-Za-z0-9]{1,16})?)(\.tmp)?)");
   const RunListing listing = list_run(run_dir);
   if (listing.files.empty() && listing.foreign.empty()) return;
   std::vector<std::string> other;

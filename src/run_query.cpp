@@ -10,6 +10,7 @@
 #include "ensemble.h"
 #include "environment.h"
 #include "fs.h"
+#include "model_spec.h"
 #include "run_common.h"
 #include "shard_jobs.h"
 #include "sisa/errors.h"
@@ -35,9 +36,12 @@ Dataset remaining_training_data(const RunDir& run, const Manifest& m) {
   for (const auto& e : m.entries) {
     Dataset d = load_store(run, e);
     all.width = d.width;
+    all.input = d.input;
     all.ids.insert(all.ids.end(), d.ids.begin(), d.ids.end());
     all.groups.insert(all.groups.end(), d.groups.begin(), d.groups.end());
     all.inputs.insert(all.inputs.end(), d.inputs.begin(), d.inputs.end());
+    all.tokens.insert(all.tokens.end(), d.tokens.begin(), d.tokens.end());
+    all.lengths.insert(all.lengths.end(), d.lengths.begin(), d.lengths.end());
     all.labels.insert(all.labels.end(), d.labels.begin(), d.labels.end());
   }
   all.sort_by_id();
@@ -63,11 +67,12 @@ nlohmann::json predict(const PredictRequest& req) {
                  "last published models (run sisa forget or recover to apply them)", pending);
   }
   const Dataset test = req.split == "test" ? load_source(c.data, Split::kTest) : remaining_training_data(run, m);
+  check_model_inputs(test, c, req.split == "test" ? c.data.test : run.root);
   set_compute_threads(c.train.threads);
   const int64_t n = static_cast<int64_t>(test.size()), k = c.data.num_classes;
   const auto ensemble = Ensemble::load(run, m, c);
   const auto t0 = std::chrono::steady_clock::now();  // inference only
-  const EnsembleOutput out = ensemble->predict(test.inputs.data(), n, false);
+  const EnsembleOutput out = ensemble->predict(test.view(), false);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int64_t right_mean = 0, right_vote = 0;

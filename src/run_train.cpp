@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <set>
 
+#include "artifacts.h"
 #include "environment.h"
 #include "fs.h"
+#include "model_spec.h"
 #include "run_common.h"
 #include "shard_jobs.h"
 #include "shard_store.h"
@@ -63,6 +65,7 @@ nlohmann::json train(const TrainRequest& req) {
   if (all.has_groups() != c.data.grouped()) {
     throw DataError("group column/dataset mismatch in '" + c.data.train + "'");
   }
+  check_model_inputs(all, c, c.data.train);
   auto shards = place(all, c, req.exclude_ids);
   const int64_t n_samples = all.size();
   all = {};  // the shards hold copies; rank 0 should not keep the corpus while it coordinates
@@ -111,7 +114,10 @@ nlohmann::json train(const TrainRequest& req) {
   const auto stale = remove_files_except(dir, keep);
   if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
 
-  const std::string yaml = c.to_yaml();
+  // Shared artifacts are copied in first; the stored config names the copies.
+  Config stored = c;
+  m.artifacts = pin_artifacts(dir, &stored);
+  const std::string yaml = stored.to_yaml();
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,

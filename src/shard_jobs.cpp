@@ -97,7 +97,7 @@ class LocalRunner : public ShardRunner {
  public:
   explicit LocalRunner(Env* env) : env_(env) {}
   std::vector<ShardJobResult> run(const JobContext& context, std::vector<ShardJob>& jobs) override {
-    const Config c = Config::parse(context.config_yaml, context.run_dir + "/config.yaml", "");
+    const Config c = Config::parse(context.config_yaml, context.run_dir + "/config.yaml", context.run_dir);
     int64_t work = 0;
     for (const auto& job : jobs) work += job.work;
     Progress progress(work);
@@ -231,7 +231,7 @@ void serve_jobs(Communicator& comm) {
     spdlog::set_level(static_cast<spdlog::level::level_enum>(context.log_level));
     nlohmann::json reply;
     try {
-      const Config c = Config::parse(context.config_yaml, context.run_dir + "/config.yaml", "");
+      const Config c = Config::parse(context.config_yaml, context.run_dir + "/config.yaml", context.run_dir);
       // A node whose numeric environment differs would not reproduce the run.
       const auto diffs = environment_diff(context.environment, current_environment(c.train.threads));
       if (!diffs.empty()) {

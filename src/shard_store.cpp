@@ -46,12 +46,17 @@ std::vector<uint8_t> as_bytes(const std::vector<float>& inputs, float scale, flo
 std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const DataConfig& data) {
   const auto n = static_cast<int64_t>(rows.size());
   const auto scale = static_cast<float>(data.scale), offset = static_cast<float>(data.offset);
-  const std::vector<uint8_t> bytes = scale > 0.0f ? as_bytes(rows.inputs, scale, offset) : std::vector<uint8_t>();
-  const bool u8 = !bytes.empty() || rows.inputs.empty();
+  const bool tokens = rows.has_tokens();
+  const std::vector<uint8_t> bytes =
+      scale > 0.0f && !tokens ? as_bytes(rows.inputs, scale, offset) : std::vector<uint8_t>();
+  const bool u8 = !tokens && (!bytes.empty() || rows.inputs.empty());
   H5Builder b;
   b.write("ids", DType::kInt64, {n}, rows.ids.data());
   if (rows.has_groups()) b.write("groups", DType::kInt64, {n}, rows.groups.data());
-  if (u8) {
+  if (tokens) {
+    b.write_i32("inputs", {n, rows.width}, rows.tokens.data());
+    b.write_i32("lengths", {n}, rows.lengths.data());
+  } else if (u8) {
     b.write_u8("inputs", {n, rows.width}, bytes.data());
   } else {
     b.write("inputs", DType::kFloat32, {n, rows.width}, rows.inputs.data());
@@ -60,7 +65,7 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
   nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", kStoreFormatVersion},
                          {"shard", shard},         {"rows", n},
                          {"width", rows.width},    {"grouped", rows.has_groups()},
-                         {"inputs", u8 ? "uint8" : "float32"}};
+                         {"inputs", tokens ? "tokens" : u8 ? "uint8" : "float32"}};
   if (u8) meta["scale_bits"] = bits_of(scale), meta["offset_bits"] = bits_of(offset);
   b.set_attr("", "meta", meta.dump());
   return b.finish();
@@ -107,7 +112,13 @@ Dataset decode_store(ByteView bytes, const std::string& path) {
     throw CorruptionError(path + ": store datasets disagree in length");
   }
   d.width = shape[1];
-  if (meta.value("inputs", "float32") == "uint8") {
+  const std::string kind = meta.value("inputs", "float32");
+  if (kind == "tokens") {
+    d.input = InputKind::kTokens;
+    d.tokens = img.read_i32("inputs");
+    d.lengths = img.read_i32("lengths");
+    if (d.lengths.size() != d.ids.size()) throw CorruptionError(path + ": store datasets disagree in length");
+  } else if (kind == "uint8") {
     const float scale = float_of(meta.at("scale_bits").get<uint32_t>());
     const float offset = float_of(meta.at("offset_bits").get<uint32_t>());
     const auto bytes = img.read_u8("inputs");

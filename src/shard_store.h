@@ -14,7 +14,9 @@ namespace sisa {
 
 // 2: inputs that are 8-bit values under the run's scale and offset (images)
 // are stored as bytes, with that scale and offset; decoding gives the very
-// floats training saw. Version 1 (float32 only) is read.
+// floats training saw. Token-id rows are int32 "inputs" with "lengths"
+// (meta inputs = "tokens"; a store version 1 reader never saw them, so the
+// version stays 2). Version 1 (float32 only) is read.
 inline constexpr int kStoreFormatVersion = 2;
 
 // `data` gives the scale and offset under which inputs may be stored as bytes.

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <algorithm>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -53,6 +54,30 @@ Dataset synthetic(int64_t n, int64_t width, int64_t classes, uint64_t seed, int6
   return d;
 }
 
+Dataset synthetic_tokens(int64_t n, int64_t max_len, int64_t vocab, uint64_t seed, int64_t groups) {
+  SplitMix64 rng(seed);
+  Dataset d;
+  d.input = InputKind::kTokens;
+  d.width = max_len;
+  for (int64_t i = 0; i < n; ++i) {
+    d.ids.push_back(1000 + 7 * i);
+    if (groups > 0) d.groups.push_back(i % groups);
+    const auto len = static_cast<int32_t>(1 + rng.next() % static_cast<uint64_t>(max_len));
+    int64_t count[3] = {0, 0, 0};
+    for (int64_t j = 0; j < max_len; ++j) {
+      int32_t t = 0;
+      if (j < len) {
+        t = static_cast<int32_t>(1 + rng.next() % static_cast<uint64_t>(vocab - 1));
+        ++count[std::min<int64_t>(2, 3 * (t - 1) / (vocab - 1))];
+      }
+      d.tokens.push_back(t);
+    }
+    d.lengths.push_back(len);
+    d.labels.push_back(std::max_element(count, count + 3) - count);
+  }
+  return d;
+}
+
 void write_csv(const Dataset& d, const std::string& path) {
   std::ofstream out(path);
   out << "id";
@@ -74,7 +99,12 @@ void write_csv(const Dataset& d, const std::string& path) {
 void write_hdf5(const Dataset& d, const std::string& path) {
   H5Builder b;
   const auto n = static_cast<int64_t>(d.size());
-  b.write("x", DType::kFloat32, {n, d.width}, d.inputs.data());
+  if (d.has_tokens()) {
+    b.write_i32("x", {n, d.width}, d.tokens.data());
+    b.write_i32("lengths", {n}, d.lengths.data());
+  } else {
+    b.write("x", DType::kFloat32, {n, d.width}, d.inputs.data());
+  }
   b.write("y", DType::kInt64, {n}, d.labels.data());
   b.write("id", DType::kInt64, {n}, d.ids.data());
   if (d.has_groups()) b.write("subject", DType::kInt64, {n}, d.groups.data());
@@ -153,9 +183,11 @@ std::vector<std::string> stage_digests(const std::string& run_dir) {
 
 std::string row_bytes(const Dataset& d, int64_t id) {
   for (size_t i = 0; i < d.size(); ++i) {
-    if (d.ids[i] == id) {
-      return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * sizeof(float));
+    if (d.ids[i] != id) continue;
+    if (d.has_tokens()) {
+      return std::string(reinterpret_cast<const char*>(d.tokens.data() + i * d.width), d.width * sizeof(int32_t));
     }
+    return std::string(reinterpret_cast<const char*>(d.row(i)), d.width * sizeof(float));
   }
   return {};
 }

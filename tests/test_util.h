@@ -26,7 +26,12 @@ class TempDir {
 // n samples, `width` features, `classes` labels from a noisy linear rule;
 // ids are 1000 + 7 i (not row positions); groups (if > 0) are i % groups.
 Dataset synthetic(int64_t n, int64_t width, int64_t classes, uint64_t seed, int64_t groups = 0);
+// n token-id sequences of length 1..max_len over ids 1..vocab-1 (0 pads);
+// the label is which third of the vocabulary most tokens fall in (3 classes).
+// ids are 1000 + 7 i; groups (if > 0) are i % groups.
+Dataset synthetic_tokens(int64_t n, int64_t max_len, int64_t vocab, uint64_t seed, int64_t groups = 0);
 void write_csv(const Dataset& d, const std::string& path);
+// Datasets x (float32 features or int32 token ids), y, id, [subject], [lengths].
 void write_hdf5(const Dataset& d, const std::string& path);
 
 // A config YAML for `data_path` (csv or hdf5 chosen by extension) with
@@ -53,7 +58,7 @@ std::vector<std::string> files_containing(const std::string& dir, const std::str
 // Every checkpoint's state digest, shard by shard and stage by stage, from the
 // run's manifest: the run's whole training state in one comparable value.
 std::vector<std::string> stage_digests(const std::string& run_dir);
-// The stored float32 bytes of the input row of `id` ("" if absent).
+// The stored bytes of the input row of `id` (float32 features or int32 token ids; "" if absent).
 std::string row_bytes(const Dataset& d, int64_t id);
 
 }  // namespace sisa::test

@@ -141,7 +141,7 @@ TEST(Config, DefaultsAndRelativePaths) {
 TEST(Config, OverridesWinOverTheFile) {
   const Config c = Config::parse(kMinimal, "x.yaml", "", {"sisa.shards=8", "model.hidden=[3, 2]"});
   EXPECT_EQ(c.sisa.shards, 8);
-  EXPECT_EQ(c.model.hidden, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(c.model.get<std::vector<int64_t>>("hidden"), (std::vector<int64_t>{3, 2}));
   EXPECT_NE(c.training_hash(), Config::parse(kMinimal, "x.yaml", "").training_hash());
 }
 
@@ -173,7 +173,7 @@ TEST(Config, EveryKeyRoundTripsThroughTheStoredYaml) {
       "data:\n  format: idx\n  train: tr.gz\n  train_labels: trl.gz\n  test: te.gz\n  test_labels: tel.gz\n"
       "  num_classes: 7\n  input_shape: [2, 4, 4]\n  scale: 0.25\n  offset: -1.5\n  label_column: y\n"
       "  id_column: key\n  group_column: person\n  inputs_dataset: X\n  labels_dataset: Y\n"
-      "  ids_dataset: K\n  groups_dataset: G\n"
+      "  ids_dataset: K\n  groups_dataset: G\n  lengths_dataset: L\n"
       "sisa:\n  shards: 9\n  slices: 3\n"
       "model:\n  type: cnn\n  hidden: [12, 6]\n  activation: tanh\n  dropout: 0.3\n  channels: [5, 3]\n"
       "  batch_norm: false\n"
@@ -201,15 +201,16 @@ TEST(Config, EveryKeyRoundTripsThroughTheStoredYaml) {
   EXPECT_EQ(d.labels_dataset, "Y");
   EXPECT_EQ(d.ids_dataset, "K");
   EXPECT_EQ(d.groups_dataset, "G");
+  EXPECT_EQ(d.lengths_dataset, "L");
   EXPECT_EQ(b.sisa.shards, 9);
   EXPECT_EQ(b.sisa.slices, 3);
   const ModelConfig& m = b.model;
   EXPECT_EQ(m.type, "cnn");
-  EXPECT_EQ(m.hidden, (std::vector<int64_t>{12, 6}));
-  EXPECT_EQ(m.activation, "tanh");
-  EXPECT_EQ(m.dropout, 0.3);
-  EXPECT_EQ(m.channels, (std::vector<int64_t>{5, 3}));
-  EXPECT_FALSE(m.batch_norm);
+  EXPECT_EQ(m.get<std::vector<int64_t>>("hidden"), (std::vector<int64_t>{12, 6}));
+  EXPECT_EQ(m.get<std::string>("activation"), "tanh");
+  EXPECT_EQ(m.get<double>("dropout"), 0.3);
+  EXPECT_EQ(m.get<std::vector<int64_t>>("channels"), (std::vector<int64_t>{5, 3}));
+  EXPECT_FALSE(m.get<bool>("batch_norm"));
   const TrainConfig& t = b.train;
   EXPECT_EQ(t.epochs, 11);
   EXPECT_EQ(t.batch_size, 17);
@@ -221,6 +222,76 @@ TEST(Config, EveryKeyRoundTripsThroughTheStoredYaml) {
   EXPECT_EQ(t.beta2, 0.99);
   EXPECT_EQ(t.eps, 1e-6);
   EXPECT_EQ(t.threads, 2);
+}
+
+// The identity JSON of the built-in families is what it was before model
+// families existed: runs trained then keep their config hash (pinned here
+// from configs/fashion-mnist-cnn.yaml at commit 16aad89).
+TEST(Config, IdentityOfBuiltInFamiliesIsPinned) {
+  const char* cnn =
+      "seed: 1\ndata:\n  format: idx\n  train: a\n  train_labels: b\n  num_classes: 10\n"
+      "  input_shape: [1, 28, 28]\n  scale: 0.00392156862745098\n"
+      "sisa:\n  shards: 5\n  slices: 4\nmodel:\n  type: cnn\n  hidden: [128]\n  dropout: 0.25\n"
+      "train:\n  epochs: 8\n";
+  EXPECT_EQ(Config::parse(cnn, "c.yaml", "").training_json(),
+            "{\"data\":{\"grouped\":false,\"input_shape\":[1,28,28],\"num_classes\":10,\"offset\":0.0,"
+            "\"scale\":0.00392156862745098},\"model\":{\"activation\":\"relu\",\"batch_norm\":true,"
+            "\"channels\":[32,64],\"dropout\":0.25,\"hidden\":[128],\"type\":\"cnn\"},\"placement_version\":1,"
+            "\"seed\":1,\"sisa\":{\"shards\":5,\"slices\":4},\"train\":{\"batch_size\":64,\"beta1\":0.9,"
+            "\"beta2\":0.999,\"epochs\":8,\"eps\":1e-08,\"lr\":0.001,\"momentum\":0.0,\"optimizer\":\"adam\","
+            "\"threads\":1,\"weight_decay\":0.0}}");
+  // An integer where the family declares a number is read as that number.
+  const Config c = Config::parse(kMinimal, "x.yaml", "", {"model.dropout=0"});
+  EXPECT_NE(c.training_json().find("\"dropout\":0.0"), std::string::npos) << c.training_json();
+}
+
+TEST(Config, ModelKeysComeFromTheFamily) {
+  const std::string unknown = error_of([] { Config::parse(kMinimal, "x.yaml", "", {"model.type=gpt"}); });
+  EXPECT_NE(unknown.find("model.type: unknown model family 'gpt' (registered: "), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("cnn, "), std::string::npos) << unknown;
+  const std::string bad = error_of([] { Config::parse(kMinimal, "x.yaml", "", {"model.hidden=wide"}); });
+  EXPECT_NE(bad.find("model.hidden: expected a list of integers, got 'wide'"), std::string::npos) << bad;
+  Config c = Config::parse(kMinimal, "x.yaml", "");
+  c.model.options["depth"] = int64_t{3};
+  const auto errors = c.validate();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], "model.depth: not a key of model family 'mlp'");
+  EXPECT_NE(error_of([&c] { c.model.get<double>("hidden"); }).find("model.hidden"), std::string::npos);
+  EXPECT_NE(error_of([&c] { c.model.get<double>("depth"); }).find("model.depth: not a key"), std::string::npos);
+}
+
+// Token-id rows (int32, explicit 0 padding, lengths) survive the store and
+// the HDF5 loader; malformed rows are refused naming the id.
+TEST(ShardStore, TokenRowsRoundTripAndAreChecked) {
+  TempDir dir;
+  const Dataset d = test::synthetic_tokens(50, 6, 20, 3, 4);
+  const Dataset back = decode_store(encode_store(d, 1, DataConfig{}), "s.h5");
+  EXPECT_TRUE(back.has_tokens());
+  EXPECT_EQ(back.tokens, d.tokens);
+  EXPECT_EQ(back.lengths, d.lengths);
+  EXPECT_EQ(back.groups, d.groups);
+  EXPECT_EQ(back.width, 6);
+  Dataset kept = back;
+  std::vector<bool> erase(kept.size(), false);
+  erase[0] = erase[7] = true;
+  kept.erase_rows(erase);
+  EXPECT_EQ(kept.select({0}).tokens, std::vector<int32_t>(d.tokens.begin() + 6, d.tokens.begin() + 12));
+  EXPECT_EQ(kept.lengths.size(), 48u);
+
+  DataConfig c;
+  c.format = "hdf5";
+  c.train = dir / "t.h5";
+  c.num_classes = 3;
+  c.input_shape = {6};
+  c.inputs_dataset = "x", c.labels_dataset = "y", c.ids_dataset = "id";
+  test::write_hdf5(d, c.train);
+  const Dataset loaded = load_source(c, Split::kTrain);
+  EXPECT_EQ(loaded.tokens, d.tokens);
+  Dataset bad = d;
+  bad.tokens[6 * 2 + 5] = 9, bad.lengths[2] = 1;  // a token after the length
+  test::write_hdf5(bad, c.train);
+  const std::string msg = error_of([&c] { load_source(c, Split::kTrain); });
+  EXPECT_NE(msg.find("id 1014 has a non-zero token after its length"), std::string::npos) << msg;
 }
 
 TEST(Config, TypedErrors) {

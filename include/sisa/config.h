@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace sisa {
@@ -27,6 +29,7 @@ struct DataConfig {
   std::string labels_dataset = "labels";
   std::string ids_dataset;         // empty: id = row index
   std::string groups_dataset;      // empty: no groups
+  std::string lengths_dataset = "lengths";  // token-id inputs: each row's length
 
   // Samples belong to data subjects (placement and deletion by group).
   bool grouped() const { return !group_column.empty() || !groups_dataset.empty(); }
@@ -43,13 +46,29 @@ struct SisaConfig {
   int64_t slices = 4;  // check: 1..1024
 };
 
+// One value of a model family's option (`model.<key>`). Its type is the type
+// of the default the family declares (src/model_spec.h).
+using ModelOption = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+
 struct ModelConfig {
-  std::string type = "mlp";              // check: mlp | cnn
-  std::vector<int64_t> hidden = {256};   // check: each > 0; MLP hidden widths, CNN dense widths
-  std::string activation = "relu";       // check: relu | tanh
-  double dropout = 0.0;                  // check: 0 <= p < 1
-  std::vector<int64_t> channels = {32, 64};  // check: each > 0; CNN conv blocks (conv3x3, pool2)
-  bool batch_norm = true;                // CNN: BatchNorm after each conv
+  std::string type = "mlp";  // check: a registered model family (built in: mlp, cnn)
+  // The family's own keys, as given in YAML or by --set. A key not given has
+  // the default its family declares once, with its check, beside its name
+  // (mlp and cnn: src/nn/dense_spec.cpp). Read values with get<T>(key).
+  std::map<std::string, ModelOption> options;
+
+  // The value in force: given or declared default. Throws ConfigError naming
+  // model.<key> when the family does not declare the key or T is not its type.
+  template <typename T>
+  const T& get(const std::string& key) const {
+    const T* v = std::get_if<T>(&option(key));
+    if (!v) wrong_type(key);
+    return *v;
+  }
+  const ModelOption& option(const std::string& key) const;
+
+ private:
+  [[noreturn]] void wrong_type(const std::string& key) const;
 };
 
 struct TrainConfig {

@@ -10,18 +10,40 @@
 
 namespace sisa {
 
+// What a model reads per sample: float features, or a sequence of int32
+// token ids (padded with 0 up to the width, with its length).
+enum class InputKind { kFeatures, kTokens };
+
+// n rows of model input, borrowed: features (n x width floats) or token ids
+// (n x width int32, 0-padded, with each row's length).
+struct InputView {
+  InputKind input = InputKind::kFeatures;
+  int64_t n = 0, width = 0;
+  const float* features = nullptr;
+  const int32_t* tokens = nullptr;
+  const int32_t* lengths = nullptr;
+
+  // Rows [begin, begin + count).
+  InputView rows(int64_t begin, int64_t count) const;
+};
+
 struct Dataset {
   std::vector<int64_t> ids;
   std::vector<int64_t> groups;  // empty when the data has no groups
-  std::vector<float> inputs;    // size() * width, row-major, already scaled
   std::vector<int64_t> labels;
-  int64_t width = 0;
+  InputKind input = InputKind::kFeatures;
+  int64_t width = 0;             // features per row, or the padded sequence length
+  std::vector<float> inputs;     // features: size() * width, row-major, already scaled
+  std::vector<int32_t> tokens;   // tokens: size() * width ids, 0 after each row's length
+  std::vector<int32_t> lengths;  // tokens: each row's length, 0..width
 
   size_t size() const { return ids.size(); }
   bool has_groups() const { return !groups.empty(); }
+  bool has_tokens() const { return input == InputKind::kTokens; }
   // The placement key: the data subject when there is one, else the id.
   int64_t key(size_t row) const { return groups.empty() ? ids[row] : groups[row]; }
   const float* row(size_t i) const { return inputs.data() + i * width; }
+  InputView view() const;
 
   // Rows in the given order (indices into this dataset).
   Dataset select(const std::vector<size_t>& rows) const;

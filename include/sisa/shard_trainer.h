@@ -63,8 +63,10 @@ class ShardModel {
   ShardModel(const Config& config, const ModelState& state);
   ~ShardModel();
   ShardModel(ShardModel&&) noexcept;
-  // Softmax posteriors, n x num_classes, row-major.
+  // Posteriors, n x num_classes, row-major, of n feature rows.
   std::vector<float> posteriors(const float* inputs, int64_t n) const;
+  // The same for any kind of input (token ids too).
+  std::vector<float> posteriors(const InputView& inputs) const;
 
  private:
   struct Impl;

@@ -8,7 +8,8 @@
 
 #include <chrono>
 
-#include "nn/net.h"
+#include "nn/model_family.h"
+#include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/shard_trainer.h"
@@ -26,15 +27,16 @@ void set_compute_threads(int64_t threads) {
 
 namespace {
 
-// The optimizer state that later steps read, held as plain tensors.
+// The optimizer state that later steps read, held as plain tensors. It
+// covers the parameters the shard owns; frozen ones get none.
 class Optimizer {
  public:
-  Optimizer(const TrainConfig& cfg, Net& net) : cfg_(cfg) {
-    for (auto& p : net.named_parameters(true)) {
-      names_.push_back(p.key());
-      params_.push_back(p.value());
-      first_.push_back(torch::zeros_like(p.value()));
-      if (adam()) second_.push_back(torch::zeros_like(p.value()));
+  Optimizer(const TrainConfig& cfg, const std::vector<NamedTensor>& owned) : cfg_(cfg) {
+    for (const auto& [name, t] : owned) {
+      names_.push_back(name);
+      params_.push_back(t);
+      first_.push_back(torch::zeros_like(t));
+      if (adam()) second_.push_back(torch::zeros_like(t));
     }
   }
 
@@ -105,13 +107,15 @@ class Optimizer {
   int64_t step_ = 0;
 };
 
-ModelState export_state(Net& net, const Optimizer& opt, int64_t stage) {
+// A checkpoint: the owned parameters, then the owned buffers, then the
+// optimizer state and counters.
+ModelState export_state(const ModelFamily& family, ShardNet& net, const Optimizer& opt, int64_t stage) {
   ModelState s;
-  for (auto& p : net.named_parameters(true)) {
-    s.tensors.push_back(to_blob(p.key(), TensorRole::kParameter, p.value()));
+  for (const auto& [name, t] : owned_parameters(family, net)) {
+    s.tensors.push_back(to_blob(name, TensorRole::kParameter, t));
   }
-  for (auto& b : net.named_buffers(true)) {
-    s.tensors.push_back(to_blob(b.key(), TensorRole::kBuffer, b.value()));
+  for (const auto& [name, t] : owned_buffers(family, net)) {
+    s.tensors.push_back(to_blob(name, TensorRole::kBuffer, t));
   }
   opt.save(&s);
   s.tensors.push_back(
@@ -121,15 +125,16 @@ ModelState export_state(Net& net, const Optimizer& opt, int64_t stage) {
 
 }  // namespace
 
-
 struct ShardTrainer::Impl {
   Impl(const Config& c, int64_t s, TrainerOptions o)
-      : config(c), shard(s), options(o), net(c), optimizer(c.train, net),
+      : config(c), shard(s), options(o), family(model_family(c.model.type)), net(family.build(c)),
+        optimizer(c.train, owned_parameters(family, *net)),
         generator(at::make_generator<at::CPUGeneratorImpl>(0)) {}
   Config config;
   int64_t shard;
   TrainerOptions options;
-  Net net;
+  const ModelFamily& family;
+  std::shared_ptr<ShardNet> net;
   Optimizer optimizer;
   at::Generator generator;
 };
@@ -144,25 +149,16 @@ ShardTrainer::~ShardTrainer() = default;
 ModelState ShardTrainer::initial_state() {
   auto& m = *impl_;
   m.generator.set_current_seed(derive(m.config.seed, "init", {static_cast<uint64_t>(m.shard)}));
-  init_parameters(m.net, m.generator);
+  m.family.initialize(*m.net, m.generator);
   m.optimizer.reset();
-  torch::NoGradGuard no_grad;
-  for (auto& b : m.net.named_buffers(true)) {
-    // BatchNorm starts from running mean 0, variance 1, zero batches seen.
-    if (b.key().find("running_var") != std::string::npos) {
-      b.value().fill_(1);
-    } else {
-      b.value().zero_();
-    }
-  }
-  return export_state(m.net, m.optimizer, 0);
+  return export_state(m.family, *m.net, m.optimizer, 0);
 }
 
 ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage,
                                      const ShardData& data, const EpochCallback& on_epoch) {
   auto& m = *impl_;
   const Config& c = m.config;
-  load_module_state(m.net, previous);
+  load_owned_state(m.family, *m.net, previous);
   if (m.options.restore_optimizer_state) {
     m.optimizer.load(previous);
   } else {
@@ -174,19 +170,15 @@ ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage,
     if (data.slice[i] <= stage) rows.push_back(static_cast<int64_t>(i));
   }
   const auto n = static_cast<int64_t>(rows.size());
-  const int64_t width = data.rows.width;
-  torch::Tensor x, y;
+  Batch stage_rows;
   if (n > 0) {
-    auto all_x = torch::from_blob(const_cast<float*>(data.rows.inputs.data()),
-                                  {static_cast<int64_t>(data.rows.size()), width});
-    auto all_y = torch::from_blob(const_cast<int64_t*>(data.rows.labels.data()),
-                                  {static_cast<int64_t>(data.rows.size())}, torch::kInt64);
-    auto idx = torch::from_blob(rows.data(), {n}, torch::kInt64);
-    x = all_x.index_select(0, idx);
-    y = all_y.index_select(0, idx);
+    Batch all = make_batch(data.rows.view());
+    all.targets = torch::from_blob(const_cast<int64_t*>(data.rows.labels.data()),
+                                   {static_cast<int64_t>(data.rows.size())}, torch::kInt64);
+    stage_rows = select_rows(all, torch::from_blob(rows.data(), {n}, torch::kInt64));
   }
   const int64_t epochs = stage_epochs(c.train.epochs, c.sisa.slices)[stage];
-  m.net.train();
+  m.net->train();
   for (int64_t epoch = 0; epoch < epochs && n > 0; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t s = static_cast<uint64_t>(m.shard), r = static_cast<uint64_t>(stage),
@@ -197,12 +189,9 @@ ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage,
     const auto bounds = batch_bounds(n, c.train.batch_size);
     auto loss_sum = torch::zeros({}, torch::kFloat64);
     for (size_t b = 0; b + 1 < bounds.size(); ++b) {
-      const auto idx = order_t.slice(0, bounds[b], bounds[b + 1]);
-      const auto xb = x.index_select(0, idx);
-      const auto yb = y.index_select(0, idx);
-      m.net.zero_grad();
-      const auto logits = m.net.forward(xb, &m.generator);
-      const auto loss = torch::nn::functional::cross_entropy(logits, yb);
+      const Batch batch = select_rows(stage_rows, order_t.slice(0, bounds[b], bounds[b + 1]));
+      m.net->zero_grad();
+      const auto loss = m.family.loss(m.net->forward(batch, &m.generator), batch);
       loss.backward();
       m.optimizer.step();
       loss_sum += loss.detach().to(torch::kFloat64) * static_cast<double>(bounds[b + 1] - bounds[b]);
@@ -219,7 +208,7 @@ ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage,
       on_epoch(rep);
     }
   }
-  return export_state(m.net, m.optimizer, stage);
+  return export_state(m.family, *m.net, m.optimizer, stage);
 }
 
 }  // namespace sisa

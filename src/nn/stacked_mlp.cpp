@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "model_spec.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -41,22 +42,23 @@ StackedMlp::StackedMlp() : impl_(std::make_unique<Impl>()) {}
 StackedMlp::~StackedMlp() = default;
 
 std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector<const ModelState*>& states) {
-  if (c.model.type != "mlp" || states.empty()) return nullptr;
+  if (!model_spec(c.model).stackable_mlp || states.empty()) return nullptr;
+  const auto& hidden = c.model.get<std::vector<int64_t>>("hidden");
   std::unique_ptr<StackedMlp> m(new StackedMlp());
   Impl& p = *m->impl_;
   p.shards = static_cast<int64_t>(states.size());
   p.width = c.data.width();
   p.classes = c.data.num_classes;
-  p.tanh = c.model.activation == "tanh";
-  // The layers in order, named as Net registers them (nn/net.cpp).
+  p.tanh = c.model.get<std::string>("activation") == "tanh";
+  // The layers in order, named as the dense family registers them (nn/dense_family.cpp).
   std::vector<std::string> layers;
-  for (size_t i = 0; i < c.model.hidden.size(); ++i) layers.push_back("fc" + std::to_string(i));
+  for (size_t i = 0; i < hidden.size(); ++i) layers.push_back("fc" + std::to_string(i));
   layers.push_back("out");
   at::NoGradGuard no_grad;
   for (size_t l = 0; l < layers.size(); ++l) {
     std::vector<at::Tensor> w, b;
-    const int64_t in = l == 0 ? p.width : c.model.hidden[l - 1];
-    const int64_t out = l + 1 == layers.size() ? p.classes : c.model.hidden[l];
+    const int64_t in = l == 0 ? p.width : hidden[l - 1];
+    const int64_t out = l + 1 == layers.size() ? p.classes : hidden[l];
     for (const ModelState* s : states) {
       w.push_back(tensor_of(*s, layers[l] + ".weight"));  // out x in
       b.push_back(tensor_of(*s, layers[l] + ".bias"));

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "fs.h"
+#include "model_spec.h"
 #include "serve/api.h"
 #include "serve/batcher.h"
 #include "serve/deletion_service.h"
@@ -97,6 +98,7 @@ class Server {
     scale_ = c.data.scale;
     offset_ = c.data.offset;
     width_ = c.data.width();
+    tokens_ = model_spec(c.model).input == InputKind::kTokens;
   }
 
   void handle(const HttpRequest& req, const HttpTransport::Reply& reply) {
@@ -142,6 +144,11 @@ class Server {
   void predict(const HttpRequest& req, const HttpTransport::Reply& reply) {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
       return reply(error(503, "models_out_of_date", stale));
+    }
+    if (tokens_) {
+      // The JSON API carries feature rows; token-id runs are served with text support.
+      return reply(error(501, "unsupported_input", "this run's model family reads token ids; /v1/predict takes "
+                                                   "feature rows only (use sisa predict)"));
     }
     std::shared_ptr<const PredictInput> in;
     try {
@@ -268,6 +275,7 @@ class Server {
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
   int64_t width_ = 0;
+  bool tokens_ = false;
   Metrics metrics_;  // before the batcher: its answers count predictions
   // Compute threads, one per core; the first takes any work, the others only
   // many rows at once. Single inputs thus gather into batches (one stream of

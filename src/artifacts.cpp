@@ -1,0 +1,49 @@
+#include "artifacts.h"
+
+#include <filesystem>
+#include <regex>
+
+#include "fs.h"
+#include "model_spec.h"
+#include "sha256.h"
+#include "sisa/errors.h"
+
+namespace fs = std::filesystem;
+
+namespace sisa {
+
+std::vector<ArtifactRef> pin_artifacts(const RunDir& run, Config* config) {
+  std::vector<ArtifactRef> refs;
+  for (const auto& o : model_spec(config->model).options) {
+    if (!o.artifact) continue;
+    const std::string source = config->model.get<std::string>(o.key);
+    if (source.empty()) continue;
+    const std::string key = "model." + o.key;
+    std::vector<uint8_t> bytes;
+    try {
+      bytes = read_file(source);
+    } catch (const Error& e) {
+      throw DataError(key + ": cannot read shared artifact '" + source + "': " + e.what());
+    }
+    // The content names the copy; a short plain extension is kept for people.
+    std::string ext = fs::path(source).extension().string();
+    if (!std::regex_match(ext, std::regex(R"(\.[A-Za-z0-9]{1,16})"))) ext.clear();
+    const std::string rel = "artifacts/" + sha256_hex(bytes.data(), bytes.size()) + ext;
+    refs.push_back({key, write_run_file(run, rel, bytes)});
+    config->model.options[o.key] = rel;
+  }
+  return refs;
+}
+
+void verify_artifacts(const RunDir& run, const Manifest& m) {
+  for (const auto& a : m.artifacts) {
+    try {
+      read_verified(run, a.file);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(std::string(e.what()) + " [shared artifact " + a.key +
+                            "; the shards were trained with the original: restore it, e.g. from the file train read]");
+    }
+  }
+}
+
+}  // namespace sisa

@@ -1,0 +1,65 @@
+// The torch-free half of a model family: its name, its `model.*` keys (each
+// declared once with its default, its check and whether it is part of the
+// run's identity), the kind of input it reads and its optional capabilities.
+// Config parsing, validation, YAML output and the identity hash read the
+// family's keys from here, so none of them lists a family's keys. The torch
+// half (building, initialising and training the module) is ModelFamily in
+// src/nn/model_family.h; registering a ModelFamily registers its spec too.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sisa/config.h"
+#include "sisa/dataset.h"
+
+namespace sisa {
+
+struct ModelOptionSpec {
+  std::string key;
+  ModelOption default_value;  // its type is the option's type
+  // Empty when the value is acceptable, else the reason ("must be > 0"); the
+  // caller prefixes "model.<key>: ".
+  std::function<std::string(const ModelOption&)> check;
+  // Part of the identity hash: true for every key that can change a bit.
+  bool identity = true;
+  // A string naming a file the run uses but does not train (a pretrained
+  // backbone): a shared artifact. Resolved against the config's directory;
+  // `train` copies it into the run (artifacts/<sha256><ext>) and the stored
+  // config names the copy; the identity hash takes its SHA-256, not its path.
+  bool artifact = false;
+};
+
+struct ModelSpec {
+  std::string name;
+  std::vector<ModelOptionSpec> options;  // in the order YAML output lists them
+  InputKind input = InputKind::kFeatures;
+  // Checks that involve other sections, each "key: reason" (a cnn needs a
+  // 3-d data.input_shape). Optional.
+  std::function<std::vector<std::string>(const Config&)> check;
+  // Token families: every token id must be below this. Optional.
+  std::function<int64_t(const Config&)> vocab_size;
+  // Capability: a shard is dense layers fc0..fcK then out (parameters
+  // "<layer>.weight", "<layer>.bias"), ReLU or tanh by model.activation, so
+  // serving may evaluate every shard as one stacked network (src/nn/stacked_mlp.h).
+  bool stackable_mlp = false;
+};
+
+// Adds a family. ConfigError if the name is taken or the spec is malformed.
+void register_model_spec(ModelSpec spec);
+// Null if no family has that name. The built-in families are always there.
+const ModelSpec* find_model_spec(const std::string& name);
+// The spec of the config's family, or ConfigError naming model.type.
+const ModelSpec& model_spec(const ModelConfig& model);
+// Registered names, sorted (for messages).
+std::vector<std::string> model_family_names();
+
+// DataError naming `origin` unless the rows are the kind of input the
+// config's family reads, and token ids are below its vocabulary size.
+void check_model_inputs(const Dataset& rows, const Config& config, const std::string& origin);
+
+// The built-in dense families, "mlp" and "cnn" (src/nn/dense_spec.cpp).
+ModelSpec dense_model_spec(const std::string& name);
+
+}  // namespace sisa

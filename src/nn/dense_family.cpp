@@ -1,0 +1,104 @@
+// The built-in dense families. "mlp": dense layers over the flattened input.
+// "cnn": conv3x3 (padding 1) -> [BatchNorm] -> ReLU -> maxpool2 blocks, then
+// the same dense layers. Their keys are declared in nn/dense_spec.cpp.
+#include "nn/model_family.h"
+
+namespace sisa {
+namespace {
+
+class DenseNet : public ShardNet {
+ public:
+  explicit DenseNet(const Config& config);
+  torch::Tensor forward(const Batch& batch, at::Generator* dropout) override;
+
+ private:
+  torch::Tensor activate(const torch::Tensor& x) const;
+  torch::Tensor drop(const torch::Tensor& x, at::Generator* gen) const;
+
+  std::vector<int64_t> hidden_, channels_;
+  bool tanh_;
+  double dropout_;
+  std::vector<int64_t> input_shape_;
+  std::vector<torch::nn::Conv2d> convs_;
+  std::vector<torch::nn::BatchNorm2d> norms_;
+  std::vector<torch::nn::Linear> dense_;  // hidden layers, then the output layer
+};
+
+DenseNet::DenseNet(const Config& config)
+    : hidden_(config.model.get<std::vector<int64_t>>("hidden")),
+      channels_(config.model.get<std::vector<int64_t>>("channels")),
+      tanh_(config.model.get<std::string>("activation") == "tanh"),
+      dropout_(config.model.get<double>("dropout")),
+      input_shape_(config.data.input_shape) {
+  int64_t features = 1;
+  for (auto d : input_shape_) features *= d;
+  if (config.model.type == "cnn") {
+    int64_t channels = input_shape_[0], h = input_shape_[1], w = input_shape_[2];
+    for (size_t i = 0; i < channels_.size(); ++i) {
+      convs_.push_back(register_module(
+          "conv" + std::to_string(i),
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels_[i], 3).padding(1))));
+      if (config.model.get<bool>("batch_norm")) {
+        norms_.push_back(register_module("bn" + std::to_string(i),
+                                         torch::nn::BatchNorm2d(channels_[i])));
+      }
+      channels = channels_[i];
+      h /= 2;
+      w /= 2;
+    }
+    features = channels * h * w;
+  }
+  for (size_t i = 0; i < hidden_.size(); ++i) {
+    dense_.push_back(
+        register_module("fc" + std::to_string(i), torch::nn::Linear(features, hidden_[i])));
+    features = hidden_[i];
+  }
+  dense_.push_back(register_module("out", torch::nn::Linear(features, config.data.num_classes)));
+}
+
+torch::Tensor DenseNet::activate(const torch::Tensor& x) const {
+  return tanh_ ? torch::tanh(x) : torch::relu(x);
+}
+
+torch::Tensor DenseNet::drop(const torch::Tensor& x, at::Generator* gen) const {
+  if (!gen || dropout_ <= 0.0) return x;
+  const double keep = 1.0 - dropout_;
+  auto mask = torch::empty_like(x).bernoulli_(keep, *gen);
+  return x * mask / keep;
+}
+
+torch::Tensor DenseNet::forward(const Batch& batch, at::Generator* dropout) {
+  torch::Tensor x = batch.inputs;
+  const int64_t n = x.size(0);
+  if (!convs_.empty()) {
+    x = x.view({n, input_shape_[0], input_shape_[1], input_shape_[2]});
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      x = convs_[i]->forward(x);
+      if (!norms_.empty()) x = norms_[i]->forward(x);
+      x = torch::max_pool2d(torch::relu(x), 2);
+    }
+  }
+  x = x.reshape({n, -1});
+  for (size_t i = 0; i + 1 < dense_.size(); ++i) x = drop(activate(dense_[i]->forward(x)), dropout);
+  return dense_.back()->forward(x);
+}
+
+class DenseFamily : public ModelFamily {
+ public:
+  explicit DenseFamily(std::string name) : name_(std::move(name)) {}
+  ModelSpec spec() const override { return dense_model_spec(name_); }
+  std::shared_ptr<ShardNet> build(const Config& config) const override { return std::make_shared<DenseNet>(config); }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace
+
+// Registered by the family registry itself (nn/model_family.cpp), before any
+// other family, because the spec registry knows these two without torch.
+std::shared_ptr<const ModelFamily> make_dense_family(const std::string& name) {
+  return std::make_shared<const DenseFamily>(name);
+}
+
+}  // namespace sisa
