@@ -1,233 +1,17 @@
-// `sisa forget`: exact deletion of one batch (docs/design.md, "A deletion").
-// Validate, log `accepted` durably, retrain each affected shard once from its
-// last clean checkpoint into a new generation, publish the manifest, purge
-// what the old generation held, then log `applied`.
+// `sisa forget` and `sisa recover`: the deletion transaction
+// (src/deletion_tx.h) run once, under the writer lock, from the command line.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <map>
-#include <set>
 
 #include "deletion_log.h"
-#include "environment.h"
-#include "forget_ops.h"
-#include "fs.h"
+#include "deletion_tx.h"
 #include "run_common.h"
-#include "shard_jobs.h"
-#include "shard_store.h"
 #include "sisa/errors.h"
-#include "sisa/id_list.h"
-#include "sisa/placement.h"
 #include "sisa/run.h"
 
 namespace sisa {
-namespace {
-
-std::vector<int64_t> merge_sorted(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  std::set<int64_t> s(a.begin(), a.end());
-  s.insert(b.begin(), b.end());
-  return {s.begin(), s.end()};
-}
-
-}  // namespace
-
-// Loads everything a retrain reads before the request is accepted, so a
-// damaged store or checkpoint is reported first. Shards that no longer hold
-// any key (the request was applied before a crash) are left alone.
-RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
-                         const LogRecord& rec) {
-  const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
-  // A placement key names its shard, so only those shards are read. Only
-  // sample ids in grouped data (placed by group) need every shard's ids.
-  const bool scan_all = !rec.by_group && c.data.grouped();
-  std::set<int64_t> candidates;
-  for (int64_t k : keys) candidates.insert(shard_of(c.seed, k, c.sisa.shards));
-  RequestPlan plan;
-  for (size_t i = 0; i < m.entries.size(); ++i) {
-    const ShardEntry& e = m.entries[i];
-    if (e.last_seq >= rec.seq || e.n_samples == 0) continue;
-    if (!scan_all && !candidates.count(e.shard)) continue;
-    const auto bytes = read_verified(run, e.store);
-    if (scan_all) {
-      std::vector<int64_t> ids, groups;
-      decode_store_keys(bytes, run.path(e.store.path), &ids, &groups);
-      if (std::none_of(ids.begin(), ids.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
-        continue;
-      }
-    }
-    Dataset rows = decode_store(bytes, run.path(e.store.path));
-    std::vector<bool> erase(rows.size(), false);
-    ShardPlan sp{i, {}, c.sisa.slices + 1, {}};
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const int64_t k = rec.by_group ? rows.key(r) : rows.ids[r];
-      if (keys.count(k)) {
-        sp.removed.push_back(rows.ids[r]);
-        plan.found.insert(k);
-        sp.first_stage = std::min(sp.first_stage, slice_of(c.seed, rows.key(r), c.sisa.slices));
-        erase[r] = true;
-      }
-    }
-    if (sp.removed.empty()) continue;
-    rows.erase_rows(erase);
-    sp.remaining = make_shard_data(std::move(rows), c);
-    // Load (and so check) the checkpoint the retrain starts from.
-    load_checkpoint(run, e.checkpoints[sp.first_stage - 1]);
-    plan.shards.push_back(std::move(sp));
-  }
-  return plan;
-}
-
-nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
-                               const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner,
-                               const DerivedModelHook& derived) {
-  // The edit is built on a copy: a failure before the publish leaves the
-  // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
-  Manifest m = published;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
-  auto& plans = plan.shards;
-  const auto& found = plan.found;
-  // Every shard's retrain as one batch of jobs, run here or on worker ranks;
-  // rank 0 writes each new store just before its job is handed out.
-  std::vector<ShardJob> jobs;
-  for (auto& p : plans) {
-    const ShardEntry& e = m.entries[p.entry];
-    const int64_t gen = e.generation + 1;
-    spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}",
-                 e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
-    jobs.push_back({e.shard, gen, {}, false, e.checkpoints[p.first_stage - 1], p.first_stage,
-                    stage_work(c, p.remaining, p.first_stage), false, {},
-                    [&dir, &c, &p, shard = e.shard, gen](ShardJob& j) {
-                      j.store = write_run_file(dir, store_file(shard, gen),
-                                               encode_store(p.remaining.rows, shard, c.data));
-                    },
-                    // Not owned: `plans` outlives the jobs.
-                    std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.remaining)});
-  }
-  const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
-                           static_cast<int>(spdlog::get_level())};
-  const auto local = make_local_runner(dir.env);
-  const auto t_jobs = std::chrono::steady_clock::now();
-  const double cpu_before = process_cpu_seconds();
-  const auto results = (runner ? *runner : *local).run(context, jobs);
-  const double jobs_seconds = since(t_jobs), coordinator_cpu = process_cpu_seconds() - cpu_before;
-
-  nlohmann::json shards_json = nlohmann::json::array();
-  std::vector<int64_t> removed_ids;
-  double loop_seconds = 0.0;
-  double prepare_cpu = 0.0;
-  for (size_t i = 0; i < plans.size(); ++i) {
-    const auto& p = plans[i];
-    prepare_cpu += results[i].prepare_cpu_seconds;
-    ShardEntry& e = m.entries[p.entry];
-    loop_seconds += results[i].loop_seconds;
-    e.checkpoints.resize(static_cast<size_t>(p.first_stage));
-    for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
-    e.generation = jobs[i].generation;
-    e.store = jobs[i].store;
-    e.n_samples = static_cast<int64_t>(p.remaining.rows.size());
-    e.ids_hash = ids_hash(p.remaining.rows.ids);
-    e.last_seq = rec.seq;
-    removed_ids.insert(removed_ids.end(), p.removed.begin(), p.removed.end());
-    shards_json.push_back({{"shard", e.shard},
-                           {"deleted", p.removed.size()},
-                           {"retrained_stages", {p.first_stage, c.sisa.slices}},
-                           {"sample_epochs", jobs[i].work},
-                           {"generation", e.generation},
-                           {"n_samples", e.n_samples},
-                           {"fingerprint", e.final_checkpoint().fingerprint},
-                           {"state_digest", e.final_checkpoint().state_digest},
-                           {"training_seconds", results[i].loop_seconds},
-                           {"rank", results[i].rank}});
-  }
-  std::sort(removed_ids.begin(), removed_ids.end());
-  std::vector<int64_t> not_present;
-  for (int64_t k : keys) {
-    if (!found.count(k)) not_present.push_back(k);
-  }
-
-  nlohmann::json receipt = {{"format", "sisa-receipt"},
-                            {"format_version", 1},
-                            {"seq", rec.seq},
-                            {"by_group", rec.by_group},
-                            {"requested", rec.keys.size()},
-                            {"deleted_ids", removed_ids},
-                            {"deleted_count", removed_ids.size()},
-                            {"already_deleted", not_present},
-                            // Found group keys: with the ids above, every key of the request
-                            // (so `repair --rebuild-log` can restore its log record).
-                            {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end())
-                                                            : std::vector<int64_t>()},
-                            {"shards", shards_json},
-                            {"training_seconds", loop_seconds},
-                            {"retrain_phase_seconds", jobs_seconds},
-                            {"coordinator_cpu_seconds", coordinator_cpu},
-                            {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},
-                            {"seconds", since(t0)}};
-  const std::string text = receipt.dump(1) + "\n";
-  m.receipts.push_back(
-      write_run_file(dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
-  m.last_seq = std::max(m.last_seq, rec.seq);
-  m.deleted_ids = merge_sorted(m.deleted_ids, removed_ids);
-  if (rec.by_group) {
-    std::vector<int64_t> groups(found.begin(), found.end());
-    m.deleted_groups = merge_sorted(m.deleted_groups, groups);
-  }
-  // Models derived from the shards are updated with the retrained shards,
-  // to be published in the same switch (none today; the LOO student next).
-  if (derived) derived(m, rec);
-  // Publish, then purge what the old generation held, then record `applied`.
-  const auto tp = std::chrono::steady_clock::now();
-  save_manifest(*dir.env, dir.root, m);
-  published = m;
-  const auto removed_files = remove_unreferenced(dir, m);
-  spdlog::debug("purged {} superseded file(s)", removed_files.size());
-  append_log(*dir.env, dir.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
-  receipt["purged_files"] = removed_files.size();
-  receipt["publish_seconds"] = since(tp);
-  return receipt;
-}
-
-uint64_t next_request_seq(const Manifest& m, const LogContents& log) {
-  uint64_t seq = m.last_seq;
-  for (const auto& r : log.records) seq = std::max(seq, r.seq);
-  return seq + 1;
-}
-
-std::vector<LogRecord> prepare_recovery(const RunDir& run, const Manifest& m, nlohmann::json* report) {
-  const auto stale = remove_unreferenced(run, m);
-  if (!stale.empty()) spdlog::info("removed {} file(s) not named by the manifest", stale.size());
-  // An append a crash cut short was never acknowledged (that follows the sync).
-  const bool torn = drop_torn_tail(*run.env, run.path(kLogFile));
-  if (torn) spdlog::warn("{}: dropped a torn tail left by an interrupted append", run.path(kLogFile));
-  if (report) *report = {{"removed_files", stale}, {"dropped_torn_tail", torn}};
-  return pending_requests(read_log(run.path(kLogFile)));
-}
-
-nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, const LogRecord& rec,
-                              const TrainerOptions& trainer, ShardRunner* runner) {
-  if (m.last_seq >= rec.seq) {
-    // Published before the crash: only the purge (done) and `applied` remain.
-    append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
-    return nullptr;
-  }
-  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner, {});
-}
-
-nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
-                              const TrainerOptions& trainer, ShardRunner* runner) {
-  nlohmann::json report;
-  nlohmann::json resumed = nlohmann::json::array();
-  for (const auto& pending : prepare_recovery(run, m, &report)) {
-    spdlog::warn("resuming deletion request {} accepted before an interruption", pending.seq);
-    finish_request(run, m, c, pending, trainer, runner);
-    resumed.push_back(pending.seq);
-  }
-  report["resumed_requests"] = resumed;
-  return report;
-}
 
 nlohmann::json recover(const RecoverRequest& req) {
   const RunDir run(req.run_dir, req.env);
@@ -246,48 +30,35 @@ nlohmann::json forget(const ForgetRequest& req) {
   Manifest& m = w.manifest;
   const Config& c = w.config;
   recover_locked(run, m, c, req.trainer, req.runner);
-  const std::string log_path = run.path(kLogFile);
 
-  // Validate the whole batch before anything is written.
-  if (req.by_group && !c.data.grouped()) {
-    throw UsageError("--groups given but run '" + req.run_dir + "' has no groups");
-  }
-  std::set<int64_t> unique(req.keys.begin(), req.keys.end());
-  const uint64_t seq = next_request_seq(m, read_log(log_path));
-  LogRecord rec{LogRecord::Type::kAccepted, seq, req.by_group, {unique.begin(), unique.end()}};
+  // The plan comes first: it finds which keys the run holds (and reports a
+  // damaged store or checkpoint) before anything is written.
+  const uint64_t seq = next_request_seq(m, read_log(run.path(kLogFile)));
+  LogRecord draft{LogRecord::Type::kAccepted, seq, req.by_group, req.keys};
   const auto t_plan = std::chrono::steady_clock::now();
   const double setup_seconds = since(t0);
-  auto plan = plan_request(run, m, c, rec);
+  auto plan = plan_request(run, m, c, draft);
   const double plan_seconds = since(t_plan);
   const auto& deleted = req.by_group ? m.deleted_groups : m.deleted_ids;
-  std::vector<int64_t> unknown;
-  for (int64_t k : unique) {
-    if (!plan.found.count(k) && !std::binary_search(deleted.begin(), deleted.end(), k)) {
-      unknown.push_back(k);
-    }
-  }
-  if (!unknown.empty()) {
-    throw DataError(std::string("unknown ") + (req.by_group ? "group(s)" : "id(s)") + " in run '" +
-                    req.run_dir + "': " + format_id_list(unknown) + "; the batch was rejected, nothing deleted");
-  }
-
-  if (plan.found.empty()) {
+  const auto was_deleted = [&deleted](int64_t k) { return std::binary_search(deleted.begin(), deleted.end(), k); };
+  const CheckedRequest checked = check_request(
+      req.run_dir, c, req.keys, req.by_group, [&](int64_t k) { return plan.found.count(k) > 0 || was_deleted(k); },
+      was_deleted);
+  if (checked.noop) {
     // Every key was deleted before: nothing to log, retrain or purge.
     spdlog::info("nothing to delete: every {} was deleted before; no request logged",
                  req.by_group ? "group" : "id");
     return {{"seq", nullptr},
             {"noop", true},
             {"by_group", req.by_group},
-            {"requested", rec.keys.size()},
+            {"requested", checked.keys.size()},
             {"deleted_ids", nlohmann::json::array()},
             {"deleted_count", 0},
-            {"already_deleted", rec.keys},
+            {"already_deleted", checked.keys},
             {"shards", nlohmann::json::array()},
             {"total_seconds", since(t0)}};
   }
-  append_log(*run.env, log_path, rec);
-  spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
-               req.by_group ? "group(s)" : "id(s)");
+  const LogRecord rec = accept_request(run, seq, checked);
   auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner, {});
   receipt["receipt_path"] = run.path(receipt_file(seq));
   receipt["setup_seconds"] = setup_seconds;

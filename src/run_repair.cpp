@@ -11,7 +11,7 @@
 
 #include "deletion_log.h"
 #include "environment.h"
-#include "forget_ops.h"
+#include "deletion_tx.h"
 #include "fs.h"
 #include "run_common.h"
 #include "shard_jobs.h"

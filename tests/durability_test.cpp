@@ -8,7 +8,7 @@
 #include <random>
 
 #include "deletion_log.h"
-#include "forget_ops.h"
+#include "deletion_tx.h"
 #include "fs.h"
 #include "manifest.h"
 #include "run_common.h"

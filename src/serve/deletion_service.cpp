@@ -4,11 +4,10 @@
 
 #include <algorithm>
 
-#include "forget_ops.h"
+#include "deletion_tx.h"
 #include "fs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
-#include "sisa/id_list.h"
 
 namespace sisa {
 
@@ -76,32 +75,24 @@ std::string DeletionService::stale_reason() const {
 }
 
 DeletionService::Submitted DeletionService::submit(const std::vector<int64_t>& keys, bool by_group) {
-  if (by_group && !writer_.config.data.grouped()) throw UsageError("run '" + run_.root + "' has no groups; forget by ids");
+  // The ids the run ever held stand in for forget's plan (planning here
+  // would read stores the worker may be replacing; docs/design.md).
   const auto& known = by_group ? known_groups_ : known_ids_;
-  std::vector<int64_t> unknown;
-  for (int64_t k : keys) {
-    if (!std::binary_search(known.begin(), known.end(), k)) unknown.push_back(k);
-  }
-  if (!unknown.empty()) {
-    throw DataError(std::string("unknown ") + (by_group ? "group(s)" : "id(s)") + " in run '" + run_.root +
-                    "': " + format_id_list(unknown) + "; the request was rejected, nothing deleted");
-  }
   std::lock_guard<std::mutex> hold(mu_);
-  const std::set<int64_t> unique(keys.begin(), keys.end());
   const auto& deleted = by_group ? deleted_groups_ : deleted_ids_;
-  if (std::all_of(unique.begin(), unique.end(), [&](int64_t k) { return deleted.count(k) > 0; })) {
-    return {0, {unique.begin(), unique.end()}};
-  }
+  const CheckedRequest checked = check_request(
+      run_.root, writer_.config, keys, by_group,
+      [&known](int64_t k) { return std::binary_search(known.begin(), known.end(), k); },
+      [&deleted](int64_t k) { return deleted.count(k) > 0; });
+  if (checked.noop) return {0, checked.keys};
   if (!paused_.empty()) throw UnavailableError("deletions are paused: " + paused_);
   if (stop_) throw UnavailableError("the server is shutting down");
   // The number is used up even if the append fails: a record may have
   // reached the log although its sync failed, and no two may share it.
-  LogRecord rec{LogRecord::Type::kAccepted, next_seq_++, by_group, {unique.begin(), unique.end()}};
-  append_log(*run_.env, run_.path(kLogFile), rec);  // durable before we answer
+  const LogRecord rec = accept_request(run_, next_seq_++, checked);  // durable before we answer
   states_[rec.seq] = {"pending", nullptr, {}};
   queue_.push_back(rec);
   wake_.notify_all();
-  spdlog::info("deletion request {} accepted ({} {})", rec.seq, rec.keys.size(), by_group ? "group(s)" : "id(s)");
   return {rec.seq, {}};
 }
 
@@ -172,8 +163,9 @@ void DeletionService::work() {
   }
 }
 
-// After a failure the in-memory manifest may be half-updated, so take no
-// more requests. What the clients are told depends on what reached the disk:
+// After a failure the published manifest is whole (the edit was built on a
+// copy), but the failed attempt may have left files and a log record that
+// the recovery of the next writer sorts out, so take no more requests. What the clients are told depends on what reached the disk:
 // if the new manifest was published, the deleted samples must not be served
 // any longer, whatever failed after (purge, `applied` record, model loading).
 void DeletionService::recover_from_failure(const LogRecord& rec, const std::string& what) {

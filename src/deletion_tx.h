@@ -1,11 +1,19 @@
-// The steps of an exact deletion, shared by `sisa forget` (run_forget.cpp)
-// and `sisa serve`'s background deletions: plan a logged request, then carry
-// it out (retrain, publish, purge, log `applied`).
+// The deletion transaction: the steps of an exact deletion, the one path
+// `sisa forget` (run_forget.cpp) and `sisa serve`'s background deletions
+// (serve/deletion_service.cpp) take:
+//   accept  check_request, then accept_request logs `accepted` durably: the
+//           request is acknowledged and will be applied, whatever happens next;
+//   plan    plan_request: which shards hold the keys, their data loaded;
+//   execute execute_request: shard jobs, the manifest edit on a copy, the
+//           derived-model hook, then commit (receipt, publish, purge, `applied`).
+// A failure at any step leaves the published manifest whole; an accepted
+// request is finished by the next writer (recover_locked).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +31,27 @@ class ShardRunner;
 // add files and change the edit; a throw abandons the deletion unpublished
 // (it stays accepted and is retried). No model family uses it yet.
 using DerivedModelHook = std::function<void(Manifest& edit, const LogRecord& request)>;
+
+// A request that passed its checks: its keys sorted and unique, and whether
+// every one was deleted before (then nothing is logged, retrained or purged).
+struct CheckedRequest {
+  std::vector<int64_t> keys;
+  bool by_group = false;
+  bool noop = false;
+};
+
+// The checks of the accept step, before anything is written: groups only in
+// a run that has them (UsageError); every key one the run ever held
+// (`known`), else DataError naming the unknown ones and saying nothing was
+// deleted; `deleted` says which keys are gone already.
+CheckedRequest check_request(const std::string& run_root, const Config& c, const std::vector<int64_t>& keys,
+                             bool by_group, const std::function<bool(int64_t)>& known,
+                             const std::function<bool(int64_t)>& deleted);
+
+// Logs the checked request as `accepted` under `seq`, durably (synced)
+// before it returns: from here on the deletion is acknowledged and is never
+// forgotten. Returns the record the later steps carry.
+LogRecord accept_request(const RunDir& run, uint64_t seq, const CheckedRequest& request);
 
 struct ShardPlan {
   size_t entry;             // index into Manifest::entries
