@@ -171,7 +171,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   try {
     if (*train) {
       if (!exclude_file.empty()) treq.exclude_ids = sisa::read_id_file(exclude_file);
-      treq.runner = cluster.runner();
+      treq.cluster = &cluster;
       const auto r = sisa::train(treq);
       print(r, json, "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() +
                          " samples in " + r["total_seconds"].dump() + " s; run directory " +
@@ -187,7 +187,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       }
       freq.by_group = !by_group.empty();
       freq.keys = freq.by_group ? by_group : by_id;
-      freq.runner = cluster.runner();
+      freq.cluster = &cluster;
       const auto r = sisa::forget(freq);
       if (r.value("noop", false)) {
         print(r, json, "nothing to delete: all " + std::to_string(r["already_deleted"].size()) +
@@ -212,19 +212,19 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       vreq.run_dir = run_dir;
       vreq.force_environment = force;
       if (!shard_list.empty()) vreq.shards = sisa::parse_id_list(shard_list, "--shards");
-      vreq.runner = cluster.runner();
+      vreq.cluster = &cluster;
       const auto r = sisa::verify(vreq);
       const bool same = r["identical"].get<bool>();
       print(r, json, same ? "verified: every checked shard is bit-identical to a fresh retrain"
                           : "MISMATCH: some shard differs from a fresh retrain (see log)");
       return same ? 0 : static_cast<int>(sisa::ExitCode::kVerifyFailed);
     } else if (*recover) {
-      const auto r = sisa::recover({run_dir, force, nullptr, cluster.runner()});
+      const auto r = sisa::recover({run_dir, force, &cluster});
       print(r, json, "recovered: " + std::to_string(r["resumed_requests"].size()) +
                          " deletion request(s) completed, " +
                          std::to_string(r["removed_files"].size()) + " stray file(s) removed");
     } else if (*repair) {
-      const auto r = sisa::repair({run_dir, force, rebuild_log, nullptr, cluster.runner()});
+      const auto r = sisa::repair({run_dir, force, rebuild_log, &cluster});
       std::string human = "repaired " + std::to_string(r["repaired_shards"].size()) +
                           " shard(s); every rebuilt checkpoint reproduces its recorded digest";
       if (r["log"].is_object()) {

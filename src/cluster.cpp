@@ -1,5 +1,7 @@
 #include "sisa/cluster.h"
 
+#include "run_seams.h"
+
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -61,7 +63,11 @@ Cluster::~Cluster() = default;
 
 int Cluster::rank() const { return impl_->comm->rank(); }
 int Cluster::size() const { return impl_->comm->size(); }
-ShardRunner* Cluster::runner() { return impl_->runner.get(); }
+RunSeams seams_of(Cluster* cluster) {
+  RunSeams s;
+  if (cluster) s.runner = cluster->impl_->runner.get();
+  return s;
+}
 
 void Cluster::serve() { serve_jobs(*impl_->comm); }
 

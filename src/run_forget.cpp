@@ -8,28 +8,33 @@
 #include "deletion_log.h"
 #include "deletion_tx.h"
 #include "run_common.h"
+#include "run_seams.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 
 namespace sisa {
 
-nlohmann::json recover(const RecoverRequest& req) {
-  const RunDir run(req.run_dir, req.env);
+nlohmann::json recover(const RecoverRequest& req) { return recover(req, seams_of(req.cluster)); }
+
+nlohmann::json recover(const RecoverRequest& req, const RunSeams& seams) {
+  const RunDir run(req.run_dir, seams.env);
   require_closed_world(req.run_dir);  // before the log is read
   // Only retraining needs the run's numeric environment.
   const bool pending = !pending_requests(read_log(run.path(kLogFile))).empty();
   Writer w(run, req.force_environment, pending);
-  return recover_locked(run, w.manifest, w.config, {}, req.runner);
+  return recover_locked(run, w.manifest, w.config, {}, seams.runner);
 }
 
-nlohmann::json forget(const ForgetRequest& req) {
+nlohmann::json forget(const ForgetRequest& req) { return forget(req, seams_of(req.cluster)); }
+
+nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
   const auto t0 = std::chrono::steady_clock::now();
   if (req.keys.empty()) throw UsageError("no ids given to forget");
-  const RunDir run(req.run_dir, req.env);
+  const RunDir run(req.run_dir, seams.env);
   Writer w(run, req.force_environment);
   Manifest& m = w.manifest;
   const Config& c = w.config;
-  recover_locked(run, m, c, req.trainer, req.runner);
+  recover_locked(run, m, c, req.trainer, seams.runner);
 
   // The plan comes first: it finds which keys the run holds (and reports a
   // damaged store or checkpoint) before anything is written.
@@ -59,7 +64,7 @@ nlohmann::json forget(const ForgetRequest& req) {
             {"total_seconds", since(t0)}};
   }
   const LogRecord rec = accept_request(run, seq, checked);
-  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, req.runner, {});
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, seams.runner, {});
   receipt["receipt_path"] = run.path(receipt_file(seq));
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;

@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "model_spec.h"
 #include "run_common.h"
+#include "run_seams.h"
 #include "shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
@@ -116,7 +117,7 @@ namespace {
 // One verification of the generation the manifest names now. A concurrent
 // writer may publish and purge meanwhile: the files then go missing, which
 // verify() tells from damage by the manifest having changed.
-nlohmann::json verify_snapshot(const VerifyRequest& req) {
+nlohmann::json verify_snapshot(const VerifyRequest& req, const RunSeams& seams) {
   const RunDir run(req.run_dir, nullptr);
   require_closed_world(req.run_dir);
   const Manifest m = load_manifest(req.run_dir);
@@ -153,7 +154,7 @@ nlohmann::json verify_snapshot(const VerifyRequest& req) {
   const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
                            static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(nullptr);
-  const auto fresh = (req.runner ? *req.runner : *local).run(context, jobs);
+  const auto fresh = (seams.runner ? *seams.runner : *local).run(context, jobs);
   bool all_identical = true;
   nlohmann::json results = nlohmann::json::array();
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -178,7 +179,9 @@ nlohmann::json verify_snapshot(const VerifyRequest& req) {
 
 }  // namespace
 
-nlohmann::json verify(const VerifyRequest& req) {
+nlohmann::json verify(const VerifyRequest& req) { return verify(req, seams_of(req.cluster)); }
+
+nlohmann::json verify(const VerifyRequest& req, const RunSeams& seams) {
   // No lock: verify writes nothing, so it runs beside a writer (sisa serve
   // holds the lock for its lifetime). Every generation's files are immutable
   // until a purge removes them, so a snapshot is consistent unless a file
@@ -186,7 +189,7 @@ nlohmann::json verify(const VerifyRequest& req) {
   for (int attempt = 1;; ++attempt) {
     const std::string before = read_text(manifest_path(req.run_dir));
     try {
-      return verify_snapshot(req);
+      return verify_snapshot(req, seams);
     } catch (const CorruptionError& e) {
       if (attempt == 3 || read_text(manifest_path(req.run_dir)) == before) throw;  // real damage
       spdlog::info("the run changed while verify read it ({}); verifying the new generation", e.what());

@@ -14,6 +14,7 @@
 #include "deletion_tx.h"
 #include "fs.h"
 #include "run_common.h"
+#include "run_seams.h"
 #include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
@@ -168,8 +169,10 @@ void check_reproduced(const RunDir& run, const Manifest& m, const std::vector<Re
 
 }  // namespace
 
-nlohmann::json repair(const RepairRequest& req) {
-  const RunDir run(req.run_dir, req.env);
+nlohmann::json repair(const RepairRequest& req) { return repair(req, seams_of(req.cluster)); }
+
+nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
+  const RunDir run(req.run_dir, seams.env);
   Writer w(run, req.force_environment);
   Manifest& m = w.manifest;
   const Config& c = w.config;
@@ -216,7 +219,7 @@ nlohmann::json repair(const RepairRequest& req) {
   const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
                            static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(run.env);
-  const auto results = jobs.empty() ? std::vector<ShardJobResult>() : (req.runner ? *req.runner : *local).run(context, jobs);
+  const auto results = jobs.empty() ? std::vector<ShardJobResult>() : (seams.runner ? *seams.runner : *local).run(context, jobs);
   check_reproduced(run, m, plans, jobs, results);
   nlohmann::json repaired = nlohmann::json::array();
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -229,7 +232,7 @@ nlohmann::json repair(const RepairRequest& req) {
                         {"generation", e.generation}, {"rank", results[i].rank}});
   }
   if (!repaired.empty()) save_manifest(*run.env, run.root, m);
-  auto recovered = recover_locked(run, m, c, {}, req.runner);
+  auto recovered = recover_locked(run, m, c, {}, seams.runner);
   return {{"repaired_shards", repaired}, {"recovered", recovered}, {"log", log_report}};
 }
 

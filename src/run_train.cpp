@@ -11,6 +11,7 @@
 #include "fs.h"
 #include "model_spec.h"
 #include "run_common.h"
+#include "run_seams.h"
 #include "shard_jobs.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
@@ -51,7 +52,9 @@ std::vector<ShardData> place(const Dataset& all, const Config& c,
 
 }  // namespace
 
-nlohmann::json train(const TrainRequest& req) {
+nlohmann::json train(const TrainRequest& req) { return train(req, seams_of(req.cluster)); }
+
+nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   const auto t_start = std::chrono::steady_clock::now();
   const Config c = Config::load(req.config_path, req.overrides);
   if (req.run_dir.empty()) throw UsageError("--run-dir is required");
@@ -72,7 +75,7 @@ nlohmann::json train(const TrainRequest& req) {
   const double ingest_seconds = since(t_start);
 
   make_dirs(req.run_dir);
-  const RunDir dir(req.run_dir, req.env);
+  const RunDir dir(req.run_dir, seams.env);
   RunLock lock(dir.root);
   set_compute_threads(c.train.threads);
   Manifest m;
@@ -164,7 +167,7 @@ nlohmann::json train(const TrainRequest& req) {
   const JobContext context{dir.root, yaml, m.identity_hash, m.environment, {},
                            static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(dir.env);
-  const auto results = (req.runner ? *req.runner : *local).run(context, jobs);
+  const auto results = (seams.runner ? *seams.runner : *local).run(context, jobs);
   double loop_seconds = 0.0;
   double prepare_cpu = 0.0;
   for (size_t i = 0; i < results.size(); ++i) {

@@ -17,6 +17,7 @@
 #include "shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "run_seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
 
@@ -73,12 +74,9 @@ TEST_F(Distributed, CoordinatorProtocolOnInMemoryRanksMatchesOneProcess) {
   forget({dir_ / "local", doomed});
   with_workers(3, [&](Communicator& rank0) {
     const auto runner = make_coordinator_runner(rank0);
-    TrainRequest t{cfg_, {}, dir_ / "spread", {}};
-    t.runner = runner.get();
-    train(t);
-    ForgetRequest f{dir_ / "spread", doomed};
-    f.runner = runner.get();
-    const auto receipt = forget(f);
+    const RunSeams seams{nullptr, runner.get()};
+    train({cfg_, {}, dir_ / "spread", {}}, seams);
+    const auto receipt = forget({dir_ / "spread", doomed}, seams);
     std::set<int> ranks;
     for (const auto& s : receipt["shards"]) ranks.insert(s["rank"].get<int>());
     EXPECT_TRUE(ranks.count(0) == 0) << "rank 0 only coordinates";

@@ -14,6 +14,7 @@
 #include "run_common.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "run_seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
 
@@ -140,7 +141,7 @@ TEST_F(Durability, CrashAtEveryDurableStepOfForgetThenRecover) {
   const std::string counted = dir_ / "counted";
   fs::copy(base_, counted, fs::copy_options::recursive);
   FaultEnv counter(-1, FaultEnv::Mode::kCrash);
-  forget({counted, doomed_, false, false, {}, &counter});
+  forget({counted, doomed_}, RunSeams{&counter, nullptr});
   const int64_t steps = counter.steps();
   ASSERT_GT(steps, 20);
   int accepted_runs = 0;
@@ -148,7 +149,7 @@ TEST_F(Durability, CrashAtEveryDurableStepOfForgetThenRecover) {
     const std::string run = dir_ / ("crash-" + std::to_string(k));
     fs::copy(base_, run, fs::copy_options::recursive);
     FaultEnv env(k, FaultEnv::Mode::kCrash);
-    EXPECT_THROW(forget({run, doomed_, false, false, {}, &env}), InjectedCrash) << "step " << k;
+    EXPECT_THROW(forget({run, doomed_}, RunSeams{&env, nullptr}), InjectedCrash) << "step " << k;
     recover({run, false, nullptr});
     bool accepted = false;
     expect_consistent(run, "crash at step " + std::to_string(k), &accepted);
@@ -164,13 +165,13 @@ TEST_F(Durability, IoErrorAtEveryDurableStepKeepsThePreviousGeneration) {
   const std::string counted = dir_ / "counted";
   fs::copy(base_, counted, fs::copy_options::recursive);
   FaultEnv counter(-1, FaultEnv::Mode::kError);
-  forget({counted, doomed_, false, false, {}, &counter});
+  forget({counted, doomed_}, RunSeams{&counter, nullptr});
   const int64_t steps = counter.steps();
   for (int64_t k = 1; k <= steps; ++k) {
     const std::string run = dir_ / ("error-" + std::to_string(k));
     fs::copy(base_, run, fs::copy_options::recursive);
     FaultEnv env(k, FaultEnv::Mode::kError);
-    EXPECT_THROW(forget({run, doomed_, false, false, {}, &env}), IOError) << "step " << k;
+    EXPECT_THROW(forget({run, doomed_}, RunSeams{&env, nullptr}), IOError) << "step " << k;
     // Whatever the manifest names is intact and loads.
     const Manifest m = load_manifest(run);
     const RunDir dir(run, nullptr);

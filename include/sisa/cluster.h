@@ -8,7 +8,7 @@
 
 namespace sisa {
 
-class ShardRunner;  // opaque here (src/shard_jobs.h)
+struct RunSeams;  // private to the library (src/run_seams.h)
 
 class Cluster {
  public:
@@ -21,17 +21,18 @@ class Cluster {
   int rank() const;
   int size() const;
   bool is_coordinator() const { return rank() == 0; }
-  // Where a command's shards train: null means in this process.
-  ShardRunner* runner();
   // Worker ranks: run shard jobs until rank 0 finishes.
   void serve();
   // After the command: rank 0 releases the workers; every rank finalizes MPI
   // (explicitly, never from a destructor).
   void finish();
+  // Pass it to a command (TrainRequest::cluster, ...): rank 0 then hands the
+  // command's shards to the worker ranks.
   // Ends every rank, e.g. after a failure on rank 0 while workers wait.
   [[noreturn]] void abort(int exit_code);
 
  private:
+  friend RunSeams seams_of(Cluster* cluster);  // reads the runner (src/run_seams.h)
   struct Impl;  // the communicator, the MPI plugin's state, the runner
   std::unique_ptr<Impl> impl_;
 };

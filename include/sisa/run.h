@@ -12,16 +12,14 @@
 
 namespace sisa {
 
-class Env;          // the file-system seam (src/fs.h); null means the real file system
-class ShardRunner;  // where shards train (src/shard_jobs.h); null means in this process
+class Cluster;  // sisa/cluster.h: under mpirun, shards go to its worker ranks
 
 struct TrainRequest {
   std::string config_path;
   std::vector<std::string> overrides;  // "key=value", applied after the YAML
   std::string run_dir;
   std::vector<int64_t> exclude_ids;    // train as if these ids were absent
-  Env* env = nullptr;
-  ShardRunner* runner = nullptr;
+  Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Ingests the source data into the run's store and trains every shard.
 nlohmann::json train(const TrainRequest& request);
@@ -32,8 +30,7 @@ struct ForgetRequest {
   bool by_group = false;
   bool force_environment = false;  // run even if the numeric environment differs
   TrainerOptions trainer;          // tests only
-  Env* env = nullptr;
-  ShardRunner* runner = nullptr;
+  Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Exact deletion of one batch. Returns the receipt.
 nlohmann::json forget(const ForgetRequest& request);
@@ -41,8 +38,7 @@ nlohmann::json forget(const ForgetRequest& request);
 struct RecoverRequest {
   std::string run_dir;
   bool force_environment = false;
-  Env* env = nullptr;
-  ShardRunner* runner = nullptr;
+  Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Finishes interrupted work: removes files the manifest does not name and
 // applies deletion requests that were accepted but not applied. `forget`
@@ -53,8 +49,7 @@ struct RepairRequest {
   std::string run_dir;
   bool force_environment = false;
   bool rebuild_log = false;  // rewrite a damaged deletion log (see repair())
-  Env* env = nullptr;
-  ShardRunner* runner = nullptr;
+  Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Rebuilds damaged shards: checkpoints by retraining from the last good one,
 // stores from the source data minus deleted ids. Publishes only what
@@ -77,7 +72,7 @@ struct VerifyRequest {
   std::string run_dir;
   std::vector<int64_t> shards;  // empty: all
   bool force_environment = false;
-  ShardRunner* runner = nullptr;
+  Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Retrains the shards from scratch in memory and compares every checkpoint's
 // state digest. Returns "identical": false (and the stages that differ) when
