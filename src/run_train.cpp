@@ -50,6 +50,93 @@ std::vector<ShardData> place(const Dataset& all, const Config& c,
   return shards;
 }
 
+// What a train that died before publishing left, from its progress
+// journals: per shard, the intact store and checkpoints that still check out
+// (same identity, same samples), so only unfinished work is trained again.
+struct Resumed {
+  std::vector<std::vector<CheckpointRef>> checkpoints;
+  std::vector<FileRef> stores;
+  std::set<std::string> files;  // everything to keep, config.yaml included
+};
+
+Resumed resume_from_journals(const RunDir& dir, const Config& c, const std::string& identity,
+                             const std::vector<ShardData>& shards) {
+  Resumed r;
+  r.checkpoints.resize(static_cast<size_t>(c.sisa.shards));
+  r.stores.resize(static_cast<size_t>(c.sisa.shards));
+  r.files = {kConfigFile};
+  for (int64_t s = 0; s < c.sisa.shards; ++s) {
+    const auto j = read_journal(dir, s);
+    if (!j || j->identity_hash != identity || j->ids_hash != ids_hash(shards[s].rows.ids)) continue;
+    try {
+      read_verified(dir, j->store);
+    } catch (const Error& e) {
+      continue;  // no intact store: the shard starts over
+    }
+    for (const auto& ck : j->checkpoints) {
+      try {
+        read_verified(dir, ck.file);
+      } catch (const Error& e) {
+        spdlog::warn("[shard {}] {}: resuming from the last intact checkpoint", s, e.what());
+        break;
+      }
+      r.checkpoints[s].push_back(ck);
+    }
+    r.stores[s] = j->store;
+    r.files.insert({j->store.path, journal_file(s)});
+    for (const auto& ck : r.checkpoints[s]) r.files.insert(ck.file.path);
+  }
+  return r;
+}
+
+struct TrainJobs {
+  std::vector<ShardJob> jobs;
+  nlohmann::json sizes = nlohmann::json::array();  // samples per shard
+  int64_t samples = 0, work = 0;                   // work: sample-epochs still to train
+};
+
+// Adds every shard's entry to `m` and returns a job for each unfinished one.
+TrainJobs make_train_jobs(const RunDir& dir, const Config& c, Manifest& m, std::vector<ShardData>& shards,
+                          const Resumed& resumed) {
+  // Every unfinished shard as a job: trained here or, under mpirun, on worker
+  // ranks; rank 0 writes each store just before its job is handed out.
+  TrainJobs out;
+  const auto& kept = resumed.checkpoints;
+  for (int64_t s = 0; s < c.sisa.shards; ++s) {
+    ShardData& data = shards[s];
+    ShardEntry e;
+    e.shard = s;
+    e.n_samples = static_cast<int64_t>(data.rows.size());
+    e.ids_hash = ids_hash(data.rows.ids);
+    e.store = resumed.stores[s];
+    e.checkpoints = kept[s];
+    const auto done = static_cast<int64_t>(kept[s].size());
+    if (done > 0) spdlog::info("[shard {}] resuming after stage {} (progress journal)", s, done - 1);
+    if (done <= c.sisa.slices) {
+      const int64_t first = std::max<int64_t>(done, 1);
+      ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
+                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}, nullptr};
+      if (e.store.path.empty()) {
+        // Written just before the job is handed out; the rows are freed then.
+        auto rows = std::make_shared<Dataset>(std::move(data.rows));
+        job.prepare = [&dir, &c, &m, rows, s](ShardJob& j) {
+          j.store = write_run_file(dir, store_file(s, 0), encode_store(*rows, s, c.data));
+          m.entries[s].store = j.store;
+          write_journal(dir, s, {m.identity_hash, m.entries[s].ids_hash, j.store, {}});
+          *rows = {};
+        };
+      }
+      out.work += job.work;
+      out.jobs.push_back(std::move(job));
+    }
+    data = {};
+    m.entries.push_back(e);
+    out.sizes.push_back(e.n_samples);
+    out.samples += e.n_samples;
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json train(const TrainRequest& req) { return train(req, seams_of(req.cluster)); }
@@ -85,36 +172,9 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
 
-  // A train that died before publishing left progress journals: keep what
-  // they name and what still checks out (same identity, same samples, intact
-  // files), so only unfinished shards and stages are trained again.
-  std::vector<std::vector<CheckpointRef>> kept(static_cast<size_t>(c.sisa.shards));
-  std::vector<FileRef> kept_store(static_cast<size_t>(c.sisa.shards));
-  std::set<std::string> keep = {kConfigFile};
-  for (int64_t s = 0; s < c.sisa.shards; ++s) {
-    const auto j = read_journal(dir, s);
-    if (!j || j->identity_hash != m.identity_hash || j->ids_hash != ids_hash(shards[s].rows.ids)) {
-      continue;
-    }
-    try {
-      read_verified(dir, j->store);
-    } catch (const Error& e) {
-      continue;  // no intact store: the shard starts over
-    }
-    for (const auto& ck : j->checkpoints) {
-      try {
-        read_verified(dir, ck.file);
-      } catch (const Error& e) {
-        spdlog::warn("[shard {}] {}: resuming from the last intact checkpoint", s, e.what());
-        break;
-      }
-      kept[s].push_back(ck);
-    }
-    kept_store[s] = j->store;
-    keep.insert({j->store.path, journal_file(s)});
-    for (const auto& ck : kept[s]) keep.insert(ck.file.path);
-  }
-  const auto stale = remove_files_except(dir, keep);
+  // A train that died before publishing: keep what its journals name.
+  const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, shards);
+  const auto stale = remove_files_except(dir, resumed.files);
   if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
 
   // Shared artifacts are copied in first; the stored config names the copies.
@@ -127,43 +187,8 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
                c.sisa.slices, n_samples, c.train.epochs, c.train.threads);
   const auto t_train = std::chrono::steady_clock::now();
   const double cpu_before = process_cpu_seconds();
-  // Every unfinished shard as a job: trained here or, under mpirun, on worker
-  // ranks; rank 0 writes each store just before its job is handed out.
-  nlohmann::json sizes = nlohmann::json::array();
-  int64_t samples = 0, total_work = 0;
-  std::vector<ShardJob> jobs;
-  for (int64_t s = 0; s < c.sisa.shards; ++s) {
-    ShardData& data = shards[s];
-    ShardEntry e;
-    e.shard = s;
-    e.n_samples = static_cast<int64_t>(data.rows.size());
-    e.ids_hash = ids_hash(data.rows.ids);
-    e.store = kept_store[s];
-    e.checkpoints = kept[s];
-    const auto done = static_cast<int64_t>(kept[s].size());
-    if (done > 0) spdlog::info("[shard {}] resuming after stage {} (progress journal)", s, done - 1);
-    if (done <= c.sisa.slices) {
-      const int64_t first = std::max<int64_t>(done, 1);
-      ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
-                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}, nullptr};
-      if (e.store.path.empty()) {
-        // Written just before the job is handed out; the rows are freed then.
-        auto rows = std::make_shared<Dataset>(std::move(data.rows));
-        job.prepare = [&dir, &c, &m, rows, s](ShardJob& j) {
-          j.store = write_run_file(dir, store_file(s, 0), encode_store(*rows, s, c.data));
-          m.entries[s].store = j.store;
-          write_journal(dir, s, {m.identity_hash, m.entries[s].ids_hash, j.store, {}});
-          *rows = {};
-        };
-      }
-      total_work += job.work;
-      jobs.push_back(std::move(job));
-    }
-    data = {};
-    m.entries.push_back(e);
-    sizes.push_back(e.n_samples);
-    samples += e.n_samples;
-  }
+  TrainJobs plan = make_train_jobs(dir, c, m, shards, resumed);
+  auto& jobs = plan.jobs;
   const JobContext context{dir.root, yaml, m.identity_hash, m.environment, {},
                            static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(dir.env);
@@ -183,20 +208,20 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   const double total = since(t_start);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
                format_duration(total), loop_seconds,
-               static_cast<double>(total_work) / std::max(loop_seconds, 1e-9));
+               static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9));
   return {{"run_dir", req.run_dir},
           {"shards", c.sisa.shards},
           {"slices", c.sisa.slices},
-          {"samples", samples},
-          {"shard_sizes", sizes},
+          {"samples", plan.samples},
+          {"shard_sizes", plan.sizes},
           {"ingest_seconds", ingest_seconds},
           {"train_seconds", train_seconds},
           {"loop_seconds", loop_seconds},
           {"coordinator_cpu_seconds", coordinator_cpu},
           {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},  // excluding store writes
           {"total_seconds", total},
-          {"sample_epochs", total_work},
-          {"samples_per_second", static_cast<double>(total_work) / std::max(loop_seconds, 1e-9)},
+          {"sample_epochs", plan.work},
+          {"samples_per_second", static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9)},
           {"identity_hash", m.identity_hash}};
 }
 
