@@ -66,9 +66,9 @@ def request_bodies(work):
 
 
 class Server:
-    def __init__(self, sisa, run_dir, token_file):
+    def __init__(self, sisa, run_dir, token_file, extra=()):
         self.p = subprocess.Popen([sisa, "serve", "--json", "-q", "--port", "0", "-r", run_dir,
-                                   "--token-file", token_file], stdout=subprocess.PIPE, text=True, env=env())
+                                   "--token-file", token_file, *extra], stdout=subprocess.PIPE, text=True, env=env())
         self.port = json.loads(self.p.stdout.readline())["port"]
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -91,7 +91,10 @@ def main():
     ap.add_argument("--sisa", default="build/sisa")
     ap.add_argument("--work", default="/tmp/sisa-bench-serve")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", default="1,8,64", help="single-sample loads to measure")
+    ap.add_argument("--json", help="also write the single-sample points here (scripts/plot_serving.py)")
     a = ap.parse_args()
+    points = []
     if not shutil.which("wrk"):
         sys.exit("needs wrk (apt-get install wrk)")
     sisa = os.path.abspath(a.sisa)
@@ -123,8 +126,9 @@ def main():
         server = Server(sisa, run, token_file)
         url = server.url + "/v1/predict"
         wrk(url, one, 8, 2)  # warm up
-        for c in (1, 8, 64):
+        for c in map(int, a.connections.split(",")):
             r = wrk(url, one, c, a.seconds)
+            points.append({"shards": shards, "connections": c, **r})
             out.append(f"| {shards} | single | {c} | {r['rps']:,.0f} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
                        f"{r['p99_ms']:.2f} | {r['errors']} |")
         r = wrk(url, batch, 8, a.seconds)
@@ -153,6 +157,10 @@ def main():
         server.stop()
     out += ["", "Compute floor: " + " ".join(floors), ""]
     print("\n".join(out))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+                       "seconds_per_point": a.seconds, "single_sample": points}, f, indent=1)
 
 
 if __name__ == "__main__":

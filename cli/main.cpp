@@ -154,6 +154,11 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
                     "Open connections per client address; more get 503")
       ->check(CLI::Range(size_t{1}, size_t{1} << 20))
       ->capture_default_str();
+  serve->add_option("--serving-nice", sopt.serving_nice,
+                    "Nice value of the request threads; a deletion's retrain runs at 0 and so keeps about a "
+                    "core under full load (0: equal shares)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   serve->add_flag("--force", sopt.force_environment, "Run even if the numeric environment differs");
 
   auto* status = app.add_subcommand("status", "Shards, generations, fingerprints, deletions");

@@ -11,10 +11,13 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "fs.h"
@@ -339,10 +342,50 @@ TEST_F(ServeAttack, DeepDuplicatedAndOverflowingJsonIsAnsweredNeverCrashes) {
   EXPECT_EQ(server.stop(), 0);
 }
 
+// Deletions must not starve under load: the threads that answer requests run
+// at nice 10 (--serving-nice), the one that retrains at 0, so a retrain keeps
+// about a core (bench/bench_serve_deletion.py measures the effect).
+TEST_F(ServeAttack, RequestThreadsRunBelowTheDeletionWorker) {
+  const auto nice_of_threads = [](pid_t pid) {
+    std::map<std::string, std::vector<int>> by_name;  // thread name -> nice values
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+      std::ifstream stat(task.path() / "stat");
+      const std::string line((std::istreambuf_iterator<char>(stat)), {});
+      // comm is in parentheses and may hold spaces; the fields after it are space-separated.
+      std::istringstream rest(line.substr(line.rfind(')') + 2));
+      std::vector<std::string> f((std::istream_iterator<std::string>(rest)), {});
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      by_name[name].push_back(std::stoi(f.at(16)));  // field 19 of stat: nice
+    }
+    return by_name;
+  };
+  std::map<int, int> count;  // nice -> threads
+  {
+    ServerProcess server(serve_args());
+    ASSERT_TRUE(server.running());
+    for (const auto& [name, nices] : nice_of_threads(server.pid())) {
+      for (int n : nices) ++count[n];
+    }
+  }
+  // 2 event-loop threads and one compute thread per core at 10; the main
+  // thread runs the event loop too. The deletion worker (and the signal
+  // waiter) stay at 0.
+  EXPECT_GE(count[10], 3);
+  EXPECT_GE(count[0], 1);
+  ServerProcess equal(serve_args() + " --serving-nice 0");
+  ASSERT_TRUE(equal.running());
+  for (const auto& [name, nices] : nice_of_threads(equal.pid())) {
+    for (int n : nices) EXPECT_EQ(n, 0) << name;
+  }
+}
+
 TEST_F(ServeAttack, AnswersStayDefinedWithNoModelANoOpOrADamagedReceipt) {
   // Flags out of range are refused before anything starts.
   for (const char* flag : {"--port 70000", "--read-timeout 0", "--read-timeout -1", "--read-timeout nan",
-                           "--http-threads 0", "--max-connections 0"}) {
+                           "--http-threads 0", "--max-connections 0", "--serving-nice 20",
+                           "--serving-nice -1"}) {
     const auto r = run_sisa("serve -r " + run_ + " " + flag);
     EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kUsage)) << flag << "\n" << r.output;
   }

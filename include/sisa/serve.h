@@ -18,6 +18,10 @@ struct ServeOptions {
   size_t max_connections = 1000;    // open connections in all; more are answered 503
   size_t max_connections_per_client = 128;  // open connections per client address
   bool force_environment = false;   // serve (and retrain) in a different numeric environment
+  // Nice value of the threads that answer requests, against 0 for the one
+  // that retrains after a deletion: under full load a retrain keeps about a
+  // core (nice 10: weight 110 against 1024). 0: both share the CPU equally.
+  int serving_nice = 10;
   std::function<void(const std::string& host, int port)> on_listening;  // once accepting connections
 };
 

@@ -1,4 +1,5 @@
 #include "serve/batcher.h"
+#include "serve/thread_priority.h"
 
 #include <algorithm>
 #include <cstring>
@@ -25,9 +26,14 @@ EnsembleOutput slice_rows(const EnsembleOutput& all, int64_t first, int64_t n) {
 }  // namespace
 
 PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads,
-                               int64_t max_rows)
+                               int64_t max_rows, int nice)
     : snapshot_(std::move(snapshot)), max_rows_(max_rows) {
-  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this, i] { work(i); });
+  for (int i = 0; i < std::max(threads, 1); ++i) {
+    threads_.emplace_back([this, i, nice] {
+      set_this_thread_nice(nice);
+      work(i);
+    });
+  }
 }
 
 PredictBatcher::~PredictBatcher() {

@@ -35,7 +35,9 @@ class PredictBatcher {
   // `snapshot` gives the ensemble to use for a batch (taken when the batch
   // runs, so a batch never mixes snapshots); `threads` compute threads each
   // run one batch at a time, all but the first only when kManyRows wait.
-  PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows);
+  // `nice`: the compute threads' scheduling niceness (serve/thread_priority.h).
+  PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows,
+                 int nice = 0);
   ~PredictBatcher();  // finishes what is queued, then joins
 
   // Queues the request and returns at once: callers on an event loop keep

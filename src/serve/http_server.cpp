@@ -284,7 +284,8 @@ class Server {
   // than one thread per core taking everything. Large requests use every
   // core, and the event-loop threads never compute them.
   PredictBatcher batcher_{[this] { return service_.ensemble(); },
-                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256};
+                          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256,
+                          options_.serving_nice};
 };
 
 void check_options(const ServeOptions& o) {
@@ -298,6 +299,9 @@ void check_options(const ServeOptions& o) {
                      std::to_string(o.read_timeout_seconds));
   }
   if (o.max_body_bytes < 1) throw UsageError("--max-body-bytes must be at least 1");
+  if (o.serving_nice < 0 || o.serving_nice > 19) {
+    throw UsageError("--serving-nice must be 0..19, got " + std::to_string(o.serving_nice));
+  }
   if (o.max_connections < 1 || o.max_connections_per_client < 1) {
     throw UsageError("--max-connections and --max-connections-per-client must be at least 1");
   }
@@ -351,6 +355,7 @@ int serve(const ServeOptions& o) {
   limits.max_connections = o.max_connections;
   limits.max_connections_per_client = o.max_connections_per_client;
   limits.threads = o.http_threads;
+  limits.nice = o.serving_nice;
   raise_fd_limit(limits.max_connections);
   HttpTransport transport(
       limits, [&server](const HttpRequest& r, const HttpTransport::Reply& reply) { server.handle(r, reply); },

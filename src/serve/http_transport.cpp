@@ -3,6 +3,7 @@
 // strand) and the handlers of requests that have fully arrived. See
 // http_transport.h.
 #include "serve/http_transport.h"
+#include "serve/thread_priority.h"
 
 #include <spdlog/spdlog.h>
 
@@ -82,7 +83,13 @@ class HttpTransport::Impl {
     // Each thread runs the event loop; run() returns once stop() closed the
     // acceptor and every connection.
     std::vector<std::thread> others;
-    for (int i = 1; i < limits_.threads; ++i) others.emplace_back([this] { ioc_.run(); });
+    for (int i = 1; i < limits_.threads; ++i) {
+      others.emplace_back([this] {
+        set_this_thread_nice(limits_.nice);
+        ioc_.run();
+      });
+    }
+    set_this_thread_nice(limits_.nice);
     ioc_.run();
     for (auto& t : others) t.join();
   }

@@ -45,6 +45,7 @@ struct HttpLimits {
   size_t max_connections_per_client = 128;    // per client address; more are answered 503 and closed
   size_t max_body_bytes_in_flight = 128u << 20;  // bodies being received or handled, all clients
   int threads = 2;                            // threads that run the event loop and the handlers
+  int nice = 0;                               // their scheduling niceness (thread_priority.h)
 };
 
 class HttpTransport {
