@@ -260,6 +260,14 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
                           r["slices"].dump() + " slices, " + r["deleted_ids"].dump() +
                           " deleted ids, " + r["pending_requests"].dump() + " pending request(s)";
       if (!r["log_damaged"].is_null()) human += "\n  DELETION LOG DAMAGED: " + r["log_damaged"].get<std::string>();
+      if (const auto& cost = r["expected_deletion_cost"]; !cost.is_null()) {
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "\n  weighted placement: a deletion is expected to retrain %.0f sample-epochs "
+                      "(%.0f with every key equally likely; a full retrain is %.0f)",
+                      cost["weighted"].get<double>(), cost["per_key"].get<double>(), cost["full_retrain"].get<double>());
+        human += line;
+      }
       for (const auto& s : r["shard_status"]) {
         human += "\n  shard " + s["shard"].dump() + ": " + s["n_samples"].dump() +
                  " samples, generation " + s["generation"].dump() + ", fingerprint " +

@@ -158,7 +158,8 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
                     {"format", "train", "train_labels", "test", "test_labels", "num_classes",
                      "input_shape", "scale", "offset", "label_column", "id_column",
                      "group_column", "inputs_dataset", "labels_dataset", "ids_dataset",
-                     "groups_dataset", "lengths_dataset"})) {
+                     "groups_dataset", "lengths_dataset", "weight_column", "weights_dataset",
+                     "weights_file"})) {
       r.get(d, "data", "format", &c.data.format, "a string");
       r.get(d, "data", "train", &c.data.train, "a path");
       r.get(d, "data", "train_labels", &c.data.train_labels, "a path");
@@ -176,11 +177,18 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(d, "data", "ids_dataset", &c.data.ids_dataset, "a string");
       r.get(d, "data", "groups_dataset", &c.data.groups_dataset, "a string");
       r.get(d, "data", "lengths_dataset", &c.data.lengths_dataset, "a string");
+      r.get(d, "data", "weight_column", &c.data.weight_column, "a string");
+      r.get(d, "data", "weights_dataset", &c.data.weights_dataset, "a string");
+      r.get(d, "data", "weights_file", &c.data.weights_file, "a path");
     }
     const YAML::Node s = root["sisa"];
-    if (r.check_map(s, "sisa", {"shards", "slices"})) {
+    if (r.check_map(s, "sisa", {"shards", "slices", "placement", "heavy_weight", "heavy_shards", "heavy_slices"})) {
       r.get(s, "sisa", "shards", &c.sisa.shards, "an integer");
       r.get(s, "sisa", "slices", &c.sisa.slices, "an integer");
+      r.get(s, "sisa", "placement", &c.sisa.placement, "a string");
+      r.get(s, "sisa", "heavy_weight", &c.sisa.heavy_weight, "a number");
+      r.get(s, "sisa", "heavy_shards", &c.sisa.heavy_shards, "an integer");
+      r.get(s, "sisa", "heavy_slices", &c.sisa.heavy_slices, "an integer");
     }
     read_model(root["model"], r, &c.model);
     const YAML::Node t = root["train"];
@@ -210,6 +218,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
   c.data.train_labels = resolve_path(c.data.train_labels, base_dir);
   c.data.test = resolve_path(c.data.test, base_dir);
   c.data.test_labels = resolve_path(c.data.test_labels, base_dir);
+  c.data.weights_file = resolve_path(c.data.weights_file, base_dir);
 
   if (errors.empty()) errors = c.validate();
   if (!errors.empty()) {
@@ -227,6 +236,19 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   ss << in.rdbuf();
   const std::string base = fs::absolute(fs::path(path)).parent_path().string();
   return parse(ss.str(), path, base, overrides);
+}
+
+Placement Config::placement() const {
+  Placement p;
+  p.seed = seed;
+  p.shards = sisa.shards;
+  p.slices = sisa.slices;
+  if (sisa.placement == "weighted") {
+    p.heavy_shards = sisa.heavy_shards;
+    p.heavy_slices = sisa.heavy_slices;
+    p.heavy_weight = sisa.heavy_weight;
+  }
+  return p;
 }
 
 }  // namespace sisa

@@ -64,10 +64,17 @@ std::string Config::to_yaml() const {
   out << YAML::Key << "ids_dataset" << YAML::Value << data.ids_dataset;
   out << YAML::Key << "groups_dataset" << YAML::Value << data.groups_dataset;
   out << YAML::Key << "lengths_dataset" << YAML::Value << data.lengths_dataset;
+  out << YAML::Key << "weight_column" << YAML::Value << data.weight_column;
+  out << YAML::Key << "weights_dataset" << YAML::Value << data.weights_dataset;
+  out << YAML::Key << "weights_file" << YAML::Value << data.weights_file;
   out << YAML::EndMap;
   out << YAML::Key << "sisa" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "shards" << YAML::Value << sisa.shards;
   out << YAML::Key << "slices" << YAML::Value << sisa.slices;
+  out << YAML::Key << "placement" << YAML::Value << sisa.placement;
+  out << YAML::Key << "heavy_weight" << YAML::Value << YAML::Precision(17) << sisa.heavy_weight;
+  out << YAML::Key << "heavy_shards" << YAML::Value << sisa.heavy_shards;
+  out << YAML::Key << "heavy_slices" << YAML::Value << sisa.heavy_slices;
   out << YAML::EndMap;
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "type" << YAML::Value << model.type;
@@ -105,6 +112,14 @@ std::string Config::training_json() const {
                {"offset", data.offset},
                {"grouped", data.grouped()}};
   j["sisa"] = {{"shards", sisa.shards}, {"slices", sisa.slices}};
+  // Only weighted placement adds keys: uniform runs keep the identity they
+  // had before placement could be weighted. The weights are data, like the labels.
+  if (sisa.placement == "weighted") {
+    j["sisa"]["placement"] = sisa.placement;
+    j["sisa"]["heavy_weight"] = sisa.heavy_weight;
+    j["sisa"]["heavy_shards"] = sisa.heavy_shards;
+    j["sisa"]["heavy_slices"] = sisa.heavy_slices;
+  }
   // The family's identity keys. For mlp and cnn these are all five, as
   // before families existed, so the hash of every older run is unchanged.
   j["model"] = {{"type", model.type}};

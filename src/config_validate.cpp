@@ -1,5 +1,6 @@
 // Config::validate(): every check, each "key: reason", collected at once.
 #include <algorithm>
+#include <cmath>
 
 #include "model_spec.h"
 #include "sisa/config.h"
@@ -49,6 +50,33 @@ std::vector<std::string> validate_model(const Config& c) {
   return e;
 }
 
+std::vector<std::string> validate_placement(const Config& c) {
+  std::vector<std::string> e;
+  const auto check = [&e](bool ok, const std::string& msg) {
+    if (!ok) e.push_back(msg);
+  };
+  const DataConfig& d = c.data;
+  check(d.weight_column.empty() || d.format == "csv", "data.weight_column: only for format csv (else weights_file)");
+  check(d.weights_dataset.empty() || d.format == "hdf5", "data.weights_dataset: only for format hdf5 (else weights_file)");
+  check((!d.weight_column.empty() + !d.weights_dataset.empty() + !d.weights_file.empty()) <= 1,
+        "data: give at most one of weight_column, weights_dataset, weights_file");
+  const SisaConfig& s = c.sisa;
+  check(s.placement == "uniform" || s.placement == "weighted",
+        "sisa.placement: must be uniform or weighted, got '" + s.placement + "'");
+  if (s.placement != "weighted") {
+    check(!d.has_weights(), "data: weights are given but sisa.placement is uniform (set sisa.placement: weighted)");
+    return e;
+  }
+  check(d.has_weights(), "sisa.placement: weighted needs a deletion weight per sample "
+                         "(data.weight_column, weights_dataset or weights_file)");
+  check(std::isfinite(s.heavy_weight), "sisa.heavy_weight: must be a finite number");
+  check(s.heavy_shards >= 1 && s.heavy_shards < s.shards,
+        "sisa.heavy_shards: must be in 1..shards-1, got " + std::to_string(s.heavy_shards));
+  check(s.heavy_slices >= 1 && s.heavy_slices <= s.slices,
+        "sisa.heavy_slices: must be in 1..slices, got " + std::to_string(s.heavy_slices));
+  return e;
+}
+
 }  // namespace
 
 std::vector<std::string> Config::validate() const {
@@ -72,6 +100,7 @@ std::vector<std::string> Config::validate() const {
   check(sisa.slices >= 1 && sisa.slices <= 1024, "sisa.slices: must be in 1..1024, got " +
                                                       std::to_string(sisa.slices));
   for (const auto& m : validate_model(*this)) e.push_back(m);
+  for (const auto& m : validate_placement(*this)) e.push_back(m);
   check(train.batch_size >= 1, "train.batch_size: must be >= 1");
   check(train.optimizer == "adam" || train.optimizer == "sgd",
         "train.optimizer: must be adam or sgd, got '" + train.optimizer + "'");

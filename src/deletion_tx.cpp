@@ -69,7 +69,10 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   // A placement key names its shard, so only those shards are read. Only
   // sample ids in grouped data (placed by group) need every shard's ids.
-  const bool scan_all = !rec.by_group && c.data.grouped();
+  // Under weighted placement the shard also depends on the key's weight,
+  // which only the stores hold: every shard's keys are read then.
+  const Placement placement = c.placement();
+  const bool scan_all = (!rec.by_group && c.data.grouped()) || placement.weighted();
   std::set<int64_t> candidates;
   for (int64_t k : keys) candidates.insert(shard_of(c.seed, k, c.sisa.shards));
   RequestPlan plan;
@@ -81,7 +84,8 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
     if (scan_all) {
       std::vector<int64_t> ids, groups;
       decode_store_keys(bytes, run.path(e.store.path), &ids, &groups);
-      if (std::none_of(ids.begin(), ids.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
+      const auto& stored = rec.by_group ? groups : ids;
+      if (std::none_of(stored.begin(), stored.end(), [&](int64_t k) { return keys.count(k) > 0; })) {
         continue;
       }
     }
@@ -93,7 +97,7 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
       if (keys.count(k)) {
         sp.removed.push_back(rows.ids[r]);
         plan.found.insert(k);
-        sp.first_stage = std::min(sp.first_stage, slice_of(c.seed, rows.key(r), c.sisa.slices));
+        sp.first_stage = std::min(sp.first_stage, placement.slice(rows.key(r), rows.weight(r)));
         erase[r] = true;
       }
     }
@@ -190,6 +194,8 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
                             {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end())
                                                             : std::vector<int64_t>()},
                             {"shards", shards_json},
+                            // Weighted placement: what a deletion was expected to cost at train time.
+                            {"expected_deletion_cost", m.deletion_cost},
                             {"training_seconds", loop_seconds},
                             {"retrain_phase_seconds", jobs_seconds},
                             {"coordinator_cpu_seconds", coordinator_cpu},

@@ -77,6 +77,7 @@ nlohmann::json Manifest::to_json() const {
     for (const auto& r : artifacts) a.push_back({{"key", r.key}, {"file", ref_json(r.file)}});
     j["artifacts"] = a;
   }
+  if (!deletion_cost.is_null()) j["expected_deletion_cost"] = deletion_cost;
   return j;
 }
 
@@ -123,6 +124,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
     for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
+    if (j.contains("expected_deletion_cost")) m.deletion_cost = j.at("expected_deletion_cost");
     if (j.contains("artifacts")) {
       for (const auto& a : j.at("artifacts")) m.artifacts.push_back({a.at("key"), ref_from(a.at("file"))});
     }

@@ -60,6 +60,9 @@ struct Manifest {
   std::vector<int64_t> deleted_groups;  // sorted
   std::vector<FileRef> receipts;
   std::vector<ArtifactRef> artifacts;  // written only when there are any (older manifests lack the key)
+  // Weighted placement: the expected cost of a deletion at train time
+  // (src/deletion_cost.h); null otherwise, and then not written.
+  nlohmann::json deletion_cost;
 
   nlohmann::json to_json() const;
   static Manifest from_json(const nlohmann::json& j, const std::string& path);

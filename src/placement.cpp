@@ -34,6 +34,20 @@ int64_t slice_of(uint64_t seed, int64_t key, int64_t slices) {
                                   static_cast<uint64_t>(slices));
 }
 
+int64_t Placement::shard(int64_t key, double weight) const {
+  if (!weighted()) return shard_of(seed, key, shards);
+  const uint64_t h = derive(seed, "shard", {static_cast<uint64_t>(key)});
+  const int64_t light = shards - heavy_shards;
+  return heavy(weight) ? light + static_cast<int64_t>(h % static_cast<uint64_t>(heavy_shards))
+                       : static_cast<int64_t>(h % static_cast<uint64_t>(light));
+}
+
+int64_t Placement::slice(int64_t key, double weight) const {
+  if (!heavy(weight)) return slice_of(seed, key, slices);
+  const uint64_t h = derive(seed, "slice", {static_cast<uint64_t>(key)});
+  return slices - heavy_slices + 1 + static_cast<int64_t>(h % static_cast<uint64_t>(heavy_slices));
+}
+
 uint64_t SplitMix64::next() {
   state_ += 0x9e3779b97f4a7c15ULL;
   uint64_t z = state_;

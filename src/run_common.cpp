@@ -121,8 +121,9 @@ ShardData make_shard_data(Dataset rows, const Config& c) {
   if (!std::is_sorted(rows.ids.begin(), rows.ids.end())) rows.sort_by_id();
   ShardData d;
   d.slice.resize(rows.size());
+  const Placement placement = c.placement();
   for (size_t i = 0; i < rows.size(); ++i) {
-    d.slice[i] = static_cast<int32_t>(slice_of(c.seed, rows.key(i), c.sisa.slices));
+    d.slice[i] = static_cast<int32_t>(placement.slice(rows.key(i), rows.weight(i)));
   }
   d.rows = std::move(rows);
   return d;

@@ -227,6 +227,8 @@ nlohmann::json status(const std::string& run_dir) {
           {"deleted_ids", m.deleted_ids.size()},
           {"deleted_groups", m.deleted_groups.size()},
           {"last_applied_request", m.last_seq},
+          {"placement", m.deletion_cost.is_null() ? "uniform" : "weighted"},
+          {"expected_deletion_cost", m.deletion_cost},
           {"pending_requests", log_damage.empty() ? nlohmann::json(pending_requests(log).size()) : nlohmann::json()},
           {"log_torn_tail", log.torn_tail},
           {"log_damaged", log_damage.empty() ? nlohmann::json() : nlohmann::json(log_damage)}};

@@ -27,11 +27,12 @@ namespace {
 // The rows of `shard` in the source data that have not been deleted.
 Dataset rebuild_rows(const Config& c, const Manifest& m, int64_t shard) {
   const Dataset all = load_source(c.data, Split::kTrain);
+  const Placement placement = c.placement();
   const std::set<int64_t> ids(m.deleted_ids.begin(), m.deleted_ids.end());
   const std::set<int64_t> groups(m.deleted_groups.begin(), m.deleted_groups.end());
   std::vector<size_t> keep;
   for (size_t i = 0; i < all.size(); ++i) {
-    if (shard_of(c.seed, all.key(i), c.sisa.shards) != shard || ids.count(all.ids[i]) ||
+    if (placement.shard(all.key(i), all.weight(i)) != shard || ids.count(all.ids[i]) ||
         (all.has_groups() && groups.count(all.groups[i]))) {
       continue;
     }

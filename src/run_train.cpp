@@ -7,6 +7,7 @@
 #include <set>
 
 #include "artifacts.h"
+#include "deletion_cost.h"
 #include "environment.h"
 #include "fs.h"
 #include "model_spec.h"
@@ -29,13 +30,14 @@ std::vector<ShardData> place(const Dataset& all, const Config& c,
                              const std::vector<int64_t>& exclude) {
   std::set<int64_t> excluded(exclude.begin(), exclude.end());
   std::set<int64_t> present;
+  const Placement placement = c.placement();
   std::vector<std::vector<size_t>> rows(static_cast<size_t>(c.sisa.shards));
   for (size_t i = 0; i < all.size(); ++i) {
     if (excluded.count(all.ids[i])) {
       present.insert(all.ids[i]);
       continue;
     }
-    rows[shard_of(c.seed, all.key(i), c.sisa.shards)].push_back(i);
+    rows[placement.shard(all.key(i), all.weight(i))].push_back(i);
   }
   std::vector<int64_t> unknown;
   for (int64_t id : excluded) {
@@ -157,6 +159,7 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   }
   check_model_inputs(all, c, c.data.train);
   auto shards = place(all, c, req.exclude_ids);
+  const nlohmann::json cost = expected_deletion_cost(shards, c);
   const int64_t n_samples = all.size();
   all = {};  // the shards hold copies; rank 0 should not keep the corpus while it coordinates
   const double ingest_seconds = since(t_start);
@@ -171,6 +174,7 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   m.config_hash = c.training_hash();
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
+  if (c.placement().weighted()) m.deletion_cost = cost;
 
   // A train that died before publishing: keep what its journals name.
   const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, shards);
@@ -222,7 +226,8 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
           {"total_seconds", total},
           {"sample_epochs", plan.work},
           {"samples_per_second", static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9)},
-          {"identity_hash", m.identity_hash}};
+          {"identity_hash", m.identity_hash},
+          {"expected_deletion_cost", cost}};
 }
 
 }  // namespace sisa

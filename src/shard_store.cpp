@@ -62,11 +62,15 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
     b.write("inputs", DType::kFloat32, {n, rows.width}, rows.inputs.data());
   }
   b.write("labels", DType::kInt64, {n}, rows.labels.data());
+  // Weighted placement: a row's slice depends on its weight, so the retrain
+  // after a deletion needs it.
+  if (!rows.weights.empty()) b.write("weights", DType::kFloat32, {n}, rows.weights.data());
   nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", kStoreFormatVersion},
                          {"shard", shard},         {"rows", n},
                          {"width", rows.width},    {"grouped", rows.has_groups()},
                          {"inputs", tokens ? "tokens" : u8 ? "uint8" : "float32"}};
   if (u8) meta["scale_bits"] = bits_of(scale), meta["offset_bits"] = bits_of(offset);
+  if (!rows.weights.empty()) meta["weighted"] = true;
   b.set_attr("", "meta", meta.dump());
   return b.finish();
 }
@@ -106,9 +110,11 @@ Dataset decode_store(ByteView bytes, const std::string& path) {
   d.ids = img.read_i64("ids");
   if (meta.value("grouped", false)) d.groups = img.read_i64("groups");
   d.labels = img.read_i64("labels");
+  if (meta.value("weighted", false)) d.weights = img.read_f32("weights");
   const auto shape = img.shape("inputs");
   if (shape.size() != 2 || shape[0] != static_cast<int64_t>(d.ids.size()) ||
-      d.labels.size() != d.ids.size() || (d.has_groups() && d.groups.size() != d.ids.size())) {
+      d.labels.size() != d.ids.size() || (d.has_groups() && d.groups.size() != d.ids.size()) ||
+      (!d.weights.empty() && d.weights.size() != d.ids.size())) {
     throw CorruptionError(path + ": store datasets disagree in length");
   }
   d.width = shape[1];

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "manifest.h"
+#include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
@@ -116,6 +117,47 @@ TEST_F(Exactness, SkippingAdamStateIsNotExact) {
   for (int r = 0; r <= 4; ++r) EXPECT_EQ(got[r], want[r]);       // shard 0 untouched
   EXPECT_EQ(got[5 + 1], want[5 + 1]);  // shard 1's C_1 is reused untouched
   EXPECT_NE(got[5 + 4], want[5 + 4]);
+}
+
+// Distribution-aware placement: ids that are likely to be deleted (weight 1)
+// go to the reserved last shard and its last slice, so deleting one retrains
+// one stage of one shard; placement stays exact and stable under deletion.
+TEST_F(Exactness, WeightedPlacementPutsLikelyDeletionsLastAndStaysExact) {
+  std::string weights = "id,weight\n";
+  std::vector<int64_t> heavy, light;
+  for (size_t i = 0; i < data_.size(); ++i) {
+    (i % 10 == 0 ? heavy : light).push_back(data_.ids[i]);
+    if (i % 10 == 0) weights += std::to_string(data_.ids[i]) + ",1\n";
+  }
+  test::write_text(dir_ / "w.csv", weights);
+  std::string yaml = test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 8, 3, "  type: mlp\n  hidden: [16]\n",
+                                       "  shards: 3\n  slices: 4\n  placement: weighted\n", kAdam);
+  yaml.replace(yaml.find("data:\n") + 6, 0, "  weights_file: w.csv\n");
+  const std::string cfg = dir_ / "weighted.yaml";
+  test::write_text(cfg, yaml);
+  const Placement p = Config::load(cfg).placement();
+  for (int64_t id : heavy) {
+    EXPECT_EQ(p.shard(id, 1.0), 2);
+    EXPECT_EQ(p.slice(id, 1.0), 4);
+  }
+  for (int64_t id : light) EXPECT_LT(p.shard(id, 0.0), 2);
+
+  const std::string a = dir_ / "a", c = dir_ / "c";
+  const auto trained = train({cfg, {}, a, {}});
+  const auto& cost = trained["expected_deletion_cost"];
+  EXPECT_LT(cost["weighted"].get<double>(), 0.5 * cost["per_key"].get<double>()) << cost.dump();
+  const auto one = forget({a, {heavy[3]}});
+  ASSERT_EQ(one["shards"].size(), 1u);
+  EXPECT_EQ(one["shards"][0]["shard"], 2);
+  EXPECT_EQ(one["shards"][0]["retrained_stages"], nlohmann::json::array({4, 4}));
+  EXPECT_EQ(one["expected_deletion_cost"], cost);
+  const std::vector<int64_t> rest = {heavy[0], light[5], light[40]};
+  forget({a, rest});
+  train({cfg, {}, c, {heavy[3], heavy[0], light[5], light[40]}});
+  EXPECT_EQ(stage_digests(a), stage_digests(c));
+  EXPECT_TRUE(verify({a, {}, false})["identical"].get<bool>());
+  EXPECT_TRUE(fsck(a)["ok"].get<bool>());
+  EXPECT_EQ(status(a)["placement"], "weighted");
 }
 
 TEST_F(Exactness, SgdWithMomentum) {

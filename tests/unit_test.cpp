@@ -129,6 +129,75 @@ TEST(ShardStore, EightBitInputsAreStoredAsBytesAndDecodeBitIdentical) {
 const char* kMinimal =
     "data:\n  format: csv\n  train: t.csv\n  num_classes: 3\n  input_shape: [4]\n";
 
+// Weighted placement: uniform is the old function exactly; heavy keys go to
+// the reserved shards and last slices; everything is a function of (seed, key, weight).
+TEST(Placement, WeightedPlacementReservesShardsAndSlicesForHeavyKeys) {
+  Placement uniform{42, 7, 5};
+  Placement weighted{42, 7, 5, 2, 2, 0.5};
+  for (int64_t k = 0; k < 5000; ++k) {
+    EXPECT_EQ(uniform.shard(k, 3.0), shard_of(42, k, 7));
+    EXPECT_EQ(uniform.slice(k, 3.0), slice_of(42, k, 5));
+    const int64_t hs = weighted.shard(k, 0.5), hr = weighted.slice(k, 0.5);
+    EXPECT_TRUE(hs >= 5 && hs < 7 && hr >= 4 && hr <= 5) << k;
+    const int64_t ls = weighted.shard(k, 0.49), lr = weighted.slice(k, 0.49);
+    EXPECT_TRUE(ls >= 0 && ls < 5) << k;
+    EXPECT_EQ(lr, slice_of(42, k, 5));
+  }
+}
+
+TEST(Config, WeightedPlacementIsCheckedAndOnlyItChangesTheIdentity) {
+  const Config uniform = Config::parse(kMinimal, "x.yaml", "");
+  EXPECT_EQ(uniform.training_json().find("\"placement\""), std::string::npos) << uniform.training_json();
+  const std::string need = error_of([] { Config::parse(kMinimal, "x.yaml", "", {"sisa.placement=weighted"}); });
+  EXPECT_NE(need.find("sisa.placement: weighted needs a deletion weight per sample"), std::string::npos) << need;
+  const std::string range = error_of([] {
+    Config::parse(kMinimal, "x.yaml", "", {"sisa.placement=weighted", "data.weight_column=w", "sisa.heavy_shards=5"});
+  });
+  EXPECT_NE(range.find("sisa.heavy_shards: must be in 1..shards-1, got 5"), std::string::npos) << range;
+  const std::string unused = error_of([] { Config::parse(kMinimal, "x.yaml", "", {"data.weight_column=w"}); });
+  EXPECT_NE(unused.find("sisa.placement is uniform"), std::string::npos) << unused;
+  const Config w = Config::parse(kMinimal, "x.yaml", "", {"sisa.placement=weighted", "data.weight_column=w"});
+  EXPECT_NE(w.training_json().find("\"heavy_shards\":1"), std::string::npos) << w.training_json();
+  EXPECT_TRUE(w.placement().weighted());
+  EXPECT_EQ(Config::parse(w.to_yaml(), "y", "").training_hash(), w.training_hash());
+}
+
+// Weights come from a CSV column (not a feature), one per data subject, >= 0;
+// the store keeps them (a row's slice depends on its weight).
+TEST(Dataset, WeightsAreReadCheckedAndStored) {
+  TempDir dir;
+  DataConfig c;
+  c.format = "csv";
+  c.train = dir / "t.csv";
+  c.num_classes = 2;
+  c.input_shape = {2};
+  c.id_column = "id";
+  c.group_column = "person";
+  c.weight_column = "w";
+  test::write_text(c.train, "id,person,a,w,b,label\n1,7,0.5,0.25,1.5,0\n2,7,1,0.25,2,1\n3,8,2,0,3,1\n");
+  const Dataset d = load_source(c, Split::kTrain);
+  EXPECT_EQ(d.width, 2);
+  EXPECT_EQ(d.inputs, (std::vector<float>{0.5f, 1.5f, 1, 2, 2, 3}));
+  EXPECT_EQ(d.weights, (std::vector<float>{0.25f, 0.25f, 0}));
+  const Dataset back = decode_store(encode_store(d, 0, c), "s.h5");
+  EXPECT_EQ(back.weights, d.weights);
+  test::write_text(c.train, "id,person,a,w,b,label\n1,7,0.5,0.25,1.5,0\n2,7,1,0.5,2,1\n");
+  std::string msg = error_of([&c] { load_source(c, Split::kTrain); });
+  EXPECT_NE(msg.find("group 7 has rows of weight 0.250000 and 0.500000"), std::string::npos) << msg;
+  test::write_text(c.train, "id,person,a,w,b,label\n1,7,0.5,-1,1.5,0\n");
+  msg = error_of([&c] { load_source(c, Split::kTrain); });
+  EXPECT_NE(msg.find("id 1 has weight -1"), std::string::npos) << msg;
+  // A weights file: unlisted keys weigh 0; a key the data lacks is an error.
+  c.weight_column.clear();
+  c.weights_file = dir / "w.csv";
+  test::write_text(c.train, "id,person,a,b,label\n1,7,0.5,1.5,0\n2,7,1,2,1\n3,8,2,3,1\n");
+  test::write_text(c.weights_file, "person,weight\n8,2.5\n");
+  EXPECT_EQ(load_source(c, Split::kTrain).weights, (std::vector<float>{0, 0, 2.5f}));
+  test::write_text(c.weights_file, "person,weight\n9,1\n");
+  msg = error_of([&c] { load_source(c, Split::kTrain); });
+  EXPECT_NE(msg.find("group 9 is not in the training data"), std::string::npos) << msg;
+}
+
 TEST(Config, DefaultsAndRelativePaths) {
   const Config c = Config::parse(kMinimal, "x.yaml", "/base");
   EXPECT_EQ(c.data.train, "/base/t.csv");

@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "sisa/placement.h"
+
 namespace sisa {
 
 struct DataConfig {
@@ -30,7 +32,13 @@ struct DataConfig {
   std::string ids_dataset;         // empty: id = row index
   std::string groups_dataset;      // empty: no groups
   std::string lengths_dataset = "lengths";  // token-id inputs: each row's length
+  // A deletion weight per sample (how likely it is to be deleted; >= 0, the
+  // user's, never estimated from the data), for sisa.placement: weighted.
+  std::string weight_column;    // csv: a column (not a feature)
+  std::string weights_dataset;  // hdf5: a float32 dataset
+  std::string weights_file;     // any format: a CSV "key,weight" (key: the id, or the group when grouped); unlisted keys weigh 0
 
+  bool has_weights() const { return !weight_column.empty() || !weights_dataset.empty() || !weights_file.empty(); }
   // Samples belong to data subjects (placement and deletion by group).
   bool grouped() const { return !group_column.empty() || !groups_dataset.empty(); }
   // Features per input: the product of input_shape.
@@ -44,6 +52,10 @@ struct DataConfig {
 struct SisaConfig {
   int64_t shards = 5;  // check: 1..4096
   int64_t slices = 4;  // check: 1..1024
+  std::string placement = "uniform";  // check: uniform | weighted (needs data weights; sisa/placement.h)
+  double heavy_weight = 0.5;  // weighted: keys weighing at least this are heavy; check: finite
+  int64_t heavy_shards = 1;   // weighted: shards reserved for heavy keys; check: 1..shards-1
+  int64_t heavy_slices = 1;   // weighted: heavy keys go to this many last slices; check: 1..slices
 };
 
 // One value of a model family's option (`model.<key>`). Its type is the type
@@ -108,6 +120,8 @@ struct Config {
   std::string training_json() const;
   // SHA-256 of training_json().
   std::string training_hash() const;
+  // Where keys go: sisa.* and the seed (uniform unless sisa.placement: weighted).
+  Placement placement() const;
 };
 
 // The SISA stage schedule: e_r = floor(2E r/(R+1)) - floor(2E (r-1)/(R+1)),

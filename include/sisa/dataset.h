@@ -36,6 +36,7 @@ struct Dataset {
   std::vector<float> inputs;     // features: size() * width, row-major, already scaled
   std::vector<int32_t> tokens;   // tokens: size() * width ids, 0 after each row's length
   std::vector<int32_t> lengths;  // tokens: each row's length, 0..width
+  std::vector<float> weights;    // each row's deletion weight; empty when the data has none
 
   size_t size() const { return ids.size(); }
   bool has_groups() const { return !groups.empty(); }
@@ -43,6 +44,7 @@ struct Dataset {
   // The placement key: the data subject when there is one, else the id.
   int64_t key(size_t row) const { return groups.empty() ? ids[row] : groups[row]; }
   const float* row(size_t i) const { return inputs.data() + i * width; }
+  double weight(size_t row) const { return weights.empty() ? 0.0 : weights[row]; }
   InputView view() const;
 
   // Rows in the given order (indices into this dataset).

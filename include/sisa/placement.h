@@ -25,6 +25,24 @@ int64_t shard_of(uint64_t seed, int64_t key, int64_t shards);
 // slice(k) = 1 + H(seed, "slice", k) mod R, in [1, R].
 int64_t slice_of(uint64_t seed, int64_t key, int64_t slices);
 
+// Distribution-aware placement (the SISA paper's, `sisa.placement: weighted`):
+// a key whose user-given deletion weight is at least `heavy_weight` goes to
+// the last `heavy_shards` shards and the last `heavy_slices` slices, where
+// deleting it retrains little; every other key to the other shards and any
+// slice. Still a pure function of (seed, key, weight), so stable under
+// deletion. With heavy_shards == 0 it is shard_of / slice_of exactly.
+struct Placement {
+  uint64_t seed = 0;
+  int64_t shards = 1, slices = 1;
+  int64_t heavy_shards = 0, heavy_slices = 0;
+  double heavy_weight = 0.0;
+
+  bool weighted() const { return heavy_shards > 0; }
+  bool heavy(double weight) const { return weighted() && weight >= heavy_weight; }
+  int64_t shard(int64_t key, double weight) const;
+  int64_t slice(int64_t key, double weight) const;
+};
+
 // A deterministic 64-bit stream (SplitMix64), independent of any library RNG.
 class SplitMix64 {
  public:

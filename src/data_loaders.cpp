@@ -1,0 +1,285 @@
+// The readers of the user's source files (IDX, CSV, HDF5). Each checks the
+// shape of what it reads and names the file, row or column at fault;
+// load_source (src/dataset.cpp) then checks ids, labels and values.
+#include "data_loaders.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fs.h"
+#include "h5file.h"
+#include "sisa/errors.h"
+
+namespace sisa {
+
+// Reads a whole gzip (or plain) file: zlib's gzread handles both.
+static std::vector<uint8_t> read_gz(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw DataError("cannot open data file '" + path + "'");
+  std::vector<uint8_t> out;
+  uint8_t buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  const bool failed = n < 0;
+  gzclose(f);
+  if (failed) throw DataError("'" + path + "': corrupt gzip stream");
+  return out;
+}
+
+static uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+// IDX (the MNIST format): magic 0x0000 08 <ndim>, then ndim big-endian sizes, then uint8 data.
+static std::vector<uint8_t> read_idx(const std::string& path, size_t ndim, std::vector<uint32_t>* dims) {
+  auto bytes = read_gz(path);
+  const size_t header = 4 + 4 * ndim;
+  if (bytes.size() < header || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 ||
+      bytes[3] != ndim) {
+    throw DataError("'" + path + "': not an IDX file of unsigned bytes with " +
+                    std::to_string(ndim) + " dimensions");
+  }
+  size_t n = 1;
+  dims->clear();
+  for (size_t i = 0; i < ndim; ++i) {
+    dims->push_back(be32(bytes.data() + 4 + 4 * i));
+    n *= dims->back();
+  }
+  if (bytes.size() != header + n) {
+    throw DataError("'" + path + "': expected " + std::to_string(n) + " data bytes, found " +
+                    std::to_string(bytes.size() - header));
+  }
+  return std::vector<uint8_t>(bytes.begin() + static_cast<long>(header), bytes.end());
+}
+
+Dataset load_idx(const DataConfig& c, const std::string& images, const std::string& labels) {
+  std::vector<uint32_t> idims, ldims;
+  const auto pixels = read_idx(images, 3, &idims);
+  const auto labs = read_idx(labels, 1, &ldims);
+  if (idims[0] != ldims[0]) {
+    throw DataError("'" + images + "' has " + std::to_string(idims[0]) + " images but '" + labels +
+                    "' has " + std::to_string(ldims[0]) + " labels");
+  }
+  Dataset d;
+  d.width = int64_t{idims[1]} * idims[2];
+  if (d.width != c.width()) {
+    throw DataError("'" + images + "': images have " + std::to_string(d.width) +
+                    " pixels but data.input_shape says " + std::to_string(c.width()));
+  }
+  const size_t n = idims[0];
+  d.ids.resize(n);
+  d.labels.resize(n);
+  d.inputs.resize(pixels.size());
+  const float scale = static_cast<float>(c.scale), offset = static_cast<float>(c.offset);
+  for (size_t i = 0; i < pixels.size(); ++i) d.inputs[i] = pixels[i] * scale + offset;
+  for (size_t i = 0; i < n; ++i) {
+    d.ids[i] = static_cast<int64_t>(i);
+    d.labels[i] = labs[i];
+  }
+  return d;
+}
+
+static std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cell;
+  std::stringstream ss(line);
+  while (std::getline(ss, cell, ',')) {
+    while (!cell.empty() && (cell.back() == '\r' || cell.back() == ' ')) cell.pop_back();
+    size_t s = 0;
+    while (s < cell.size() && cell[s] == ' ') ++s;
+    out.push_back(cell.substr(s));
+  }
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
+}
+
+static double parse_number(const std::string& cell, const std::string& where) {
+  if (cell.empty()) throw DataError(where + ": empty value");
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(cell.c_str(), &end);
+  if (*end != '\0' || errno == ERANGE) throw DataError(where + ": '" + cell + "' is not a number");
+  return v;
+}
+
+static int64_t parse_integer(const std::string& cell, const std::string& where) {
+  if (cell.empty()) throw DataError(where + ": empty value");
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(cell.c_str(), &end, 10);
+  if (*end != '\0' || errno == ERANGE) {
+    throw DataError(where + ": '" + cell + "' is not a 64-bit integer");
+  }
+  return v;
+}
+
+Dataset load_csv(const DataConfig& c, const std::string& path) {
+  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  std::ifstream in(path);
+  if (!in) throw DataError("cannot open data file '" + path + "'");
+  std::string line;
+  if (!std::getline(in, line)) throw DataError("'" + path + "': empty file, expected a header");
+  const auto header = split_csv_line(line);
+  auto column = [&](const std::string& name) -> int {
+    if (name.empty()) return -1;
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end()) throw DataError("'" + path + "': no column named '" + name + "'");
+    return static_cast<int>(it - header.begin());
+  };
+  const int label_col = column(c.label_column);
+  const int id_col = column(c.id_column);
+  const int group_col = column(c.group_column);
+  const int weight_col = column(c.weight_column);
+  std::vector<int> feature_cols;
+  for (int i = 0; i < static_cast<int>(header.size()); ++i) {
+    if (i != label_col && i != id_col && i != group_col && i != weight_col) feature_cols.push_back(i);
+  }
+  Dataset d;
+  d.width = static_cast<int64_t>(feature_cols.size());
+  if (d.width != c.width()) {
+    throw DataError("'" + path + "': " + std::to_string(d.width) +
+                    " feature columns but data.input_shape says " +
+                    std::to_string(c.width()));
+  }
+  int64_t line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line == "\r") continue;
+    const auto cells = split_csv_line(line);
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (cells.size() != header.size()) {
+      throw DataError(where + ": " + std::to_string(cells.size()) + " fields, header has " +
+                      std::to_string(header.size()));
+    }
+    d.ids.push_back(id_col >= 0 ? parse_integer(cells[id_col], where + " column '" + c.id_column + "'")
+                                : static_cast<int64_t>(d.labels.size()));
+    if (group_col >= 0) {
+      d.groups.push_back(parse_integer(cells[group_col], where + " column '" + c.group_column + "'"));
+    }
+    d.labels.push_back(parse_integer(cells[label_col], where + " column '" + c.label_column + "'"));
+    if (weight_col >= 0) {
+      d.weights.push_back(static_cast<float>(parse_number(cells[weight_col], where + " column '" + c.weight_column + "'")));
+    }
+    for (int f : feature_cols) {
+      const double v = parse_number(cells[f], where + " column '" + header[f] + "'");
+      d.inputs.push_back(static_cast<float>(v * c.scale + c.offset));
+    }
+  }
+  return d;
+}
+
+Dataset load_hdf5(const DataConfig& c, const std::string& path) {
+  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  const auto bytes = read_file(path);
+  H5Image img(bytes, path);
+  auto need = [&](const std::string& name) {
+    if (!img.has(name)) throw DataError("'" + path + "': no dataset named '" + name + "'");
+  };
+  need(c.inputs_dataset);
+  need(c.labels_dataset);
+  Dataset d;
+  const auto shape = img.shape(c.inputs_dataset);
+  if (shape.empty()) throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' is a scalar");
+  const int64_t n = shape[0];
+  d.width = 1;
+  for (size_t i = 1; i < shape.size(); ++i) d.width *= shape[i];
+  if (d.width != c.width()) {
+    throw DataError("'" + path + "': '" + c.inputs_dataset + "' rows have " +
+                    std::to_string(d.width) + " values but data.input_shape says " +
+                    std::to_string(c.width()));
+  }
+  auto read_ints = [&](const std::string& name) {
+    need(name);
+    if (img.shape(name) != std::vector<int64_t>{n}) {
+      throw DataError("'" + path + "': dataset '" + name + "' must have " + std::to_string(n) +
+                      " entries");
+    }
+    if (img.dtype(name) != DType::kInt64) {
+      throw DataError("'" + path + "': dataset '" + name + "' must be int64");
+    }
+    return img.read_i64(name);
+  };
+  if (img.is_integer(c.inputs_dataset)) {
+    // Token ids: n x L integers, 0 after each row's length, and a lengths dataset.
+    if (shape.size() != 2) throw DataError("'" + path + "': token dataset '" + c.inputs_dataset + "' must be n x length");
+    need(c.lengths_dataset);
+    if (img.shape(c.lengths_dataset) != std::vector<int64_t>{n}) {
+      throw DataError("'" + path + "': dataset '" + c.lengths_dataset + "' must have " + std::to_string(n) + " entries");
+    }
+    d.input = InputKind::kTokens;
+    d.tokens = img.read_i32(c.inputs_dataset);
+    d.lengths = img.read_i32(c.lengths_dataset);
+  } else {
+    if (img.dtype(c.inputs_dataset) != DType::kFloat32) {
+      throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' must be float32 (features) or integers (token ids)");
+    }
+    d.inputs = img.read_f32(c.inputs_dataset);
+    for (auto& v : d.inputs) v = static_cast<float>(v * c.scale + c.offset);
+  }
+  d.labels = read_ints(c.labels_dataset);
+  if (!c.ids_dataset.empty()) {
+    d.ids = read_ints(c.ids_dataset);
+  } else {
+    d.ids.resize(static_cast<size_t>(n));
+    std::iota(d.ids.begin(), d.ids.end(), 0);
+  }
+  if (!c.groups_dataset.empty()) d.groups = read_ints(c.groups_dataset);
+  if (!c.weights_dataset.empty()) {
+    need(c.weights_dataset);
+    if (img.shape(c.weights_dataset) != std::vector<int64_t>{n} || img.dtype(c.weights_dataset) != DType::kFloat32) {
+      throw DataError("'" + path + "': dataset '" + c.weights_dataset + "' must be " + std::to_string(n) + " float32 weights");
+    }
+    d.weights = img.read_f32(c.weights_dataset);
+  }
+  return d;
+}
+
+void load_weights_file(const DataConfig& c, Dataset& d) {
+  const std::string& path = c.weights_file;
+  std::ifstream in(path);
+  if (!in) throw DataError("data.weights_file: cannot read '" + path + "'");
+  std::string line;
+  const auto header = std::getline(in, line) ? split_csv_line(line) : std::vector<std::string>();
+  if (header.size() != 2 || header[1] != "weight") {
+    throw DataError("'" + path + "': expected a header 'id,weight' (or 'group,weight' for grouped data)");
+  }
+  std::unordered_map<int64_t, float> weight_of;
+  int64_t line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line == "\r") continue;
+    const auto cells = split_csv_line(line);
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (cells.size() != 2) throw DataError(where + ": expected 2 fields");
+    const int64_t key = parse_integer(cells[0], where + " column '" + header[0] + "'");
+    if (!weight_of.emplace(key, static_cast<float>(parse_number(cells[1], where + " column 'weight'"))).second) {
+      throw DataError(where + ": key " + std::to_string(key) + " is listed twice");
+    }
+  }
+  d.weights.assign(d.size(), 0.0f);
+  size_t found = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    const auto it = weight_of.find(d.key(i));
+    if (it != weight_of.end()) d.weights[i] = it->second, ++found;
+  }
+  std::unordered_set<int64_t> keys;
+  for (size_t i = 0; i < d.size(); ++i) keys.insert(d.key(i));
+  for (const auto& [key, w] : weight_of) {
+    if (!keys.count(key)) {
+      throw DataError("'" + path + "': " + (d.has_groups() ? "group " : "id ") + std::to_string(key) +
+                      " is not in the training data");
+    }
+  }
+}
+
+}  // namespace sisa

@@ -1,0 +1,19 @@
+// Readers of the user's source files, one per data.format. Internal to
+// load_source (src/dataset.cpp), which checks what they return.
+#pragma once
+
+#include <string>
+
+#include "sisa/dataset.h"
+
+namespace sisa {
+
+Dataset load_idx(const DataConfig& c, const std::string& images, const std::string& labels);
+Dataset load_csv(const DataConfig& c, const std::string& path);
+Dataset load_hdf5(const DataConfig& c, const std::string& path);
+// Sets every row's weight from data.weights_file: a CSV whose header names
+// the key column (the id, or the group when grouped) and a "weight" column.
+// Keys it does not list weigh 0; a key the data lacks is an error.
+void load_weights_file(const DataConfig& c, Dataset& d);
+
+}  // namespace sisa
