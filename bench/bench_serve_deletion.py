@@ -50,9 +50,10 @@ def main():
     base = f"{a.work}/base"
     sh([sisa, "train", "-q", "-c", "configs/fashion-mnist.yaml", "-r", base])
     token_file = f"{a.work}/token"
+    token = "bench-deletion-token-0123456789"
     with open(token_file, "w") as f:
-        f.write("bench-token\n")
-    token = "bench-token"
+        f.write(token + "\n")
+    os.chmod(token_file, 0o600)
     one, _ = request_bodies(a.work)
     ids = [int(x) for x in a.ids.split(",")]
     rows = []
@@ -63,17 +64,19 @@ def main():
             shutil.copytree(base, load_run)
             extra = ["--serving-nice", str(nice)]
             server = Server(sisa, idle_run, token_file, extra)
-            wrk(server.url, one, 8, 2)  # warm up
-            idle = wrk(server.url, one, 8, a.seconds)
+            wrk(server.url + "/v1/predict", one, 8, 2)  # warm up
+            idle = wrk(server.url + "/v1/predict", one, 8, a.seconds)
             t_idle, shards = time_to_applied(server, [victim], token)
             server.stop()
             server = Server(sisa, load_run, token_file, extra)
-            wrk(server.url, one, 8, 2)
+            wrk(server.url + "/v1/predict", one, 8, 2)
             load = subprocess.Popen(["wrk", "-t2", "-c8", "-d600s", "-s", os.path.join(HERE, "wrk_post.lua"),
-                                     server.url], stdout=subprocess.PIPE, text=True,
+                                     server.url + "/v1/predict"], stdout=subprocess.PIPE, text=True,
                                     env=dict(os.environ, SISA_BODY=one))
             time.sleep(1)
             t_load, _ = time_to_applied(server, [victim], token)
+            if idle["errors"]:
+                sys.exit(f"{idle['errors']} predict errors on the idle server")
             load.send_signal(signal.SIGINT)  # wrk reports on SIGINT: the load spans the deletion
             m = re.search(r"SISA_RESULT requests=(\d+) duration_us=(\d+) errors=(\d+) non2xx=(\d+) p50_us=(\d+) "
                           r"p99_us=(\d+)", load.communicate()[0])

@@ -76,7 +76,7 @@ def main():
     heavy_share = sum(i in heavy for i in stream) / len(stream)
     print(f"Machine: {machine()}  \nDate: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print(f"{len(stream)} single-id deletions, {heavy_share:.0%} of them from the 10% of ids marked heavy "
-          "(weight 1); S=5, R=4, E=20 (8 epochs per stage); weighted: heavy_shards 1, heavy_slices 1.\n")
+          "(weight 1; the others 1/36); S=5, R=4, E=20 (8 epochs per stage); weighted: heavy_shards 1, heavy_slices 1.\n")
     print("| placement | accuracy mean / vote | expected sample-epochs per deletion (model) | "
           "measured sample-epochs per deletion | mean retrain loop s | mean forget wall s | "
           "accuracy after |")
