@@ -123,6 +123,24 @@ static int64_t parse_integer(const std::string& cell, const std::string& where) 
   return v;
 }
 
+// Calls `row(cells, where)` for every non-empty line after the header, each
+// with exactly `fields` cells; `where` is "path:line" for error messages.
+template <typename Row>
+static void for_each_csv_row(std::istream& in, const std::string& path, size_t fields, const Row& row) {
+  std::string line;
+  int64_t line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line == "\r") continue;
+    const auto cells = split_csv_line(line);
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (cells.size() != fields) {
+      throw DataError(where + ": " + std::to_string(cells.size()) + " fields, the header has " + std::to_string(fields));
+    }
+    row(cells, where);
+  }
+}
+
 Dataset load_csv(const DataConfig& c, const std::string& path) {
   if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
   std::ifstream in(path);
@@ -151,16 +169,7 @@ Dataset load_csv(const DataConfig& c, const std::string& path) {
                     " feature columns but data.input_shape says " +
                     std::to_string(c.width()));
   }
-  int64_t line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    const auto cells = split_csv_line(line);
-    const std::string where = path + ":" + std::to_string(line_no);
-    if (cells.size() != header.size()) {
-      throw DataError(where + ": " + std::to_string(cells.size()) + " fields, header has " +
-                      std::to_string(header.size()));
-    }
+  for_each_csv_row(in, path, header.size(), [&](const std::vector<std::string>& cells, const std::string& where) {
     d.ids.push_back(id_col >= 0 ? parse_integer(cells[id_col], where + " column '" + c.id_column + "'")
                                 : static_cast<int64_t>(d.labels.size()));
     if (group_col >= 0) {
@@ -174,7 +183,7 @@ Dataset load_csv(const DataConfig& c, const std::string& path) {
       const double v = parse_number(cells[f], where + " column '" + header[f] + "'");
       d.inputs.push_back(static_cast<float>(v * c.scale + c.offset));
     }
-  }
+  });
   return d;
 }
 
@@ -254,23 +263,16 @@ void load_weights_file(const DataConfig& c, Dataset& d) {
     throw DataError("'" + path + "': expected a header 'id,weight' (or 'group,weight' for grouped data)");
   }
   std::unordered_map<int64_t, float> weight_of;
-  int64_t line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    const auto cells = split_csv_line(line);
-    const std::string where = path + ":" + std::to_string(line_no);
-    if (cells.size() != 2) throw DataError(where + ": expected 2 fields");
+  for_each_csv_row(in, path, 2, [&](const std::vector<std::string>& cells, const std::string& where) {
     const int64_t key = parse_integer(cells[0], where + " column '" + header[0] + "'");
     if (!weight_of.emplace(key, static_cast<float>(parse_number(cells[1], where + " column 'weight'"))).second) {
       throw DataError(where + ": key " + std::to_string(key) + " is listed twice");
     }
-  }
+  });
   d.weights.assign(d.size(), 0.0f);
-  size_t found = 0;
   for (size_t i = 0; i < d.size(); ++i) {
     const auto it = weight_of.find(d.key(i));
-    if (it != weight_of.end()) d.weights[i] = it->second, ++found;
+    if (it != weight_of.end()) d.weights[i] = it->second;
   }
   std::unordered_set<int64_t> keys;
   for (size_t i = 0; i < d.size(); ++i) keys.insert(d.key(i));
