@@ -9,6 +9,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
   libopenmpi-dev openmpi-bin libboost-dev      # Boost.Beast/Asio: the HTTP server
   libcpp-httplib-dev                          # the HTTP client of the serve tests
+  sentencepiece libsentencepiece-dev          # tokenizer of the text families (a plugin: src/text/)
   wrk                                         # load generator for bench/bench_serve.py
   dataset-fashion-mnist
 )

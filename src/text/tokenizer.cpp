@@ -1,0 +1,124 @@
+#include "text/tokenizer.h"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "sisa/errors.h"
+
+namespace sisa {
+namespace {
+
+struct Plugin {
+  int (*train)(const char*, char*, size_t) = nullptr;
+  void* (*load)(const char*, char*, size_t) = nullptr;
+  int (*vocab_size)(void*) = nullptr;
+  int (*encode)(void*, const char*, size_t, int32_t*, size_t, size_t*, char*, size_t) = nullptr;
+  void (*release)(void*) = nullptr;
+};
+
+// Loaded once, next to libsisa.so (the build tree or an install), into a
+// link namespace of its own (spm_plugin.cpp says why), and never unloaded.
+const Plugin& plugin() {
+  static const Plugin p = [] {
+    Dl_info self{};
+    std::string path = "libsisa_spm.so";
+    if (dladdr(reinterpret_cast<void*>(&valid_utf8), &self) && self.dli_fname) {
+      const auto beside = std::filesystem::path(self.dli_fname).parent_path() / "libsisa_spm.so";
+      if (std::filesystem::exists(beside)) path = beside.string();
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    throw IOError("the SentencePiece plugin is loaded with dlmopen, which AddressSanitizer does not support");
+#endif
+    void* h = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) throw IOError(std::string("cannot load the SentencePiece plugin: ") + dlerror());
+    Plugin q;
+    q.train = reinterpret_cast<decltype(q.train)>(dlsym(h, "sisa_spm_train"));
+    q.load = reinterpret_cast<decltype(q.load)>(dlsym(h, "sisa_spm_load"));
+    q.vocab_size = reinterpret_cast<decltype(q.vocab_size)>(dlsym(h, "sisa_spm_vocab_size"));
+    q.encode = reinterpret_cast<decltype(q.encode)>(dlsym(h, "sisa_spm_encode"));
+    q.release = reinterpret_cast<decltype(q.release)>(dlsym(h, "sisa_spm_free"));
+    if (!q.train || !q.load || !q.vocab_size || !q.encode || !q.release) {
+      throw IOError(path + ": not a sisa SentencePiece plugin");
+    }
+    return q;
+  }();
+  return p;
+}
+
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t extra;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
+  char err[512] = {0};
+  handle_ = plugin().load(model_path.c_str(), err, sizeof err);
+  if (!handle_) throw IOError("cannot load SentencePiece model '" + model_path + "': " + err);
+}
+
+Tokenizer::~Tokenizer() {
+  if (handle_) plugin().release(handle_);
+}
+
+int Tokenizer::vocab_size() const { return plugin().vocab_size(handle_); }
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  if (!valid_utf8(text)) throw DataError("text is not valid UTF-8");
+  std::vector<int32_t> ids(text.size() + 8);
+  size_t n = 0;
+  char err[512] = {0};
+  if (plugin().encode(handle_, text.data(), text.size(), ids.data(), ids.size(), &n, err, sizeof err) != 0) {
+    throw DataError(std::string("SentencePiece cannot encode the text: ") + err);
+  }
+  if (n > ids.size()) {  // more pieces than bytes cannot happen, but never truncate silently
+    ids.resize(n);
+    plugin().encode(handle_, text.data(), text.size(), ids.data(), ids.size(), &n, err, sizeof err);
+  }
+  ids.resize(n);
+  return ids;
+}
+
+void Tokenizer::train(const TokenizerTraining& o) {
+  // One thread and every sentence (no sampling): the model depends on the text alone.
+  const std::string flags = "--input=" + o.input + " --model_prefix=" + o.model_prefix +
+                            " --vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
+                            " --num_threads=1 --input_sentence_size=0 --shuffle_input_sentence=false"
+                            " --character_coverage=1.0 --minloglevel=2";
+  char err[1024] = {0};
+  if (plugin().train(flags.c_str(), err, sizeof err) != 0) {
+    throw IOError("SentencePiece training on '" + o.input + "' failed: " + err);
+  }
+}
+
+}  // namespace sisa
