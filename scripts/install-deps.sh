@@ -10,6 +10,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin libboost-dev      # Boost.Beast/Asio: the HTTP server
   libcpp-httplib-dev                          # the HTTP client of the serve tests
   sentencepiece libsentencepiece-dev          # tokenizer of the text families (a plugin: src/text/)
+  wordnet-base                                # the text task: scripts/make_wordnet_csv.py
   wrk                                         # load generator for bench/bench_serve.py
   dataset-fashion-mnist
 )
