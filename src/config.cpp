@@ -159,7 +159,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
                      "input_shape", "scale", "offset", "label_column", "id_column",
                      "group_column", "inputs_dataset", "labels_dataset", "ids_dataset",
                      "groups_dataset", "lengths_dataset", "weight_column", "weights_dataset",
-                     "weights_file"})) {
+                     "weights_file", "text_column", "tokenizer", "max_tokens"})) {
       r.get(d, "data", "format", &c.data.format, "a string");
       r.get(d, "data", "train", &c.data.train, "a path");
       r.get(d, "data", "train_labels", &c.data.train_labels, "a path");
@@ -180,6 +180,9 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(d, "data", "weight_column", &c.data.weight_column, "a string");
       r.get(d, "data", "weights_dataset", &c.data.weights_dataset, "a string");
       r.get(d, "data", "weights_file", &c.data.weights_file, "a path");
+      r.get(d, "data", "text_column", &c.data.text_column, "a string");
+      r.get(d, "data", "tokenizer", &c.data.tokenizer, "a path");
+      r.get(d, "data", "max_tokens", &c.data.max_tokens, "an integer");
     }
     const YAML::Node s = root["sisa"];
     if (r.check_map(s, "sisa", {"shards", "slices", "placement", "heavy_weight", "heavy_shards", "heavy_slices"})) {
@@ -219,6 +222,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
   c.data.test = resolve_path(c.data.test, base_dir);
   c.data.test_labels = resolve_path(c.data.test_labels, base_dir);
   c.data.weights_file = resolve_path(c.data.weights_file, base_dir);
+  c.data.tokenizer = resolve_path(c.data.tokenizer, base_dir);
 
   if (errors.empty()) errors = c.validate();
   if (!errors.empty()) {

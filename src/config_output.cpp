@@ -67,6 +67,9 @@ std::string Config::to_yaml() const {
   out << YAML::Key << "weight_column" << YAML::Value << data.weight_column;
   out << YAML::Key << "weights_dataset" << YAML::Value << data.weights_dataset;
   out << YAML::Key << "weights_file" << YAML::Value << data.weights_file;
+  out << YAML::Key << "text_column" << YAML::Value << data.text_column;
+  out << YAML::Key << "tokenizer" << YAML::Value << data.tokenizer;
+  out << YAML::Key << "max_tokens" << YAML::Value << data.max_tokens;
   out << YAML::EndMap;
   out << YAML::Key << "sisa" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "shards" << YAML::Value << sisa.shards;
@@ -111,6 +114,12 @@ std::string Config::training_json() const {
                {"scale", data.scale},
                {"offset", data.offset},
                {"grouped", data.grouped()}};
+  // Text runs add the tokenizer's content and the truncation length; other
+  // runs keep the identity they had before text existed.
+  if (!data.text_column.empty()) {
+    j["data"]["max_tokens"] = data.max_tokens;
+    j["data"]["tokenizer"] = {{"sha256", file_sha256(data.tokenizer, "data.tokenizer")}};
+  }
   j["sisa"] = {{"shards", sisa.shards}, {"slices", sisa.slices}};
   // Only weighted placement adds keys: uniform runs keep the identity they
   // had before placement could be weighted. The weights are data, like the labels.

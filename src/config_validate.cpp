@@ -44,8 +44,28 @@ std::vector<std::string> validate_model(const Config& c) {
   if (e.empty() && spec->check) {
     for (const auto& m : spec->check(c)) e.push_back(m);
   }
-  if (spec->input == InputKind::kTokens && c.data.format != "hdf5") {
-    e.push_back("data.format: model family '" + c.model.type + "' reads token ids, which only hdf5 data holds");
+  const bool tokens = c.data.format == "hdf5" || !c.data.text_column.empty();
+  if (spec->input == InputKind::kTokens && !tokens) {
+    e.push_back("data.format: model family '" + c.model.type + "' reads token ids: give data.text_column (csv) "
+                "or integer inputs (hdf5)");
+  }
+  if (spec->input == InputKind::kFeatures && !c.data.text_column.empty()) {
+    e.push_back("data.text_column: model family '" + c.model.type + "' reads float features, not text");
+  }
+  return e;
+}
+
+std::vector<std::string> validate_text(const DataConfig& d) {
+  std::vector<std::string> e;
+  if (d.text_column.empty()) {
+    if (!d.tokenizer.empty()) e.push_back("data.tokenizer: only with data.text_column");
+    return e;
+  }
+  if (d.format != "csv") e.push_back("data.text_column: only for format csv");
+  if (d.tokenizer.empty()) e.push_back("data.tokenizer: required with data.text_column (a SentencePiece .model)");
+  if (d.max_tokens < 1 || d.max_tokens > 65536) e.push_back("data.max_tokens: must be in 1..65536");
+  if (d.input_shape != std::vector<int64_t>{d.max_tokens}) {
+    e.push_back("data.input_shape: must be [data.max_tokens] = [" + std::to_string(d.max_tokens) + "] for text");
   }
   return e;
 }
@@ -101,6 +121,7 @@ std::vector<std::string> Config::validate() const {
                                                       std::to_string(sisa.slices));
   for (const auto& m : validate_model(*this)) e.push_back(m);
   for (const auto& m : validate_placement(*this)) e.push_back(m);
+  for (const auto& m : validate_text(data)) e.push_back(m);
   check(train.batch_size >= 1, "train.batch_size: must be >= 1");
   check(train.optimizer == "adam" || train.optimizer == "sgd",
         "train.optimizer: must be adam or sgd, got '" + train.optimizer + "'");

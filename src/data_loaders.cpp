@@ -18,6 +18,7 @@
 #include "fs.h"
 #include "h5file.h"
 #include "sisa/errors.h"
+#include "text/tokenizer.h"
 
 namespace sisa {
 
@@ -89,20 +90,6 @@ Dataset load_idx(const DataConfig& c, const std::string& images, const std::stri
   return d;
 }
 
-static std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cell;
-  std::stringstream ss(line);
-  while (std::getline(ss, cell, ',')) {
-    while (!cell.empty() && (cell.back() == '\r' || cell.back() == ' ')) cell.pop_back();
-    size_t s = 0;
-    while (s < cell.size() && cell[s] == ' ') ++s;
-    out.push_back(cell.substr(s));
-  }
-  if (!line.empty() && line.back() == ',') out.emplace_back();
-  return out;
-}
-
 static double parse_number(const std::string& cell, const std::string& where) {
   if (cell.empty()) throw DataError(where + ": empty value");
   char* end = nullptr;
@@ -123,16 +110,65 @@ static int64_t parse_integer(const std::string& cell, const std::string& where) 
   return v;
 }
 
-// Calls `row(cells, where)` for every non-empty line after the header, each
-// with exactly `fields` cells; `where` is "path:line" for error messages.
-template <typename Row>
-static void for_each_csv_row(std::istream& in, const std::string& path, size_t fields, const Row& row) {
+// One CSV record (RFC 4180): a quoted field may hold commas, doubled quotes
+// and line breaks; unquoted fields lose surrounding spaces. False at the end
+// of the input. `line_no` counts the physical lines read.
+static bool read_csv_record(std::istream& in, const std::string& path, int64_t* line_no,
+                            std::vector<std::string>* cells) {
   std::string line;
-  int64_t line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    const auto cells = split_csv_line(line);
+  if (!std::getline(in, line)) return false;
+  ++*line_no;
+  cells->clear();
+  std::string cell;
+  bool quoted = false, was_quoted = false;
+  const auto finish = [&] {
+    if (!was_quoted) {
+      const size_t b = cell.find_first_not_of(" \r"), e = cell.find_last_not_of(" \r");
+      cell = b == std::string::npos ? std::string() : cell.substr(b, e - b + 1);
+    }
+    cells->push_back(cell);
+    cell.clear();
+    was_quoted = false;
+  };
+  for (size_t i = 0;;) {
+    if (i == line.size()) {
+      if (!quoted) break;
+      if (!std::getline(in, line)) throw DataError(path + ":" + std::to_string(*line_no) + ": unterminated quoted field");
+      ++*line_no;
+      cell += '\n';
+      i = 0;
+      continue;
+    }
+    const char ch = line[i++];
+    if (quoted) {
+      if (ch != '"') {
+        cell += ch;
+      } else if (i < line.size() && line[i] == '"') {
+        cell += '"', ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (ch == '"' && cell.find_first_not_of(' ') == std::string::npos) {
+      quoted = was_quoted = true;
+      cell.clear();
+    } else if (ch == ',') {
+      finish();
+    } else if (!(was_quoted && (ch == ' ' || ch == '\r'))) {
+      cell += ch;
+    }
+  }
+  finish();
+  return true;
+}
+
+// Calls `row(cells, where)` for every non-blank record after the header,
+// each with exactly `fields` cells; `where` is "path:line" for error messages.
+template <typename Row>
+static void for_each_csv_row(std::istream& in, const std::string& path, size_t fields, int64_t line_no,
+                             const Row& row) {
+  std::vector<std::string> cells;
+  while (read_csv_record(in, path, &line_no, &cells)) {
+    if (cells.size() == 1 && cells[0].empty()) continue;
     const std::string where = path + ":" + std::to_string(line_no);
     if (cells.size() != fields) {
       throw DataError(where + ": " + std::to_string(cells.size()) + " fields, the header has " + std::to_string(fields));
@@ -141,44 +177,88 @@ static void for_each_csv_row(std::istream& in, const std::string& path, size_t f
   }
 }
 
+// The columns that are not inputs, and the parse of one row's id, group,
+// label and weight from them.
+struct KeyColumns {
+  int label = -1, id = -1, group = -1, weight = -1;
+
+  bool is_key(int col) const { return col == label || col == id || col == group || col == weight; }
+  void read(const std::vector<std::string>& cells, const DataConfig& c, const std::string& where, Dataset& d) const {
+    d.ids.push_back(id >= 0 ? parse_integer(cells[id], where + " column '" + c.id_column + "'")
+                            : static_cast<int64_t>(d.labels.size()));
+    if (group >= 0) d.groups.push_back(parse_integer(cells[group], where + " column '" + c.group_column + "'"));
+    d.labels.push_back(parse_integer(cells[label], where + " column '" + c.label_column + "'"));
+    if (weight >= 0) {
+      d.weights.push_back(static_cast<float>(parse_number(cells[weight], where + " column '" + c.weight_column + "'")));
+    }
+  }
+};
+
+// Text rows: the text column tokenized with data.tokenizer, truncated to
+// data.max_tokens (counted), 0-padded. Empty or invalid text names its row.
+static void read_text_rows(const DataConfig& c, const std::string& path, std::istream& in,
+                           const std::vector<std::string>& header, int64_t line_no, const KeyColumns& keys,
+                           int text_col, Dataset& d) {
+  for (int i = 0; i < static_cast<int>(header.size()); ++i) {
+    if (i != text_col && !keys.is_key(i)) {
+      throw DataError("'" + path + "': column '" + header[i] + "' is neither the text, label, id, group nor weight column");
+    }
+  }
+  const Tokenizer tokenizer(c.tokenizer);
+  d.input = InputKind::kTokens;
+  d.width = c.max_tokens;
+  for_each_csv_row(in, path, header.size(), line_no, [&](const std::vector<std::string>& cells, const std::string& where) {
+    keys.read(cells, c, where, d);
+    const std::string& text = cells[text_col];
+    const std::string row = where + ": id " + std::to_string(d.ids.back());
+    if (text.find_first_not_of(" \t\n\r") == std::string::npos) throw DataError(row + " has empty text");
+    if (!valid_utf8(text)) throw DataError(row + ": text is not valid UTF-8");
+    std::vector<int32_t> ids = tokenizer.encode(text);
+    if (static_cast<int64_t>(ids.size()) > c.max_tokens) {
+      ids.resize(static_cast<size_t>(c.max_tokens));
+      ++d.truncated;
+    }
+    d.lengths.push_back(static_cast<int32_t>(ids.size()));
+    ids.resize(static_cast<size_t>(c.max_tokens), 0);
+    d.tokens.insert(d.tokens.end(), ids.begin(), ids.end());
+  });
+}
+
 Dataset load_csv(const DataConfig& c, const std::string& path) {
   if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
   std::ifstream in(path);
   if (!in) throw DataError("cannot open data file '" + path + "'");
-  std::string line;
-  if (!std::getline(in, line)) throw DataError("'" + path + "': empty file, expected a header");
-  const auto header = split_csv_line(line);
+  std::vector<std::string> header;
+  int64_t line_no = 0;
+  if (!read_csv_record(in, path, &line_no, &header)) throw DataError("'" + path + "': empty file, expected a header");
   auto column = [&](const std::string& name) -> int {
     if (name.empty()) return -1;
     const auto it = std::find(header.begin(), header.end(), name);
     if (it == header.end()) throw DataError("'" + path + "': no column named '" + name + "'");
     return static_cast<int>(it - header.begin());
   };
-  const int label_col = column(c.label_column);
-  const int id_col = column(c.id_column);
-  const int group_col = column(c.group_column);
-  const int weight_col = column(c.weight_column);
+  KeyColumns keys;
+  keys.label = column(c.label_column);
+  keys.id = column(c.id_column);
+  keys.group = column(c.group_column);
+  keys.weight = column(c.weight_column);
+  Dataset d;
+  if (!c.text_column.empty()) {
+    read_text_rows(c, path, in, header, line_no, keys, column(c.text_column), d);
+    return d;
+  }
   std::vector<int> feature_cols;
   for (int i = 0; i < static_cast<int>(header.size()); ++i) {
-    if (i != label_col && i != id_col && i != group_col && i != weight_col) feature_cols.push_back(i);
+    if (!keys.is_key(i)) feature_cols.push_back(i);
   }
-  Dataset d;
   d.width = static_cast<int64_t>(feature_cols.size());
   if (d.width != c.width()) {
     throw DataError("'" + path + "': " + std::to_string(d.width) +
                     " feature columns but data.input_shape says " +
                     std::to_string(c.width()));
   }
-  for_each_csv_row(in, path, header.size(), [&](const std::vector<std::string>& cells, const std::string& where) {
-    d.ids.push_back(id_col >= 0 ? parse_integer(cells[id_col], where + " column '" + c.id_column + "'")
-                                : static_cast<int64_t>(d.labels.size()));
-    if (group_col >= 0) {
-      d.groups.push_back(parse_integer(cells[group_col], where + " column '" + c.group_column + "'"));
-    }
-    d.labels.push_back(parse_integer(cells[label_col], where + " column '" + c.label_column + "'"));
-    if (weight_col >= 0) {
-      d.weights.push_back(static_cast<float>(parse_number(cells[weight_col], where + " column '" + c.weight_column + "'")));
-    }
+  for_each_csv_row(in, path, header.size(), line_no, [&](const std::vector<std::string>& cells, const std::string& where) {
+    keys.read(cells, c, where, d);
     for (int f : feature_cols) {
       const double v = parse_number(cells[f], where + " column '" + header[f] + "'");
       d.inputs.push_back(static_cast<float>(v * c.scale + c.offset));
@@ -257,13 +337,14 @@ void load_weights_file(const DataConfig& c, Dataset& d) {
   const std::string& path = c.weights_file;
   std::ifstream in(path);
   if (!in) throw DataError("data.weights_file: cannot read '" + path + "'");
-  std::string line;
-  const auto header = std::getline(in, line) ? split_csv_line(line) : std::vector<std::string>();
+  std::vector<std::string> header;
+  int64_t line_no = 0;
+  read_csv_record(in, path, &line_no, &header);
   if (header.size() != 2 || header[1] != "weight") {
     throw DataError("'" + path + "': expected a header 'id,weight' (or 'group,weight' for grouped data)");
   }
   std::unordered_map<int64_t, float> weight_of;
-  for_each_csv_row(in, path, 2, [&](const std::vector<std::string>& cells, const std::string& where) {
+  for_each_csv_row(in, path, 2, line_no, [&](const std::vector<std::string>& cells, const std::string& where) {
     const int64_t key = parse_integer(cells[0], where + " column '" + header[0] + "'");
     if (!weight_of.emplace(key, static_cast<float>(parse_number(cells[1], where + " column 'weight'"))).second) {
       throw DataError(where + ": key " + std::to_string(key) + " is listed twice");

@@ -158,6 +158,10 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
     throw DataError("group column/dataset mismatch in '" + c.data.train + "'");
   }
   check_model_inputs(all, c, c.data.train);
+  const int64_t truncated = all.truncated;
+  if (truncated > 0) {
+    spdlog::warn("{} text(s) longer than data.max_tokens={} were truncated", truncated, c.data.max_tokens);
+  }
   auto shards = place(all, c, req.exclude_ids);
   const nlohmann::json cost = expected_deletion_cost(shards, c);
   const int64_t n_samples = all.size();
@@ -227,7 +231,8 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
           {"sample_epochs", plan.work},
           {"samples_per_second", static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9)},
           {"identity_hash", m.identity_hash},
-          {"expected_deletion_cost", cost}};
+          {"expected_deletion_cost", cost},
+          {"texts_truncated", truncated}};
 }
 
 }  // namespace sisa

@@ -4,6 +4,7 @@
 // and predicts through the unchanged engine, exactly.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "nn/model_family.h"
@@ -11,6 +12,7 @@
 #include "sisa/placement.h"
 #include "sisa/run.h"
 #include "test_util.h"
+#include "text/tokenizer.h"
 
 using namespace sisa;
 using sisa::test::TempDir;
@@ -174,6 +176,83 @@ TEST_F(Family, FrozenTensorsComeFromASharedArtifact) {
     EXPECT_NE(why.find("shared artifact model.prior"), std::string::npos) << why;
   }
   EXPECT_FALSE(fsck(a)["ok"].get<bool>());
+}
+
+// Text: a CSV text column (RFC 4180 quoting: commas, quotes, line breaks)
+// tokenized at ingest by a SentencePiece model that the run pins as a shared
+// artifact; the same family then trains, forgets and verifies exactly.
+TEST_F(Family, TextRowsAreTokenizedWithATokenizerPinnedInTheRun) {
+  const std::vector<std::vector<std::string>> words = {
+      {"cat", "dog", "horse", "bird", "fish", "wolf", "sheep", "goat", "mouse", "lion"},
+      {"rain", "snow", "wind", "storm", "cloud", "sun", "fog", "hail", "frost", "thunder"},
+      {"run", "walk", "swim", "fly", "jump", "climb", "crawl", "ride", "drive", "sail"}};
+  std::string csv = "id,label,text\n", corpus;
+  uint64_t x = 3;
+  for (int i = 0; i < 150; ++i) {
+    std::string text;
+    for (int w = 0; w < 3 + i % 5; ++w) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      text += (w ? " " : "") + words[i % 3][(x >> 33) % 10];
+    }
+    if (i == 4) {
+      text += ", the \"\"very\"\" long\ntale";
+      for (int k = 0; k < 12; ++k) text += " of it all and more";
+    }
+    corpus += text + "\n";
+    csv += std::to_string(1000 + i) + "," + std::to_string(i % 3) + ",\"" + text + "\"\n";
+  }
+  test::write_text(dir_ / "text.csv", csv);
+  test::write_text(dir_ / "corpus.txt", corpus);
+  TokenizerTraining t;
+  t.input = dir_ / "corpus.txt";
+  t.model_prefix = dir_ / "tok";
+  t.vocab_size = 48;
+  Tokenizer::train(t);
+  const std::string yaml =
+      "seed: 7\ndata:\n  format: csv\n  train: text.csv\n  test: text.csv\n  num_classes: 3\n"
+      "  input_shape: [48]\n  id_column: id\n  text_column: text\n  tokenizer: tok.model\n  max_tokens: 48\n"
+      "sisa:\n  shards: 3\n  slices: 2\nmodel:\n  type: test-bag-of-words\n  vocab: 48\n"
+      "train:\n  epochs: 4\n  batch_size: 8\n  lr: 0.05\n";
+  test::write_text(dir_ / "text.yaml", yaml);
+  const std::string cfg = dir_ / "text.yaml", a = dir_ / "ta", c = dir_ / "tc";
+  const std::vector<int64_t> doomed = {1004, 1010, 1077};
+  const auto trained = train({cfg, {}, a, {}});
+  EXPECT_EQ(trained["texts_truncated"], 1);
+  train({cfg, {}, c, doomed});
+  forget({a, doomed});
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(c));
+  EXPECT_TRUE(verify({a, {}, false})["identical"].get<bool>());
+  PredictRequest p;
+  p.run_dir = a;
+  EXPECT_GT(predict(p)["accuracy_mean"].get<double>(), 0.6);
+  // The run holds its own copy of the tokenizer; a changed copy is refused by name.
+  std::string copy;
+  for (const auto& [rel, bytes] : test::snapshot(a)) {
+    if (rel.rfind("artifacts/", 0) == 0) copy = rel;
+  }
+  ASSERT_FALSE(copy.empty());
+  std::ofstream(a + "/" + copy, std::ios::app) << "x";
+  try {
+    forget({a, {1001}});
+    FAIL() << "a changed tokenizer was accepted";
+  } catch (const CorruptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("shared artifact data.tokenizer"), std::string::npos) << e.what();
+  }
+  // Bad text names its row.
+  test::write_text(dir_ / "text.csv", "id,label,text\n1000,0,cat dog\n1001,1,\"  \"\n");
+  try {
+    train({cfg, {}, dir_ / "bad", {}});
+    FAIL() << "empty text was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("text.csv:3: id 1001 has empty text"), std::string::npos) << e.what();
+  }
+  test::write_text(dir_ / "text.csv", "id,label,text\n1000,0,cat \xff dog\n");
+  try {
+    train({cfg, {}, dir_ / "bad2", {}});
+    FAIL() << "invalid UTF-8 was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("id 1000: text is not valid UTF-8"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(Family, BadTokenDataIsRefusedBeforeTheRunExists) {

@@ -37,6 +37,11 @@ struct DataConfig {
   std::string weight_column;    // csv: a column (not a feature)
   std::string weights_dataset;  // hdf5: a float32 dataset
   std::string weights_file;     // any format: a CSV "key,weight" (key: the id, or the group when grouped); unlisted keys weigh 0
+  // Text (csv): a column of UTF-8 text, tokenized at ingest with a
+  // SentencePiece model, a shared artifact of the run. Rows become token ids.
+  std::string text_column;
+  std::string tokenizer;        // the .model file; check: required with text_column
+  int64_t max_tokens = 128;     // check: 1..65536; longer texts are truncated (counted); input_shape must be [max_tokens]
 
   bool has_weights() const { return !weight_column.empty() || !weights_dataset.empty() || !weights_file.empty(); }
   // Samples belong to data subjects (placement and deletion by group).

@@ -37,6 +37,7 @@ struct Dataset {
   std::vector<int32_t> tokens;   // tokens: size() * width ids, 0 after each row's length
   std::vector<int32_t> lengths;  // tokens: each row's length, 0..width
   std::vector<float> weights;    // each row's deletion weight; empty when the data has none
+  int64_t truncated = 0;         // text rows cut to data.max_tokens when loaded (not stored)
 
   size_t size() const { return ids.size(); }
   bool has_groups() const { return !groups.empty(); }
