@@ -117,7 +117,7 @@ static bool read_csv_record(std::istream& in, const std::string& path, int64_t* 
                             std::vector<std::string>* cells) {
   std::string line;
   if (!std::getline(in, line)) return false;
-  ++*line_no;
+  const int64_t first_line = ++*line_no;
   cells->clear();
   std::string cell;
   bool quoted = false, was_quoted = false;
@@ -133,7 +133,9 @@ static bool read_csv_record(std::istream& in, const std::string& path, int64_t* 
   for (size_t i = 0;;) {
     if (i == line.size()) {
       if (!quoted) break;
-      if (!std::getline(in, line)) throw DataError(path + ":" + std::to_string(*line_no) + ": unterminated quoted field");
+      if (!std::getline(in, line)) {
+        throw DataError(path + ":" + std::to_string(first_line) + ": a quoted field is never closed");
+      }
       ++*line_no;
       cell += '\n';
       i = 0;
@@ -162,14 +164,15 @@ static bool read_csv_record(std::istream& in, const std::string& path, int64_t* 
 }
 
 // Calls `row(cells, where)` for every non-blank record after the header,
-// each with exactly `fields` cells; `where` is "path:line" for error messages.
+// each with exactly `fields` cells; `where` is "path:line" for error
+// messages, the line where the record starts.
 template <typename Row>
 static void for_each_csv_row(std::istream& in, const std::string& path, size_t fields, int64_t line_no,
                              const Row& row) {
   std::vector<std::string> cells;
-  while (read_csv_record(in, path, &line_no, &cells)) {
+  for (int64_t start = line_no + 1; read_csv_record(in, path, &line_no, &cells); start = line_no + 1) {
     if (cells.size() == 1 && cells[0].empty()) continue;
-    const std::string where = path + ":" + std::to_string(line_no);
+    const std::string where = path + ":" + std::to_string(start);
     if (cells.size() != fields) {
       throw DataError(where + ": " + std::to_string(cells.size()) + " fields, the header has " + std::to_string(fields));
     }
@@ -224,7 +227,7 @@ static void read_text_rows(const DataConfig& c, const std::string& path, std::is
   });
 }
 
-Dataset load_csv(const DataConfig& c, const std::string& path) {
+Dataset load_csv(const DataConfig& c, const std::string& path, bool train) {
   if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
   std::ifstream in(path);
   if (!in) throw DataError("cannot open data file '" + path + "'");
@@ -241,7 +244,8 @@ Dataset load_csv(const DataConfig& c, const std::string& path) {
   keys.label = column(c.label_column);
   keys.id = column(c.id_column);
   keys.group = column(c.group_column);
-  keys.weight = column(c.weight_column);
+  const bool has_weight = std::find(header.begin(), header.end(), c.weight_column) != header.end();
+  keys.weight = train || has_weight ? column(c.weight_column) : -1;
   Dataset d;
   if (!c.text_column.empty()) {
     read_text_rows(c, path, in, header, line_no, keys, column(c.text_column), d);
@@ -267,7 +271,7 @@ Dataset load_csv(const DataConfig& c, const std::string& path) {
   return d;
 }
 
-Dataset load_hdf5(const DataConfig& c, const std::string& path) {
+Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
   if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
   const auto bytes = read_file(path);
   H5Image img(bytes, path);
@@ -323,7 +327,7 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path) {
     std::iota(d.ids.begin(), d.ids.end(), 0);
   }
   if (!c.groups_dataset.empty()) d.groups = read_ints(c.groups_dataset);
-  if (!c.weights_dataset.empty()) {
+  if (!c.weights_dataset.empty() && train) {
     need(c.weights_dataset);
     if (img.shape(c.weights_dataset) != std::vector<int64_t>{n} || img.dtype(c.weights_dataset) != DType::kFloat32) {
       throw DataError("'" + path + "': dataset '" + c.weights_dataset + "' must be " + std::to_string(n) + " float32 weights");
@@ -340,8 +344,10 @@ void load_weights_file(const DataConfig& c, Dataset& d) {
   std::vector<std::string> header;
   int64_t line_no = 0;
   read_csv_record(in, path, &line_no, &header);
-  if (header.size() != 2 || header[1] != "weight") {
-    throw DataError("'" + path + "': expected a header 'id,weight' (or 'group,weight' for grouped data)");
+  const std::string key_name = d.has_groups() ? "group" : "id";
+  if (header.size() != 2 || header[0] != key_name || header[1] != "weight") {
+    throw DataError("'" + path + "': expected the header '" + key_name + ",weight'" +
+                    (d.has_groups() ? " (the data has groups: weights belong to data subjects)" : ""));
   }
   std::unordered_map<int64_t, float> weight_of;
   for_each_csv_row(in, path, 2, line_no, [&](const std::vector<std::string>& cells, const std::string& where) {

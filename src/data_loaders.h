@@ -9,8 +9,10 @@
 namespace sisa {
 
 Dataset load_idx(const DataConfig& c, const std::string& images, const std::string& labels);
-Dataset load_csv(const DataConfig& c, const std::string& path);
-Dataset load_hdf5(const DataConfig& c, const std::string& path);
+// `train`: the training split, whose deletion weights (if configured) are
+// read; a test file may lack the weight column or dataset.
+Dataset load_csv(const DataConfig& c, const std::string& path, bool train);
+Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train);
 // Sets every row's weight from data.weights_file: a CSV whose header names
 // the key column (the id, or the group when grouped) and a "weight" column.
 // Keys it does not list weigh 0; a key the data lacks is an error.

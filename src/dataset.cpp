@@ -166,9 +166,9 @@ Dataset load_source(const DataConfig& c, Split split) {
   if (c.format == "idx") {
     d = load_idx(c, path, train ? c.train_labels : c.test_labels);
   } else if (c.format == "csv") {
-    d = load_csv(c, path);
+    d = load_csv(c, path, train);
   } else {
-    d = load_hdf5(c, path);
+    d = load_hdf5(c, path, train);
   }
   if (!c.weights_file.empty() && train) load_weights_file(c, d);
   check(d, c, path);

@@ -189,6 +189,10 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   Config stored = c;
   m.artifacts = pin_artifacts(dir, &stored);
   const std::string yaml = stored.to_yaml();
+  if (!m.artifacts.empty() &&
+      Config::parse(yaml, dir.path(kConfigFile), dir.root).training_hash() != m.config_hash) {
+    throw DataError("a shared artifact (" + m.artifacts.front().key + ", ...) changed while train read it; run train again");
+  }
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
 
   spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,

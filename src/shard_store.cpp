@@ -65,7 +65,8 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
   // Weighted placement: a row's slice depends on its weight, so the retrain
   // after a deletion needs it.
   if (!rows.weights.empty()) b.write("weights", DType::kFloat32, {n}, rows.weights.data());
-  nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", kStoreFormatVersion},
+  const int version = tokens || !rows.weights.empty() ? kStoreFormatVersionTokensWeights : kStoreFormatVersion;
+  nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", version},
                          {"shard", shard},         {"rows", n},
                          {"width", rows.width},    {"grouped", rows.has_groups()},
                          {"inputs", tokens ? "tokens" : u8 ? "uint8" : "float32"}};
@@ -82,9 +83,9 @@ nlohmann::json read_meta(const H5Image& img, const std::string& path) {
     auto meta = nlohmann::json::parse(img.attr("", "meta"));
     // Version 1 stores (always float32 inputs) are read as they are.
     if (meta.at("format") != "sisa-store" ||
-        (meta.at("format_version") != kStoreFormatVersion && meta.at("format_version") != 1)) {
-      throw CorruptionError(path + ": not a sisa store of format version 1 or " +
-                            std::to_string(kStoreFormatVersion));
+        (meta.at("format_version") != kStoreFormatVersion && meta.at("format_version") != 1 &&
+         meta.at("format_version") != kStoreFormatVersionTokensWeights)) {
+      throw CorruptionError(path + ": not a sisa store of format version 1, 2 or 3");
     }
     return meta;
   } catch (const nlohmann::json::exception& e) {

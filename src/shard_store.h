@@ -18,6 +18,11 @@ namespace sisa {
 // (meta inputs = "tokens"; a store version 1 reader never saw them, so the
 // version stays 2). Version 1 (float32 only) is read.
 inline constexpr int kStoreFormatVersion = 2;
+// 3: also token-id rows ("inputs": "tokens", with "lengths") or per-row
+// deletion weights ("weights"). Written only for such stores, so every other
+// store stays version 2, byte for byte, and a reader of version 2 refuses what
+// it cannot read instead of misreading it.
+inline constexpr int kStoreFormatVersionTokensWeights = 3;
 
 // `data` gives the scale and offset under which inputs may be stored as bytes.
 std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const DataConfig& data);

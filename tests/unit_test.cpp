@@ -143,6 +143,10 @@ TEST(Placement, WeightedPlacementReservesShardsAndSlicesForHeavyKeys) {
     EXPECT_TRUE(ls >= 0 && ls < 5) << k;
     EXPECT_EQ(lr, slice_of(42, k, 5));
   }
+  // A float weight written as exactly the threshold is heavy ((double)0.7f < 0.7).
+  const Placement at{1, 4, 4, 1, 1, 0.7};
+  EXPECT_TRUE(at.heavy(0.7f));
+  EXPECT_FALSE(at.heavy(0.69f));
 }
 
 TEST(Config, WeightedPlacementIsCheckedAndOnlyItChangesTheIdentity) {
@@ -179,8 +183,20 @@ TEST(Dataset, WeightsAreReadCheckedAndStored) {
   EXPECT_EQ(d.width, 2);
   EXPECT_EQ(d.inputs, (std::vector<float>{0.5f, 1.5f, 1, 2, 2, 3}));
   EXPECT_EQ(d.weights, (std::vector<float>{0.25f, 0.25f, 0}));
-  const Dataset back = decode_store(encode_store(d, 0, c), "s.h5");
+  const auto stored = encode_store(d, 0, c);
+  const Dataset back = decode_store(stored, "s.h5");
   EXPECT_EQ(back.weights, d.weights);
+  // Stores with weights (or tokens) are format 3; others stay 2.
+  EXPECT_NE(H5Image(stored, "s.h5").attr("", "meta").find("\"format_version\":3"), std::string::npos);
+  Dataset plain = d;
+  plain.weights.clear();
+  const auto plain_bytes = encode_store(plain, 0, c);
+  EXPECT_NE(H5Image(plain_bytes, "s.h5").attr("", "meta").find("\"format_version\":2"), std::string::npos);
+  // A test file may lack the weight column.
+  DataConfig test = c;
+  test.test = dir / "test.csv";
+  test::write_text(test.test, "id,person,a,b,label\n9,7,0.5,1.5,0\n");
+  EXPECT_EQ(load_source(test, Split::kTest).size(), 1u);
   test::write_text(c.train, "id,person,a,w,b,label\n1,7,0.5,0.25,1.5,0\n2,7,1,0.5,2,1\n");
   std::string msg = error_of([&c] { load_source(c, Split::kTrain); });
   EXPECT_NE(msg.find("group 7 has rows of weight 0.250000 and 0.500000"), std::string::npos) << msg;
@@ -191,9 +207,12 @@ TEST(Dataset, WeightsAreReadCheckedAndStored) {
   c.weight_column.clear();
   c.weights_file = dir / "w.csv";
   test::write_text(c.train, "id,person,a,b,label\n1,7,0.5,1.5,0\n2,7,1,2,1\n3,8,2,3,1\n");
-  test::write_text(c.weights_file, "person,weight\n8,2.5\n");
+  test::write_text(c.weights_file, "id,weight\n1,2.5\n");
+  msg = error_of([&c] { load_source(c, Split::kTrain); });
+  EXPECT_NE(msg.find("expected the header 'group,weight'"), std::string::npos) << msg;
+  test::write_text(c.weights_file, "group,weight\n8,2.5\n");
   EXPECT_EQ(load_source(c, Split::kTrain).weights, (std::vector<float>{0, 0, 2.5f}));
-  test::write_text(c.weights_file, "person,weight\n9,1\n");
+  test::write_text(c.weights_file, "group,weight\n9,1\n");
   msg = error_of([&c] { load_source(c, Split::kTrain); });
   EXPECT_NE(msg.find("group 9 is not in the training data"), std::string::npos) << msg;
 }

@@ -36,7 +36,7 @@ struct DataConfig {
   // user's, never estimated from the data), for sisa.placement: weighted.
   std::string weight_column;    // csv: a column (not a feature)
   std::string weights_dataset;  // hdf5: a float32 dataset
-  std::string weights_file;     // any format: a CSV "key,weight" (key: the id, or the group when grouped); unlisted keys weigh 0
+  std::string weights_file;     // any format: a CSV with the header "id,weight" ("group,weight" when grouped); unlisted keys weigh 0
   // Text (csv): a column of UTF-8 text, tokenized at ingest with a
   // SentencePiece model, a shared artifact of the run. Rows become token ids.
   std::string text_column;

@@ -38,7 +38,11 @@ struct Placement {
   double heavy_weight = 0.0;
 
   bool weighted() const { return heavy_shards > 0; }
-  bool heavy(double weight) const { return weighted() && weight >= heavy_weight; }
+  // Weights are stored as float: the threshold is compared as a float too, so
+  // a weight written as exactly the threshold (0.7) is heavy.
+  bool heavy(double weight) const {
+    return weighted() && static_cast<float>(weight) >= static_cast<float>(heavy_weight);
+  }
   int64_t shard(int64_t key, double weight) const;
   int64_t slice(int64_t key, double weight) const;
 };
