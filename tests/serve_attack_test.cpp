@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -365,8 +366,14 @@ TEST_F(ServeAttack, RequestThreadsRunBelowTheDeletionWorker) {
   {
     ServerProcess server(serve_args());
     ASSERT_TRUE(server.running());
-    for (const auto& [name, nices] : nice_of_threads(server.pid())) {
-      for (int n : nices) ++count[n];
+    // Each thread sets its nice as it starts, and the event-loop threads
+    // start just after the server says it listens: wait for them.
+    for (int attempt = 0; attempt < 100 && !(count[10] >= 3 && count[0] >= 1); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      count.clear();
+      for (const auto& [name, nices] : nice_of_threads(server.pid())) {
+        for (int n : nices) ++count[n];
+      }
     }
   }
   // 2 event-loop threads and one compute thread per core at 10; the main
