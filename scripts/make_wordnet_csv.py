@@ -62,14 +62,12 @@ def in_test(synset_id):
     return hashlib.sha256(f"wordnet-split:{synset_id}".encode()).digest()[0] % 10 == 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", nargs="?", default="data/wordnet")
-    ap.add_argument("--dict", default="/usr/share/wordnet", help="wordnet-base's data files")
-    a = ap.parse_args()
+def task_rows(dict_dir):
+    """(kept, total, duplicates, conflicting): kept is the task's (id, label, text) rows, sorted by id,
+    after the duplicate rules above; the rest are the counts main() prints."""
     by_text = defaultdict(list)
     total = 0
-    for synset_id, label, text in synsets(a.dict):
+    for synset_id, label, text in synsets(dict_dir):
         by_text[text].append((synset_id, label))
         total += 1
     kept, conflicting, duplicates = [], 0, 0
@@ -81,6 +79,21 @@ def main():
         synset_id, label = min(copies)
         kept.append((synset_id, label, text))
     kept.sort()
+    return kept, total, duplicates, conflicting
+
+
+def task_texts(dict_dir="/usr/share/wordnet"):
+    """The text column of every row of train.csv and test.csv, in id order (for other scripts that
+    must keep clear of the task, such as make_pretrain_corpus.py)."""
+    return [text for _, _, text in task_rows(dict_dir)[0]]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default="data/wordnet")
+    ap.add_argument("--dict", default="/usr/share/wordnet", help="wordnet-base's data files")
+    a = ap.parse_args()
+    kept, total, duplicates, conflicting = task_rows(a.dict)
     os.makedirs(a.out, exist_ok=True)
     counts = {"train": 0, "test": 0}
     writers = {}
