@@ -214,16 +214,9 @@ static void read_text_rows(const DataConfig& c, const std::string& path, std::is
     keys.read(cells, c, where, d);
     const std::string& text = cells[text_col];
     const std::string row = where + ": id " + std::to_string(d.ids.back());
-    if (text.find_first_not_of(" \t\n\r") == std::string::npos) throw DataError(row + " has empty text");
+    if (blank_text(text)) throw DataError(row + " has empty text");
     if (!valid_utf8(text)) throw DataError(row + ": text is not valid UTF-8");
-    std::vector<int32_t> ids = tokenizer.encode(text);
-    if (static_cast<int64_t>(ids.size()) > c.max_tokens) {
-      ids.resize(static_cast<size_t>(c.max_tokens));
-      ++d.truncated;
-    }
-    d.lengths.push_back(static_cast<int32_t>(ids.size()));
-    ids.resize(static_cast<size_t>(c.max_tokens), 0);
-    d.tokens.insert(d.tokens.end(), ids.begin(), ids.end());
+    if (append_token_row(tokenizer, text, c.max_tokens, &d.tokens, &d.lengths)) ++d.truncated;
   });
 }
 

@@ -205,7 +205,7 @@ TEST_F(Family, TextRowsAreTokenizedWithATokenizerPinnedInTheRun) {
   test::write_text(dir_ / "corpus.txt", corpus);
   TokenizerTraining t;
   t.input = dir_ / "corpus.txt";
-  t.model_prefix = dir_ / "tok";
+  t.model_path = dir_ / "tok.model";
   t.vocab_size = 48;
   Tokenizer::train(t);
   const std::string yaml =

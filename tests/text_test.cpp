@@ -49,13 +49,16 @@ TEST(Tokenizer, TrainsDeterministicallyAndEncodesInATorchProcess) {
   TokenizerTraining t;
   t.input = dir / "corpus.txt";
   t.vocab_size = 40;
-  // The model file records the input and prefix paths, so a rerun writes to the same place.
-  t.model_prefix = dir / "a";
+  t.model_path = dir / "a.model";
   Tokenizer::train(t);
   const std::string a = read(dir / "a.model");
   ASSERT_FALSE(a.empty());
+  // The model records no path: another corpus path and output give the same bytes.
+  test::write_text(dir / "copy.txt", corpus());
+  t.input = dir / "copy.txt";
+  t.model_path = dir / "b.model";
   Tokenizer::train(t);
-  EXPECT_TRUE(a == read(dir / "a.model")) << "the same text and options must give the same model file";
+  EXPECT_TRUE(a == read(dir / "b.model")) << "the same text and options must give the same model file";
 
   const Tokenizer tok(dir / "a.model");
   EXPECT_EQ(tok.vocab_size(), 40);

@@ -12,7 +12,9 @@
 #include <sentencepiece_trainer.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,15 +29,44 @@ int fail(const std::string& what, char* err, size_t errlen) {
   return 1;
 }
 
+// The lines of a text file, fed to the trainer directly: the model then
+// records no input path or prefix, so its bytes depend on the text alone.
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const char* path) : in_(path) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override { done_ = !std::getline(in_, line_); }
+  const std::string& value() const override { return line_; }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+
+ private:
+  std::ifstream in_;
+  std::string line_;
+  bool done_ = false;
+};
+
 }  // namespace
 
 extern "C" {
 
-// SentencePieceTrainer::Train with a flag string ("--input=... --model_prefix=...").
-int sisa_spm_train(const char* flags, char* err, size_t errlen) {
-  const auto status = sentencepiece::SentencePieceTrainer::Train(flags);
-  return status.ok() ? 0 : fail(status.ToString(), err, errlen);
+// SentencePieceTrainer::Train with a flag string (no --input or
+// --model_prefix) over the lines of `input`. On success *model (size
+// *model_len, freed with sisa_spm_free_bytes) is the serialized model.
+int sisa_spm_train(const char* flags, const char* input, char** model, size_t* model_len, char* err,
+                   size_t errlen) {
+  std::ifstream probe(input);
+  if (!probe) return fail(std::string("cannot read '") + input + "'", err, errlen);
+  LineIterator lines(input);
+  std::string proto;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(flags, &lines, &proto);
+  if (!status.ok()) return fail(status.ToString(), err, errlen);
+  *model = static_cast<char*>(std::malloc(proto.size()));
+  std::memcpy(*model, proto.data(), proto.size());
+  *model_len = proto.size();
+  return 0;
 }
+
+void sisa_spm_free_bytes(char* bytes) { std::free(bytes); }
 
 // A processor for the model file, or null (err says why).
 void* sisa_spm_load(const char* model_path, char* err, size_t errlen) {
@@ -62,6 +93,13 @@ int sisa_spm_encode(void* handle, const char* text, size_t len, int32_t* out, si
   *n = ids.size();
   for (size_t i = 0; i < ids.size() && i < cap; ++i) out[i] = static_cast<int32_t>(ids[i]);
   return 0;
+}
+
+// The id of `piece`, or -1 if the model does not have it (SentencePiece maps unknown pieces to <unk>).
+int sisa_spm_piece_id(void* handle, const char* piece) {
+  auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
+  const int id = p->PieceToId(piece);
+  return p->IdToPiece(id) == piece ? id : -1;
 }
 
 void sisa_spm_free(void* handle) { delete static_cast<sentencepiece::SentencePieceProcessor*>(handle); }

@@ -5,15 +5,18 @@
 #include <filesystem>
 #include <mutex>
 
+#include "fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {
 namespace {
 
 struct Plugin {
-  int (*train)(const char*, char*, size_t) = nullptr;
+  int (*train)(const char*, const char*, char**, size_t*, char*, size_t) = nullptr;
+  void (*free_bytes)(char*) = nullptr;
   void* (*load)(const char*, char*, size_t) = nullptr;
   int (*vocab_size)(void*) = nullptr;
+  int (*piece_id)(void*, const char*) = nullptr;
   int (*encode)(void*, const char*, size_t, int32_t*, size_t, size_t*, char*, size_t) = nullptr;
   void (*release)(void*) = nullptr;
 };
@@ -39,7 +42,9 @@ const Plugin& plugin() {
     q.vocab_size = reinterpret_cast<decltype(q.vocab_size)>(dlsym(h, "sisa_spm_vocab_size"));
     q.encode = reinterpret_cast<decltype(q.encode)>(dlsym(h, "sisa_spm_encode"));
     q.release = reinterpret_cast<decltype(q.release)>(dlsym(h, "sisa_spm_free"));
-    if (!q.train || !q.load || !q.vocab_size || !q.encode || !q.release) {
+    q.piece_id = reinterpret_cast<decltype(q.piece_id)>(dlsym(h, "sisa_spm_piece_id"));
+    q.free_bytes = reinterpret_cast<decltype(q.free_bytes)>(dlsym(h, "sisa_spm_free_bytes"));
+    if (!q.train || !q.free_bytes || !q.piece_id || !q.load || !q.vocab_size || !q.encode || !q.release) {
       throw IOError(path + ": not a sisa SentencePiece plugin");
     }
     return q;
@@ -91,7 +96,22 @@ Tokenizer::~Tokenizer() {
   if (handle_) plugin().release(handle_);
 }
 
+bool blank_text(std::string_view text) { return text.find_first_not_of(" \t\n\r") == std::string_view::npos; }
+
+bool append_token_row(const Tokenizer& tokenizer, std::string_view text, int64_t max_tokens,
+                      std::vector<int32_t>* tokens, std::vector<int32_t>* lengths) {
+  std::vector<int32_t> ids = tokenizer.encode(text);
+  const bool cut = static_cast<int64_t>(ids.size()) > max_tokens;
+  if (cut) ids.resize(static_cast<size_t>(max_tokens));
+  lengths->push_back(static_cast<int32_t>(ids.size()));
+  ids.resize(static_cast<size_t>(max_tokens), 0);
+  tokens->insert(tokens->end(), ids.begin(), ids.end());
+  return cut;
+}
+
 int Tokenizer::vocab_size() const { return plugin().vocab_size(handle_); }
+
+int Tokenizer::piece_id(const std::string& piece) const { return plugin().piece_id(handle_, piece.c_str()); }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   if (!valid_utf8(text)) throw DataError("text is not valid UTF-8");
@@ -111,14 +131,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 
 void Tokenizer::train(const TokenizerTraining& o) {
   // One thread and every sentence (no sampling): the model depends on the text alone.
-  const std::string flags = "--input=" + o.input + " --model_prefix=" + o.model_prefix +
-                            " --vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
+  std::string flags = "--vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
                             " --num_threads=1 --input_sentence_size=0 --shuffle_input_sentence=false"
                             " --character_coverage=1.0 --minloglevel=2";
+  std::string control;
+  for (const auto& s : o.control_symbols) control += (control.empty() ? "" : ",") + s;
+  if (!control.empty()) flags += " --control_symbols=" + control;
   char err[1024] = {0};
-  if (plugin().train(flags.c_str(), err, sizeof err) != 0) {
+  char* model = nullptr;
+  size_t n = 0;
+  if (plugin().train(flags.c_str(), o.input.c_str(), &model, &n, err, sizeof err) != 0) {
     throw IOError("SentencePiece training on '" + o.input + "' failed: " + err);
   }
+  const std::string bytes(model, n);
+  plugin().free_bytes(model);
+  atomic_write(Env::posix(), o.model_path, bytes);
 }
 
 }  // namespace sisa

@@ -1,7 +1,8 @@
 // SentencePiece tokenization for the text families (issue #10), through the
 // libsisa_spm.so plugin (src/text/spm_plugin.cpp explains why a plugin).
 // Training is deterministic: one thread, every input sentence, a fixed seed,
-// so the same text and options give the same model file, byte for byte.
+// and no file path in the model, so the same text and options give the same
+// model file, byte for byte, wherever it is written.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,11 @@ namespace sisa {
 
 struct TokenizerTraining {
   std::string input;         // a text file, one sentence per line
-  std::string model_prefix;  // writes <prefix>.model and <prefix>.vocab
+  std::string model_path;    // the .model file written (atomically); it records no path
   int vocab_size = 8000;
   std::string model_type = "unigram";  // unigram | bpe
+  // Reserved pieces that encode() never produces (pretraining's "<mask>").
+  std::vector<std::string> control_symbols;
 };
 
 class Tokenizer {
@@ -30,6 +33,8 @@ class Tokenizer {
   // Token ids of UTF-8 text (DataError for invalid UTF-8, naming nothing: the caller names the row).
   std::vector<int32_t> encode(std::string_view text) const;
   int vocab_size() const;
+  // The id of a piece (a control symbol), or -1 if the model lacks it.
+  int piece_id(const std::string& piece) const;
   const std::string& path() const { return path_; }
 
   // Trains a model; IOError with SentencePiece's message on failure.
@@ -42,5 +47,14 @@ class Tokenizer {
 
 // True if `text` is well-formed UTF-8.
 bool valid_utf8(std::string_view text);
+// True if `text` holds nothing but spaces, tabs and line breaks.
+bool blank_text(std::string_view text);
+
+// Appends one model input row: the ids of `text` cut to `max_tokens`, then 0
+// padding up to it, and the row's length. Training (data_loaders.cpp) and
+// serving encode through this, so a text gives the same row in both. Returns
+// whether the text was cut. The caller checks blank_text and valid_utf8.
+bool append_token_row(const Tokenizer& tokenizer, std::string_view text, int64_t max_tokens,
+                      std::vector<int32_t>* tokens, std::vector<int32_t>* lengths);
 
 }  // namespace sisa
