@@ -11,6 +11,7 @@
 #include "sisa/cluster.h"
 #include "sisa/errors.h"
 #include "sisa/logging.h"
+#include "sisa/pretrain.h"
 #include "sisa/run.h"
 #include "sisa/serve.h"
 
@@ -85,6 +86,13 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   train->add_option("--set", treq.overrides, "Override a config key: --set train.epochs=4");
   train->add_option("--exclude-ids", exclude_file,
                     "File of ids to train without (an independent check of forget)");
+
+  auto* pretrain = app.add_subcommand("pretrain", "Pretrain a text backbone (masked LM) and its tokenizer");
+  sisa::PretrainRequest ptreq;
+  pretrain->add_option("-c,--config", ptreq.config_path, "Pretraining YAML config (configs/backbone-small.yaml)")->required();
+  pretrain->add_option("-o,--out", ptreq.out, "The backbone to write, <name>.h5 (the tokenizer goes to <name>.tokenizer.model)")
+      ->required();
+  pretrain->add_option("--set", ptreq.overrides, "Override a config key: --set train.steps=100");
 
   auto* forget = app.add_subcommand("forget", "Exactly delete samples (or data subjects)");
   std::string ids, ids_file, groups, groups_file;
@@ -181,6 +189,11 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       print(r, json, "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() +
                          " samples in " + r["total_seconds"].dump() + " s; run directory " +
                          treq.run_dir);
+    } else if (*pretrain) {
+      if (cluster.size() > 1) throw sisa::UsageError("pretrain runs in one process; start it without mpirun");
+      const auto r = sisa::pretrain(ptreq);
+      print(r, json, "pretrained " + r["backbone"].get<std::string>() + " (masked-LM loss " + r["final_loss"].dump() +
+                         ") and " + r["tokenizer"].get<std::string>() + " in " + r["seconds"].dump() + " s");
     } else if (*forget) {
       sisa::ForgetRequest freq;
       freq.run_dir = run_dir;

@@ -7,16 +7,9 @@
 
 namespace sisa {
 
-std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info) {
-  nlohmann::json meta = {{"format", "sisa-checkpoint"},
-                         {"format_version", kCheckpointFormatVersion},
-                         {"shard", info.shard},
-                         {"stage", info.stage},
-                         {"n_samples", info.n_samples},
-                         {"identity_hash", info.identity_hash},
-                         {"ids_hash", info.ids_hash},
-                         {"fingerprint", state.fingerprint()},
-                         {"state_digest", state.state_digest()}};
+std::vector<uint8_t> encode_state_file(const ModelState& state, nlohmann::json meta) {
+  meta["fingerprint"] = state.fingerprint();
+  meta["state_digest"] = state.state_digest();
   nlohmann::json list = nlohmann::json::array();
   H5Builder b;
   for (const auto& t : state.tensors) {
@@ -28,19 +21,20 @@ std::vector<uint8_t> encode_checkpoint(const ModelState& state, const Checkpoint
   return b.finish();
 }
 
-ModelState decode_checkpoint(ByteView bytes, const std::string& path,
-                             CheckpointInfo* info) {
+ModelState decode_state_file(ByteView bytes, const std::string& path, const std::string& format, int version,
+                             nlohmann::json* meta_out) {
+  const std::string what = format == "sisa-checkpoint" ? "checkpoint" : format;
   H5Image img(bytes, path);
   nlohmann::json meta;
   try {
     meta = nlohmann::json::parse(img.attr("", "meta"));
-    if (meta.at("format") != "sisa-checkpoint") throw CorruptionError(path + ": not a checkpoint");
-    if (meta.at("format_version") != kCheckpointFormatVersion) {
-      throw CorruptionError(path + ": checkpoint format version " +
-                            meta.at("format_version").dump() + " is not supported");
+    if (meta.at("format") != format) throw CorruptionError(path + ": not a " + what);
+    if (meta.at("format_version") != version) {
+      throw CorruptionError(path + ": " + what + " format version " + meta.at("format_version").dump() +
+                            " is not supported");
     }
   } catch (const nlohmann::json::exception& e) {
-    throw CorruptionError(path + ": bad checkpoint metadata: " + e.what());
+    throw CorruptionError(path + ": bad " + what + " metadata: " + e.what());
   }
   ModelState state;
   try {
@@ -61,8 +55,25 @@ ModelState decode_checkpoint(ByteView bytes, const std::string& path,
     throw CorruptionError(path + ": bad tensor list: " + e.what());
   }
   if (state.state_digest() != meta.value("state_digest", "")) {
-    throw CorruptionError(path + ": checkpoint contents do not match its recorded state digest");
+    throw CorruptionError(path + ": " + what + " contents do not match its recorded state digest");
   }
+  if (meta_out) *meta_out = std::move(meta);
+  return state;
+}
+
+std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info) {
+  return encode_state_file(state, {{"format", "sisa-checkpoint"},
+                                   {"format_version", kCheckpointFormatVersion},
+                                   {"shard", info.shard},
+                                   {"stage", info.stage},
+                                   {"n_samples", info.n_samples},
+                                   {"identity_hash", info.identity_hash},
+                                   {"ids_hash", info.ids_hash}});
+}
+
+ModelState decode_checkpoint(ByteView bytes, const std::string& path, CheckpointInfo* info) {
+  nlohmann::json meta;
+  ModelState state = decode_state_file(bytes, path, "sisa-checkpoint", kCheckpointFormatVersion, &meta);
   if (info) {
     info->shard = meta.value("shard", int64_t{0});
     info->stage = meta.value("stage", int64_t{0});

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "fs.h"
 #include "sisa/model_state.h"
 
@@ -24,6 +26,15 @@ struct CheckpointInfo {
   std::string fingerprint;
   std::string state_digest;
 };
+
+// Any file of named tensors (checkpoints, pretrained backbones): each tensor
+// at /t/<name>, and `meta` (plus "tensors", "fingerprint", "state_digest")
+// as the JSON root attribute "meta".
+std::vector<uint8_t> encode_state_file(const ModelState& state, nlohmann::json meta);
+// CorruptionError naming `path` unless meta.format is `format` at `version`
+// and the tensors match the recorded digest. `meta` receives the attribute.
+ModelState decode_state_file(ByteView bytes, const std::string& path, const std::string& format, int version,
+                             nlohmann::json* meta = nullptr);
 
 std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info);
 // `path` names the file in errors.

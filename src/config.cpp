@@ -11,61 +11,11 @@
 
 #include "model_spec.h"
 #include "sisa/errors.h"
+#include "yaml_fields.h"
 
 namespace fs = std::filesystem;
 
 namespace sisa {
-namespace {
-
-// Reads typed fields out of a YAML map and collects every problem, so a user
-// sees all bad keys at once. Keys are reported by their dotted path.
-class FieldReader {
- public:
-  explicit FieldReader(std::vector<std::string>* errors) : errors_(errors) {}
-
-  // Records unknown keys under `prefix` and returns false if `node` is not a map.
-  bool check_map(const YAML::Node& node, const std::string& prefix,
-                 const std::set<std::string>& allowed) {
-    if (!node) return false;
-    if (!node.IsMap()) {
-      errors_->push_back((prefix.empty() ? std::string("top level") : prefix) +
-                         ": expected a mapping");
-      return false;
-    }
-    for (const auto& kv : node) {
-      const std::string key = kv.first.as<std::string>();
-      if (!allowed.count(key)) {
-        errors_->push_back(join(prefix, key) + ": unknown key");
-      }
-    }
-    return true;
-  }
-
-  // True if the key was there and read.
-  template <typename T>
-  bool get(const YAML::Node& map, const std::string& prefix, const char* key, T* out,
-           const char* expected) {
-    const YAML::Node node = map[key];
-    if (!node) return false;
-    try {
-      *out = node.as<T>();
-      return true;
-    } catch (const YAML::Exception&) {
-      std::ostringstream shown;
-      shown << node;
-      errors_->push_back(join(prefix, key) + ": expected " + expected + ", got '" +
-                         shown.str() + "'");
-      return false;
-    }
-  }
-
-  static std::string join(const std::string& prefix, const std::string& key) {
-    return prefix.empty() ? key : prefix + "." + key;
-  }
-
- private:
-  std::vector<std::string>* errors_;
-};
 
 void apply_override(YAML::Node root, const std::string& assignment, const std::string& origin) {
   const auto eq = assignment.find('=');
@@ -99,6 +49,8 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
   if (p.is_relative() && !base_dir.empty()) p = fs::path(base_dir) / p;
   return p.lexically_normal().string();
 }
+
+namespace {
 
 // Reads one option as the type of its declared default.
 void read_option(const YAML::Node& node, const ModelOptionSpec& spec, FieldReader& r, ModelOption* out) {

@@ -20,7 +20,7 @@ namespace sisa {
 InputView InputView::rows(int64_t begin, int64_t count) const {
   InputView v = *this;
   v.n = count;
-  if (features) v.features = features + begin * width;
+  if (features) v.features = features + begin * (tokens ? feature_width : width);
   if (tokens) v.tokens = tokens + begin * width, v.lengths = lengths + begin;
   return v;
 }
@@ -32,6 +32,7 @@ InputView Dataset::view() const {
   v.width = width;
   if (has_tokens()) {
     v.tokens = tokens.data(), v.lengths = lengths.data();
+    if (feature_width > 0) v.feature_width = feature_width, v.features = inputs.data();
   } else {
     v.features = inputs.data();
   }
@@ -42,6 +43,7 @@ Dataset Dataset::select(const std::vector<size_t>& rows) const {
   Dataset out;
   out.width = width;
   out.input = input;
+  out.feature_width = feature_width;
   out.ids.reserve(rows.size());
   out.labels.reserve(rows.size());
   const size_t w = static_cast<size_t>(width);
@@ -53,6 +55,8 @@ Dataset Dataset::select(const std::vector<size_t>& rows) const {
     if (has_tokens()) {
       out.tokens.insert(out.tokens.end(), tokens.begin() + r * w, tokens.begin() + (r + 1) * w);
       out.lengths.push_back(lengths[r]);
+      const size_t f = static_cast<size_t>(feature_width);
+      out.inputs.insert(out.inputs.end(), inputs.begin() + r * f, inputs.begin() + (r + 1) * f);
     } else {
       out.inputs.insert(out.inputs.end(), row(r), row(r) + width);
     }
@@ -73,6 +77,8 @@ void Dataset::erase_rows(const std::vector<bool>& erase) {
       if (has_tokens()) {
         std::copy(tokens.begin() + i * w, tokens.begin() + (i + 1) * w, tokens.begin() + out * w);
         lengths[out] = lengths[i];
+        const size_t f = static_cast<size_t>(feature_width);
+        std::copy(inputs.begin() + i * f, inputs.begin() + (i + 1) * f, inputs.begin() + out * f);
       } else {
         std::copy(row(i), row(i) + width, inputs.begin() + static_cast<long>(out * width));
       }
@@ -86,6 +92,7 @@ void Dataset::erase_rows(const std::vector<bool>& erase) {
   if (has_tokens()) {
     tokens.resize(out * w);
     lengths.resize(out);
+    inputs.resize(out * static_cast<size_t>(feature_width));
   } else {
     inputs.resize(out * w);
   }

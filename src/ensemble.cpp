@@ -11,6 +11,7 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
                                                const Config& c, const Ensemble* previous) {
   auto e = std::make_shared<Ensemble>();
   e->width_ = c.data.width();
+  if (caches_features(c)) e->features_from_ = std::make_shared<const Config>(c);
   e->classes_ = c.data.num_classes;
   e->last_applied_ = m.last_seq;
   std::vector<const ModelState*> voting;
@@ -66,7 +67,14 @@ EnsembleOutput Ensemble::predict(const InputView& inputs, bool with_shard_labels
   out.mean.assign(static_cast<size_t>(n * k), 0.0f);
   out.votes.assign(static_cast<size_t>(n * k), 0);
   if (with_shard_labels) out.shard_labels.assign(static_cast<size_t>(n * out.shards), -1);
-  const std::vector<float> stacked = stacked_ ? stacked_->posteriors(inputs.features, n) : std::vector<float>();
+  // sisa-fc: the frozen backbone runs once per row, not once per shard.
+  std::vector<float> features;
+  InputView in = inputs;
+  if (features_from_ && !in.features) {
+    features = cached_features(*features_from_, in);
+    in.features = features.data(), in.feature_width = cached_feature_width(*features_from_);
+  }
+  const std::vector<float> stacked = stacked_ ? stacked_->posteriors(in.features, n) : std::vector<float>();
   int64_t voter = 0;  // index among the voting shards
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (!shards_[s].state) continue;
@@ -75,7 +83,7 @@ EnsembleOutput Ensemble::predict(const InputView& inputs, bool with_shard_labels
     if (stacked_) {
       p = stacked.data() + voter * n * k;
     } else {
-      own = shards_[s].model->posteriors(inputs);
+      own = shards_[s].model->posteriors(in);
       p = own.data();
     }
     ++voter;

@@ -66,6 +66,7 @@ class Ensemble {
  private:
   std::vector<EnsembleShard> shards_;
   std::shared_ptr<const StackedMlp> stacked_;  // the voting shards, in order (MLPs)
+  std::shared_ptr<const Config> features_from_;  // families that cache backbone features (sisa-fc)
   int64_t width_ = 0, classes_ = 0;
   uint64_t last_applied_ = 0;
 };

@@ -11,6 +11,7 @@
 #include "environment.h"
 #include "fs.h"
 #include "model_spec.h"
+#include "progress.h"
 #include "run_common.h"
 #include "run_seams.h"
 #include "shard_jobs.h"
@@ -19,6 +20,7 @@
 #include "sisa/id_list.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
+#include "sisa/shard_trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -161,6 +163,19 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   const int64_t truncated = all.truncated;
   if (truncated > 0) {
     spdlog::warn("{} text(s) longer than data.max_tokens={} were truncated", truncated, c.data.max_tokens);
+  }
+  if (caches_features(c)) {
+    // sisa-fc: the frozen backbone's features, once per row, kept beside the tokens.
+    set_compute_threads(c.train.threads);
+    Progress progress(static_cast<int64_t>(all.size()));
+    int64_t last = 0;
+    add_cached_features(c, &all, [&](int64_t done) {
+      progress.advance(done - last);
+      last = done;
+      if (done % (1 << 14) < 256 || done == static_cast<int64_t>(all.size())) {
+        spdlog::info("backbone features: {}/{} rows ({}%, {})", done, all.size(), progress.percent(), progress.eta());
+      }
+    });
   }
   auto shards = place(all, c, req.exclude_ids);
   const nlohmann::json cost = expected_deletion_cost(shards, c);

@@ -2,7 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <fstream>
 #include <stdexcept>
+
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -47,6 +49,17 @@ std::string Sha256::hex() {
 std::string sha256_hex(const void* data, size_t n) {
   Sha256 h;
   h.update(data, n);
+  return h.hex();
+}
+
+std::string sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError("cannot read '" + path + "'");
+  Sha256 h;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    h.update(buf, static_cast<size_t>(in.gcount()));
+  }
   return h.hex();
 }
 

@@ -27,5 +27,7 @@ class Sha256 {
 
 std::string sha256_hex(const void* data, size_t n);
 inline std::string sha256_hex(std::string_view s) { return sha256_hex(s.data(), s.size()); }
+// The SHA-256 of a file's contents, streamed; IOError naming the path.
+std::string sha256_file(const std::string& path);
 
 }  // namespace sisa

@@ -56,6 +56,7 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
   if (tokens) {
     b.write_i32("inputs", {n, rows.width}, rows.tokens.data());
     b.write_i32("lengths", {n}, rows.lengths.data());
+    if (rows.feature_width > 0) b.write("features", DType::kFloat32, {n, rows.feature_width}, rows.inputs.data());
   } else if (u8) {
     b.write_u8("inputs", {n, rows.width}, bytes.data());
   } else {
@@ -72,6 +73,7 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
                          {"inputs", tokens ? "tokens" : u8 ? "uint8" : "float32"}};
   if (u8) meta["scale_bits"] = bits_of(scale), meta["offset_bits"] = bits_of(offset);
   if (!rows.weights.empty()) meta["weighted"] = true;
+  if (rows.feature_width > 0) meta["feature_width"] = rows.feature_width;
   b.set_attr("", "meta", meta.dump());
   return b.finish();
 }
@@ -125,6 +127,13 @@ Dataset decode_store(ByteView bytes, const std::string& path) {
     d.tokens = img.read_i32("inputs");
     d.lengths = img.read_i32("lengths");
     if (d.lengths.size() != d.ids.size()) throw CorruptionError(path + ": store datasets disagree in length");
+    d.feature_width = meta.value("feature_width", int64_t{0});
+    if (d.feature_width > 0) {
+      d.inputs = img.read_f32("features");
+      if (d.inputs.size() != d.ids.size() * static_cast<size_t>(d.feature_width)) {
+        throw CorruptionError(path + ": store datasets disagree in length");
+      }
+    }
   } else if (kind == "uint8") {
     const float scale = float_of(meta.at("scale_bits").get<uint32_t>());
     const float offset = float_of(meta.at("offset_bits").get<uint32_t>());

@@ -18,8 +18,9 @@ namespace sisa {
 // (meta inputs = "tokens"; a store version 1 reader never saw them, so the
 // version stays 2). Version 1 (float32 only) is read.
 inline constexpr int kStoreFormatVersion = 2;
-// 3: also token-id rows ("inputs": "tokens", with "lengths") or per-row
-// deletion weights ("weights"). Written only for such stores, so every other
+// 3: also token-id rows ("inputs": "tokens", with "lengths", and for sisa-fc
+// the backbone features cached beside them: "features", meta feature_width)
+// or per-row deletion weights ("weights"). Written only for such stores, so every other
 // store stays version 2, byte for byte, and a reader of version 2 refuses what
 // it cannot read instead of misreading it.
 inline constexpr int kStoreFormatVersionTokensWeights = 3;

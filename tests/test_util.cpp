@@ -140,6 +140,11 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 CommandResult run_sisa(const std::string& args, const std::string& env) {
   const std::string cmd = env + " " + std::string(SISA_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");

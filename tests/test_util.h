@@ -41,6 +41,7 @@ std::string config_yaml(const std::string& train_path, const std::string& test_p
                         const std::string& sisa_yaml, const std::string& train_yaml,
                         bool grouped = false, const std::string& input_shape = "");
 void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
 
 struct CommandResult {
   int exit_code;

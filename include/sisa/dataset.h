@@ -15,10 +15,12 @@ namespace sisa {
 enum class InputKind { kFeatures, kTokens };
 
 // n rows of model input, borrowed: features (n x width floats) or token ids
-// (n x width int32, 0-padded, with each row's length).
+// (n x width int32, 0-padded, with each row's length), the latter with
+// optional cached features (n x feature_width floats; see Dataset).
 struct InputView {
   InputKind input = InputKind::kFeatures;
   int64_t n = 0, width = 0;
+  int64_t feature_width = 0;  // tokens with cached features; else 0
   const float* features = nullptr;
   const int32_t* tokens = nullptr;
   const int32_t* lengths = nullptr;
@@ -33,7 +35,10 @@ struct Dataset {
   std::vector<int64_t> labels;
   InputKind input = InputKind::kFeatures;
   int64_t width = 0;             // features per row, or the padded sequence length
-  std::vector<float> inputs;     // features: size() * width, row-major, already scaled
+  // features: size() * width, row-major, already scaled. Tokens: the cached
+  // features of each row (size() * feature_width), or empty.
+  std::vector<float> inputs;
+  int64_t feature_width = 0;     // tokens with cached features (sisa-fc's backbone output); else 0
   std::vector<int32_t> tokens;   // tokens: size() * width ids, 0 after each row's length
   std::vector<int32_t> lengths;  // tokens: each row's length, 0..width
   std::vector<float> weights;    // each row's deletion weight; empty when the data has none
@@ -45,6 +50,8 @@ struct Dataset {
   // The placement key: the data subject when there is one, else the id.
   int64_t key(size_t row) const { return groups.empty() ? ids[row] : groups[row]; }
   const float* row(size_t i) const { return inputs.data() + i * width; }
+  // Floats per row in `inputs`: width for features, feature_width for tokens.
+  int64_t float_width() const { return has_tokens() ? feature_width : width; }
   double weight(size_t row) const { return weights.empty() ? 0.0 : weights[row]; }
   InputView view() const;
 

@@ -76,4 +76,18 @@ class ShardModel {
 // Sets libtorch's intra-op threads and pins OpenBLAS's (both change bits).
 void set_compute_threads(int64_t threads);
 
+// For families that cache features of the tokens (sisa-fc): computes every
+// row's features into rows->inputs (feature_width floats per row); a no-op
+// for other families. Each row is computed on its own, so its features do not
+// depend on which other rows were ingested with it (a run trained without a
+// deleted row sees the same bits). `progress` is called with rows done.
+void add_cached_features(const Config& config, Dataset* rows,
+                         const std::function<void(int64_t done)>& progress = nullptr);
+// The same features for token rows: n x cached_feature_width(config).
+std::vector<float> cached_features(const Config& config, const InputView& rows,
+                                   const std::function<void(int64_t done)>& progress = nullptr);
+// Floats per row the config's family caches; 0 if it caches none.
+int64_t cached_feature_width(const Config& config);
+inline bool caches_features(const Config& config) { return cached_feature_width(config) > 0; }
+
 }  // namespace sisa

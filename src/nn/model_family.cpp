@@ -65,7 +65,9 @@ void ModelFamily::initialize(ShardNet& net, at::Generator& gen) const {
   for (auto& p : net.named_parameters(/*recurse=*/true)) {
     auto& t = p.value();
     const std::string& name = p.key();
-    if (t.dim() >= 2) {
+    if (!owns(name)) {
+      bound = 0.0;  // frozen: the family set it in build()
+    } else if (t.dim() >= 2) {
       const double fan_in = static_cast<double>(t.numel() / t.size(0));
       bound = 1.0 / std::sqrt(fan_in);
       t.uniform_(-bound, bound, gen);
@@ -78,7 +80,9 @@ void ModelFamily::initialize(ShardNet& net, at::Generator& gen) const {
   }
   for (auto& b : net.named_buffers(true)) {
     // BatchNorm starts from running mean 0, variance 1, zero batches seen.
-    if (b.key().find("running_var") != std::string::npos) {
+    if (!owns(b.key())) {
+      continue;
+    } else if (b.key().find("running_var") != std::string::npos) {
       b.value().fill_(1);
     } else {
       b.value().zero_();
@@ -118,6 +122,9 @@ Batch make_batch(const InputView& rows) {
   if (rows.input == InputKind::kTokens) {
     b.inputs = torch::from_blob(const_cast<int32_t*>(rows.tokens), {rows.n, rows.width}, torch::kInt32).to(torch::kInt64);
     b.lengths = torch::from_blob(const_cast<int32_t*>(rows.lengths), {rows.n}, torch::kInt32).to(torch::kInt64);
+    if (rows.features) {
+      b.features = torch::from_blob(const_cast<float*>(rows.features), {rows.n, rows.feature_width});
+    }
   } else {
     b.inputs = torch::from_blob(const_cast<float*>(rows.features), {rows.n, rows.width});
   }
@@ -129,6 +136,7 @@ Batch select_rows(const Batch& batch, const torch::Tensor& idx) {
   b.inputs = batch.inputs.index_select(0, idx);
   if (batch.lengths.defined()) b.lengths = batch.lengths.index_select(0, idx);
   if (batch.targets.defined()) b.targets = batch.targets.index_select(0, idx);
+  if (batch.features.defined()) b.features = batch.features.index_select(0, idx);
   return b;
 }
 

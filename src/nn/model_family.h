@@ -24,6 +24,9 @@ struct Batch {
   torch::Tensor inputs;   // features: float32 [n, width]; tokens: int64 [n, width], 0-padded
   torch::Tensor lengths;  // tokens: int64 [n]; undefined for features
   torch::Tensor targets;  // int64 [n], class labels; undefined at inference
+  // Token rows whose family caches features: float32 [n, cached_feature_width]
+  // computed at ingest from the tokens (sisa-fc's frozen backbone). Else undefined.
+  torch::Tensor features;
 };
 
 // A shard's network.
@@ -55,6 +58,14 @@ class ModelFamily {
   virtual torch::Tensor loss(const torch::Tensor& output, const Batch& batch) const;
   // Class posteriors from the output, n x num_classes. Default: softmax.
   virtual torch::Tensor posteriors(const torch::Tensor& output) const;
+
+  // Families whose shards read a frozen function of the tokens (sisa-fc's
+  // backbone features): its width, else 0. The engine computes the features
+  // once per row when the data is ingested, stores them beside the tokens
+  // (purged with them) and hands them to forward() in Batch::features.
+  virtual int64_t cached_feature_width(const Config& config) const { return 0; }
+  // Those features for a batch of token rows: float32 [n, width].
+  virtual torch::Tensor cached_features(const Config& config, const Batch& batch) const { return {}; }
 };
 
 // Adds a family and its spec. ConfigError if the name is taken.
@@ -72,7 +83,8 @@ std::vector<NamedTensor> owned_buffers(const ModelFamily& family, ShardNet& net)
 // naming a missing or mismatched tensor).
 void load_owned_state(const ModelFamily& family, ShardNet& net, const ModelState& s);
 
-// Every row of a view as a batch (tokens widened to int64), no targets.
+// Every row of a view as a batch (tokens widened to int64; cached features
+// when the view has them), no targets.
 // Feature rows are borrowed, not copied: the view must outlive the batch.
 Batch make_batch(const InputView& rows);
 // Rows `idx` of a batch (every defined tensor).

@@ -24,6 +24,8 @@ at::Tensor tensor_of(const ModelState& state, const std::string& name) {
   return t;
 }
 
+std::string layers_first(const std::vector<int64_t>& hidden) { return (hidden.empty() ? "out" : "fc0") + std::string(".weight"); }
+
 }  // namespace
 
 struct StackedMlp::Impl {
@@ -47,9 +49,12 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
   std::unique_ptr<StackedMlp> m(new StackedMlp());
   Impl& p = *m->impl_;
   p.shards = static_cast<int64_t>(states.size());
-  p.width = c.data.width();
   p.classes = c.data.num_classes;
-  p.tanh = c.model.get<std::string>("activation") == "tanh";
+  // The input width is the first layer's (sisa-fc reads backbone features, not data.input_shape).
+  p.width = tensor_of(*states.front(), layers_first(hidden)).size(1);
+  const auto& keys = model_spec(c.model).options;
+  const bool has_activation = std::any_of(keys.begin(), keys.end(), [](const ModelOptionSpec& o) { return o.key == "activation"; });
+  p.tanh = has_activation && c.model.get<std::string>("activation") == "tanh";
   // The layers in order, named as the dense family registers them (nn/dense_family.cpp).
   std::vector<std::string> layers;
   for (size_t i = 0; i < hidden.size(); ++i) layers.push_back("fc" + std::to_string(i));

@@ -17,11 +17,13 @@ namespace sisa {
 
 class StackedMlp {
  public:
-  // Null unless the config's model is an MLP. `states`: the shards to stack, in order.
+  // Null unless the config's family is stackable (an MLP; sisa-fc's heads
+  // over backbone features). `states`: the shards to stack, in order.
   static std::unique_ptr<StackedMlp> build(const Config& config, const std::vector<const ModelState*>& states);
   ~StackedMlp();
 
   // Softmax posteriors of every stacked shard: shards x n x classes, row-major.
+  // `inputs`: n rows of the first layer's width.
   std::vector<float> posteriors(const float* inputs, int64_t n) const;
 
  private:

@@ -209,6 +209,42 @@ PredictInput parse_predict(const std::string& body, int64_t width, double scale,
   return in;
 }
 
+PredictInput parse_predict_texts(const std::string& body, const Tokenizer& tokenizer, int64_t max_tokens) {
+  const json j = parse_strict(body);
+  if (!j.is_object()) throw ApiError(400, "bad_request", "expected {\"texts\": [\"...\", ...]}");
+  PredictInput in;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "aggregate") {
+      if (!v.is_string() || (v != "mean" && v != "vote")) {
+        throw ApiError(422, "bad_aggregate", "aggregate must be \"mean\" or \"vote\"");
+      }
+      in.vote = v == "vote";
+    } else if (k == "shard_votes") {
+      if (!v.is_boolean()) throw ApiError(422, "bad_request", "shard_votes must be true or false");
+      in.shard_votes = v.get<bool>();
+    } else if (k != "texts") {
+      throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected texts, aggregate, shard_votes)");
+    }
+  }
+  if (!j.contains("texts")) {
+    throw ApiError(400, "bad_request", j.contains("inputs") ? "this run reads text: send {\"texts\": [\"...\", ...]}, not inputs"
+                                                              : "missing field \"texts\"");
+  }
+  const auto& texts = j["texts"];
+  if (!texts.is_array()) throw ApiError(422, "bad_texts", "\"texts\" must be an array of strings");
+  if (texts.empty()) throw ApiError(422, "empty", "\"texts\" holds no text");
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string at = "texts[" + std::to_string(i) + "]";
+    if (!texts[i].is_string()) throw ApiError(422, "bad_texts", at + " is a " + std::string(texts[i].type_name()) + ", not a string");
+    const auto& text = texts[i].get_ref<const std::string&>();
+    if (blank_text(text)) throw ApiError(422, "empty_text", at + " is empty");
+    if (!valid_utf8(text)) throw ApiError(422, "bad_text", at + " is not valid UTF-8");
+    if (append_token_row(tokenizer, text, max_tokens, &in.tokens, &in.lengths)) ++in.truncated;
+  }
+  in.n = static_cast<int64_t>(texts.size());
+  return in;
+}
+
 namespace {
 
 // A flat row-major n x width buffer as a JSON array of n arrays.
@@ -230,6 +266,7 @@ std::string render_predict(const PredictInput& in, const EnsembleOutput& out, co
             {"last_applied_request", e.last_applied()},
             {"generations", gens}};
   if (in.vote) r["votes"] = rows(out.votes, out.n, out.classes);
+  if (!in.tokens.empty()) r["texts_truncated"] = in.truncated;
   if (in.shard_votes) r["shard_votes"] = rows(out.shard_labels, out.n, out.shards);
   return r.dump() + "\n";
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ensemble.h"
+#include "text/tokenizer.h"
 
 namespace sisa {
 
@@ -30,6 +31,9 @@ std::string error_body(const std::string& error, const std::string& detail);
 struct PredictInput {
   int64_t n = 0;
   std::vector<float> inputs;  // n x width, transformed like the training data
+  // Text runs: the texts as token rows (n x max_tokens, 0-padded) and lengths.
+  std::vector<int32_t> tokens, lengths;
+  int64_t truncated = 0;      // texts cut to data.max_tokens
   bool vote = false;          // aggregate: "mean" (default) or "vote"
   bool shard_votes = false;   // also answer each shard's label
 };
@@ -37,6 +41,9 @@ struct PredictInput {
 // Each input has `width` raw values (as in the source data), transformed
 // with the run's scale and offset. Streams the numbers (no DOM).
 PredictInput parse_predict(const std::string& body, int64_t width, double scale, double offset);
+// Text runs: {"texts": ["...", ...], "aggregate": ..., "shard_votes": ...},
+// each text encoded as training encodes it (tokenizer, cut to max_tokens).
+PredictInput parse_predict_texts(const std::string& body, const Tokenizer& tokenizer, int64_t max_tokens);
 std::string render_predict(const PredictInput& in, const EnsembleOutput& out, const Ensemble& e);
 
 struct ForgetInput {

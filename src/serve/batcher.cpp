@@ -99,7 +99,20 @@ void PredictBatcher::run_batch(std::vector<Pending>& batch) {
       shard_labels = shard_labels || p.in->shard_votes;
     }
     EnsembleOutput all;
-    if (batch.size() == 1) {
+    if (!batch[0].in->tokens.empty()) {
+      // Text: token rows, max_tokens wide (every input of a run is the same kind).
+      std::vector<int32_t> tokens, lengths;
+      for (const Pending& p : batch) {
+        tokens.insert(tokens.end(), p.in->tokens.begin(), p.in->tokens.end());
+        lengths.insert(lengths.end(), p.in->lengths.begin(), p.in->lengths.end());
+      }
+      InputView v;
+      v.input = InputKind::kTokens;
+      v.n = rows;
+      v.width = static_cast<int64_t>(tokens.size()) / rows;
+      v.tokens = tokens.data(), v.lengths = lengths.data();
+      all = ensemble->predict(v, shard_labels);
+    } else if (batch.size() == 1) {
       all = ensemble->predict(batch[0].in->inputs.data(), rows, shard_labels);
     } else {
       std::vector<float> inputs;

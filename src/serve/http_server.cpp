@@ -18,6 +18,7 @@
 #include "serve/deletion_service.h"
 #include "serve/http_transport.h"
 #include "serve/metrics.h"
+#include "sha256.h"
 #include "sisa/errors.h"
 #include "sisa/serve.h"
 
@@ -99,6 +100,10 @@ class Server {
     offset_ = c.data.offset;
     width_ = c.data.width();
     tokens_ = model_spec(c.model).input == InputKind::kTokens;
+    max_tokens_ = c.data.max_tokens;
+    // Text runs tokenize in the server with the run's own tokenizer copy, as training did.
+    if (tokens_ && !c.data.tokenizer.empty()) tokenizer_ = std::make_unique<Tokenizer>(c.data.tokenizer);
+    model_ = model_json(c);
   }
 
   void handle(const HttpRequest& req, const HttpTransport::Reply& reply) {
@@ -145,16 +150,19 @@ class Server {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
       return reply(error(503, "models_out_of_date", stale));
     }
-    if (tokens_) {
-      // The JSON API carries feature rows; token-id runs are served with text support.
-      return reply(error(501, "unsupported_input", "this run's model family reads token ids; /v1/predict takes "
-                                                   "feature rows only (use sisa predict)"));
+    if (tokens_ && !tokenizer_) {
+      // Token ids from an HDF5 file, with no tokenizer to turn texts into them.
+      return reply(error(501, "unsupported_input", "this run reads token ids without a tokenizer (data.tokenizer); "
+                                                   "/v1/predict takes texts or feature rows (use sisa predict)"));
     }
     std::shared_ptr<const PredictInput> in;
     try {
-      in = std::make_shared<const PredictInput>(parse_predict(req.body, width_, scale_, offset_));
+      in = std::make_shared<const PredictInput>(tokens_ ? parse_predict_texts(req.body, *tokenizer_, max_tokens_)
+                                                        : parse_predict(req.body, width_, scale_, offset_));
     } catch (const ApiError& e) {
       return reply(error(e.status(), e.error(), e.what()));
+    } catch (const DataError& e) {
+      return reply(error(422, "bad_text", e.what()));
     }
     // One ensemble snapshot per batch, so never a mix of generations.
     const auto answer = [this, in, reply](PredictBatcher::Result r, std::exception_ptr failed) {
@@ -245,8 +253,24 @@ class Server {
             {"pending_requests", service_.pending_ids()},
             {"deletions", token_.empty() ? "disabled (no --token-file)" : paused.empty() ? "enabled" : "paused: " + paused},
             {"damaged_receipts", service_.damaged_receipts()},
-            {"input", {{"width", e->width()}, {"scale", scale_}, {"offset", offset_}}},
+            {"input", tokens_ ? json{{"kind", tokenizer_ ? "text" : "token ids"}, {"max_tokens", max_tokens_}}
+                              : json{{"kind", "features"}, {"width", e->width()}, {"scale", scale_}, {"offset", offset_}}},
+            {"model", model_},
             {"classes", e->classes()}};
+  }
+
+  // The family and what it is built on. Every shard of every family is exact
+  // under forget; what a pretrained backbone learned is never unlearned.
+  static json model_json(const Config& c) {
+    json m = {{"family", c.model.type}, {"exactness", "exact: every shard equals a retrain without the deleted data"}};
+    for (const auto& o : model_spec(c.model).options) {
+      if (!o.artifact) continue;
+      const auto& path = c.model.get<std::string>(o.key);
+      if (path.empty()) continue;
+      m[o.key] = {{"path", path}, {"sha256", sha256_file(path)},
+                  {"note", "data inside a pretrained " + o.key + " is outside the deletion guarantee"}};
+    }
+    return m;
   }
 
   std::string metrics() const {
@@ -274,8 +298,10 @@ class Server {
   DeletionService& service_;
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
-  int64_t width_ = 0;
+  int64_t width_ = 0, max_tokens_ = 0;
   bool tokens_ = false;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  json model_;
   Metrics metrics_;  // before the batcher: its answers count predictions
   // Compute threads, one per core; the first takes any work, the others only
   // many rows at once. Single inputs thus gather into batches (one stream of

@@ -1,0 +1,54 @@
+// `sisa pretrain`: a small transformer encoder trained as a masked language
+// model on public text, for the text families (sisa-fc, sisa-a, transformer).
+// It first trains the SentencePiece tokenizer on the same text. Deterministic:
+// the same corpus, config and threads give the same files, byte for byte.
+// Data in a backbone is never unlearned; pretrain on text that nobody will
+// ask to be forgotten (docs/text.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sisa {
+
+struct PretrainConfig {
+  uint64_t seed = 1;
+  std::string corpus;          // check: required; UTF-8 text, one sentence per line (relative to the config)
+  int64_t vocab_size = 8000;   // tokenizer.vocab_size; check: >= 16
+  // encoder.*: the backbone's shape (backbone.h).
+  int64_t dim = 128;           // check: a multiple of heads
+  int64_t layers = 2;          // check: >= 1
+  int64_t heads = 4;           // check: >= 1
+  int64_t ff = 256;            // check: >= 1
+  int64_t max_len = 64;        // longest sequence in tokens; longer lines are cut. check: >= 8
+  // train.*
+  int64_t steps = 2000;        // optimizer steps; check: >= 1
+  int64_t batch_size = 64;     // lines per step; check: >= 1
+  int64_t warmup = 100;        // linear warm-up steps, then linear decay to 0; check: >= 0
+  double lr = 5e-4;            // peak AdamW learning rate; check: > 0
+  double weight_decay = 0.01;  // check: >= 0
+  double mask_prob = 0.15;     // share of tokens predicted (80% <mask>, 10% random, 10% kept); check: (0, 1)
+  double dropout = 0.1;        // check: [0, 1)
+  int64_t threads = 2;         // changes the bits, like train.threads; check: >= 1
+
+  // ConfigError listing every bad key, naming `origin`.
+  static PretrainConfig parse(const std::string& yaml, const std::string& origin, const std::string& base_dir);
+  static PretrainConfig load(const std::string& path, const std::vector<std::string>& overrides = {});
+  nlohmann::json to_json() const;
+};
+
+struct PretrainRequest {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "train.steps=100"
+  std::string out;                     // the backbone, <name>.h5; the tokenizer goes to <name>.tokenizer.model
+};
+
+// Writes both files atomically and returns a summary (paths, hashes, loss, seconds).
+nlohmann::json pretrain(const PretrainRequest& request);
+// Where pretrain puts the tokenizer of the backbone `out`.
+std::string tokenizer_path_for(const std::string& backbone_out);
+
+}  // namespace sisa

@@ -1,0 +1,211 @@
+// The text families over a transformer encoder (keys and checks in
+// nn/text_spec.cpp). Every shard builds its own encoder copy from the
+// backbone; what a shard owns, and so trains and checkpoints:
+//   transformer  every tensor (plain SISA; a backbone only sets the start)
+//   sisa-a       the adapters, the LayerNorms and the head
+//   sisa-fc      the head; the frozen backbone is not part of the shard net,
+//                its pooled features come with the batch (cached at ingest)
+//                or are computed on the fly.
+#include <torch/script.h>
+
+#include <map>
+#include <mutex>
+#include <sys/stat.h>
+
+#include "nn/model_family.h"
+#include "nn/text_encoder.h"
+#include "nn/text_spec.h"
+#include "sisa/errors.h"
+
+namespace sisa {
+namespace {
+
+// Backbone files read once per process. Run copies are content-addressed
+// (artifacts/<sha256>.h5) and checked before any command builds a model;
+// the key adds size and mtime for files outside a run.
+std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const Backbone>> cache;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IOError("cannot read backbone '" + path + "'");
+  const std::string key = path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                          std::to_string(st.st_mtim.tv_nsec);
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[key];
+  if (!slot) slot = std::make_shared<const Backbone>(read_backbone(path));
+  return slot;
+}
+
+// The frozen feature extractor of sisa-fc: a native encoder in eval mode, or
+// a TorchScript module with forward(tokens, lengths) -> [n, dim] float.
+class FrozenBackbone {
+ public:
+  explicit FrozenBackbone(const std::string& path) {
+    if (is_native_backbone(path)) {
+      const auto b = cached_backbone(path);
+      encoder_ = std::make_shared<TextEncoder>(b->shape, 0, 0.0);
+      encoder_->load(b->weights, path);
+      encoder_->eval();
+      dim_ = b->shape.dim;
+    } else {
+      try {
+        script_ = torch::jit::load(path);
+      } catch (const c10::Error& e) {
+        throw CorruptionError("model.backbone: '" + path + "' is not a TorchScript module: " + e.what_without_backtrace());
+      }
+      script_.eval();
+      torch::NoGradGuard no_grad;
+      dim_ = features(torch::ones({1, 1}, torch::kInt64), torch::ones({1}, torch::kInt64)).size(1);
+    }
+  }
+
+  // Row by row, each cut to its length: a row's features are then the same
+  // bits whatever rows share its batch (at ingest, in predict, in serve).
+  torch::Tensor features(const torch::Tensor& tokens, const torch::Tensor& lengths) const {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> rows;
+    for (int64_t i = 0; i < tokens.size(0); ++i) {
+      const int64_t len = std::max<int64_t>(1, lengths[i].item<int64_t>());
+      rows.push_back(one_row(tokens.slice(0, i, i + 1).slice(1, 0, len), lengths.slice(0, i, i + 1)));
+    }
+    return torch::cat(rows, 0);
+  }
+  int64_t dim() const { return dim_; }
+
+ private:
+  torch::Tensor one_row(const torch::Tensor& tokens, const torch::Tensor& lengths) const {
+    if (encoder_) return TextEncoder::mean_pool(encoder_->forward(tokens, lengths, nullptr), lengths);
+    auto out = const_cast<torch::jit::Module&>(script_).forward({tokens, lengths}).toTensor();
+    if (out.dim() != 2 || out.size(0) != 1 || out.scalar_type() != torch::kFloat32) {
+      throw DataError("model.backbone: the TorchScript module must return float32 [n, dim] features");
+    }
+    return out;
+  }
+
+  std::shared_ptr<TextEncoder> encoder_;
+  torch::jit::Module script_;
+  int64_t dim_ = 0;
+};
+
+std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const FrozenBackbone>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[path];
+  if (!slot) slot = std::make_shared<const FrozenBackbone>(path);
+  return slot;
+}
+
+class TextNet : public ShardNet {
+ public:
+  TextNet(const Config& c, const std::string& family)
+      : dropout_(c.model.get<double>("dropout")), backbone_(c.model.get<std::string>("backbone")) {
+    const std::string& backbone = backbone_;
+    int64_t width = 0;
+    if (family == "sisa-fc") {
+      frozen_ = cached_frozen(backbone);
+      width = frozen_->dim();
+    } else {
+      const BackboneShape shape = text_encoder_shape(c);
+      const int64_t adapters = family == "sisa-a" ? c.model.get<int64_t>("adapter_size") : 0;
+      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, adapters, dropout_));
+      if (!backbone.empty()) encoder_->load(cached_backbone(backbone)->weights, backbone);
+      width = shape.dim;
+    }
+    const auto& hidden = c.model.get<std::vector<int64_t>>("hidden");
+    for (size_t i = 0; i < hidden.size(); ++i) {
+      head_.push_back(register_module("fc" + std::to_string(i), torch::nn::Linear(width, hidden[i])));
+      width = hidden[i];
+    }
+    head_.push_back(register_module("out", torch::nn::Linear(width, c.data.num_classes)));
+  }
+
+  torch::Tensor features(const Batch& batch, at::Generator* gen) {
+    if (frozen_) return batch.features.defined() ? batch.features : frozen_->features(batch.inputs, batch.lengths);
+    return TextEncoder::mean_pool(encoder_->forward(batch.inputs, batch.lengths, gen), batch.lengths);
+  }
+
+  torch::Tensor forward(const Batch& batch, at::Generator* gen) override {
+    auto x = dropout(features(batch, gen), dropout_, gen);
+    for (size_t i = 0; i + 1 < head_.size(); ++i) x = dropout(torch::relu(head_[i]->forward(x)), dropout_, gen);
+    return head_.back()->forward(x);
+  }
+
+  TextEncoder* encoder() { return encoder_.get(); }
+  const std::string& backbone() const { return backbone_; }
+
+ private:
+  double dropout_;
+  std::string backbone_;
+  std::shared_ptr<TextEncoder> encoder_;
+  std::shared_ptr<const FrozenBackbone> frozen_;
+  std::vector<torch::nn::Linear> head_;
+};
+
+class TextFamily : public ModelFamily {
+ public:
+  explicit TextFamily(std::string name) : name_(std::move(name)) {}
+  ModelSpec spec() const override { return text_model_spec(name_); }
+
+  std::shared_ptr<ShardNet> build(const Config& c) const override {
+    auto net = std::make_shared<TextNet>(c, name_);
+    for (auto& p : net->named_parameters(true)) {
+      if (!owns(p.key())) p.value().set_requires_grad(false);  // frozen: no gradient is computed for it
+    }
+    return net;
+  }
+
+  void initialize(ShardNet& net, at::Generator& gen) const override {
+    ModelFamily::initialize(net, gen);  // the owned tensors, from the shard's generator
+    auto& text = static_cast<TextNet&>(net);
+    const std::string& backbone = text.backbone();
+    auto* encoder = text.encoder();
+    if (!encoder || backbone.empty()) return;
+    // Start from the pretrained weights; the adapters start as the identity
+    // (up-projections zero), so a shard starts from the backbone's features.
+    encoder->load(cached_backbone(backbone)->weights, backbone);
+    torch::NoGradGuard no_grad;
+    for (auto& p : encoder->named_parameters(true)) {
+      if (p.key().find("_up.") != std::string::npos) p.value().zero_();
+    }
+  }
+
+  bool owns(const std::string& name) const override {
+    if (name_ != "sisa-a" || name.rfind("encoder.", 0) != 0) return true;
+    return TextEncoder::is_adapter(name) || TextEncoder::is_layer_norm(name);
+  }
+
+  int64_t cached_feature_width(const Config& c) const override {
+    return name_ == "sisa-fc" ? cached_frozen(c.model.get<std::string>("backbone"))->dim() : 0;
+  }
+
+  torch::Tensor cached_features(const Config& c, const Batch& batch) const override {
+    return cached_frozen(c.model.get<std::string>("backbone"))->features(batch.inputs, batch.lengths);
+  }
+
+ private:
+  std::string name_;
+};
+
+class TransformerFamily : public TextFamily {
+ public:
+  TransformerFamily() : TextFamily("transformer") {}
+};
+class SisaFcFamily : public TextFamily {
+ public:
+  SisaFcFamily() : TextFamily("sisa-fc") {}
+};
+class SisaAFamily : public TextFamily {
+ public:
+  SisaAFamily() : TextFamily("sisa-a") {}
+};
+
+}  // namespace
+}  // namespace sisa
+
+using sisa::SisaAFamily;
+using sisa::SisaFcFamily;
+using sisa::TransformerFamily;
+SISA_REGISTER_MODEL_FAMILY(TransformerFamily);
+SISA_REGISTER_MODEL_FAMILY(SisaFcFamily);
+SISA_REGISTER_MODEL_FAMILY(SisaAFamily);

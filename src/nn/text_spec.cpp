@@ -1,0 +1,124 @@
+// The keys of the text families over a transformer encoder (issue #10):
+// "transformer" (every tensor trained per shard: plain SISA; from a
+// pretrained backbone, or from scratch when model.backbone is empty),
+// "sisa-fc" (a frozen backbone, a per-shard head over its pooled features) and
+// "sisa-a" (a frozen backbone with per-shard Houlsby adapters, LayerNorms and
+// head). Torch-free: config checks read the backbone's shape from its file.
+#include "nn/text_spec.h"
+
+#include <algorithm>
+
+#include "sha256.h"
+#include "sisa/errors.h"
+#include "text/tokenizer.h"
+
+namespace sisa {
+namespace {
+
+std::string positive(const ModelOption& v) { return std::get<int64_t>(v) > 0 ? "" : "must be > 0"; }
+
+std::string probability(const ModelOption& v) {
+  const double p = std::get<double>(v);
+  return p >= 0.0 && p < 1.0 ? "" : "must be in [0, 1)";
+}
+
+std::string widths(const ModelOption& v) {
+  const auto& w = std::get<std::vector<int64_t>>(v);
+  return std::all_of(w.begin(), w.end(), [](int64_t x) { return x > 0; }) ? "" : "every width must be > 0";
+}
+
+// The shape the family builds: the backbone's, or (transformer without a
+// backbone) the model keys' with the tokenizer's vocabulary.
+BackboneShape shape_of(const Config& c) {
+  const auto& path = c.model.get<std::string>("backbone");
+  if (!path.empty()) return read_backbone(path).shape;
+  BackboneShape s;
+  s.vocab_size = c.model.get<int64_t>("vocab_size");
+  if (s.vocab_size == 0 && !c.data.tokenizer.empty()) s.vocab_size = Tokenizer(c.data.tokenizer).vocab_size();
+  s.dim = c.model.get<int64_t>("dim");
+  s.layers = c.model.get<int64_t>("layers");
+  s.heads = c.model.get<int64_t>("heads");
+  s.ff = c.model.get<int64_t>("ff");
+  s.max_len = c.data.max_tokens;
+  return s;
+}
+
+std::vector<std::string> check_text(const Config& c, const std::string& family) {
+  std::vector<std::string> e;
+  const auto& path = c.model.get<std::string>("backbone");
+  if (path.empty()) {
+    if (family != "transformer") e.push_back("model.backbone: family '" + family + "' needs a pretrained backbone");
+    if (family == "transformer" && c.model.get<int64_t>("vocab_size") == 0 && c.data.tokenizer.empty()) {
+      e.push_back("model.vocab_size: needed without a backbone or data.tokenizer");
+    }
+    if (!e.empty()) return e;
+  }
+  if (!path.empty() && !is_native_backbone(path)) {
+    if (family != "sisa-fc") {
+      e.push_back("model.backbone: a TorchScript backbone ('" + path + "') is frozen: only family sisa-fc can use it");
+    } else if (c.data.text_column.empty()) {
+      e.push_back("model.backbone: a TorchScript backbone needs data.text_column and data.tokenizer");
+    }
+    return e;
+  }
+  BackboneShape shape;
+  try {
+    shape = shape_of(c);
+  } catch (const Error& err) {
+    return {"model.backbone: " + std::string(err.what())};
+  }
+  for (const auto& why : shape_problems(shape)) e.push_back("model." + why);
+  const int64_t width = c.data.input_shape.empty() ? 0 : c.data.input_shape[0];
+  if (c.data.input_shape.size() != 1 || width > shape.max_len) {
+    e.push_back("data.input_shape: must be [sequence length] with length <= " + std::to_string(shape.max_len) +
+                " (the encoder's max_len)");
+  }
+  if (!path.empty() && !c.data.tokenizer.empty()) {
+    const auto want = read_backbone(path).tokenizer_sha256;
+    if (sha256_file(c.data.tokenizer) != want) {
+      e.push_back("data.tokenizer: '" + c.data.tokenizer + "' is not the tokenizer backbone '" + path +
+                  "' was pretrained with (sha256 " + want.substr(0, 12) + "...)");
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+ModelSpec text_model_spec(const std::string& name) {
+  ModelSpec s;
+  s.name = name;
+  s.input = InputKind::kTokens;
+  s.options = {
+      // A backbone from `sisa pretrain` (.h5), or for sisa-fc a TorchScript
+      // file; a shared artifact. Empty: a transformer trained from scratch.
+      {"backbone", std::string(), nullptr, true, /*artifact=*/true},
+      {"dropout", 0.1, probability},
+      // Hidden widths of the head over the pooled features ([] = one linear layer).
+      {"hidden", std::vector<int64_t>{}, widths},
+  };
+  if (name == "transformer") {
+    // The encoder's shape when there is no backbone (ignored with one).
+    s.options.push_back({"dim", int64_t{128}, positive});
+    s.options.push_back({"layers", int64_t{2}, positive});
+    s.options.push_back({"heads", int64_t{4}, positive});
+    s.options.push_back({"ff", int64_t{256}, positive});
+    s.options.push_back({"vocab_size", int64_t{0}, [](const ModelOption& v) {
+                           return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)";
+                         }});
+  }
+  if (name == "sisa-a") s.options.push_back({"adapter_size", int64_t{32}, positive});
+  s.check = [name](const Config& c) { return check_text(c, name); };
+  s.vocab_size = [](const Config& c) -> int64_t {
+    const auto& path = c.model.get<std::string>("backbone");
+    if (!path.empty() && !is_native_backbone(path)) return Tokenizer(c.data.tokenizer).vocab_size();
+    return shape_of(c).vocab_size;
+  };
+  // sisa-fc: the head is dense layers fc0..fcK, out over the pooled features.
+  s.stackable_mlp = name == "sisa-fc";
+  return s;
+}
+
+BackboneShape text_encoder_shape(const Config& c) { return shape_of(c); }
+
+}  // namespace sisa

@@ -1,0 +1,271 @@
+// The text families (issue #10) on a tiny backbone pretrained in the test:
+// `sisa pretrain` is deterministic; transformer, sisa-fc and sisa-a train,
+// forget in two batches and verify bit-exactly (equal to a run trained
+// without the ids); deleted token rows and cached features leave every file;
+// checkpoints hold only what a shard trains; a changed backbone is refused.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "backbone.h"
+#include "checkpoint.h"
+#include "shard_store.h"
+#include "sisa/errors.h"
+#include "sisa/pretrain.h"
+#include "sisa/run.h"
+#include "server_process.h"
+#include "sha256.h"
+#include "test_util.h"
+#include "text/tokenizer.h"
+
+using namespace sisa;
+using sisa::test::TempDir;
+
+namespace {
+
+const std::vector<std::vector<std::string>> kWords = {
+    {"cat", "dog", "horse", "bird", "fish", "wolf", "sheep", "goat", "mouse", "lion"},
+    {"rain", "snow", "wind", "storm", "cloud", "sun", "fog", "hail", "frost", "thunder"},
+    {"run", "walk", "swim", "fly", "jump", "climb", "crawl", "ride", "drive", "sail"}};
+const std::vector<std::string> kFiller = {"the", "a", "of", "and", "in", "with", "over", "under"};
+
+uint64_t next(uint64_t* x) {
+  *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+  return *x >> 33;
+}
+
+// A sentence mostly from one class's words, with filler.
+std::string sentence(int cls, uint64_t* x, int words) {
+  std::string s;
+  for (int w = 0; w < words; ++w) {
+    const auto& from = next(x) % 3 == 0 ? kFiller : kWords[static_cast<size_t>(cls)];
+    s += (w ? " " : "") + from[next(x) % from.size()];
+  }
+  return s;
+}
+
+class TextFamilies : public ::testing::Test {
+ protected:
+  // One tiny backbone for the suite (pretraining takes a few seconds).
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    std::string corpus;
+    uint64_t x = 11;
+    for (int i = 0; i < 600; ++i) corpus += sentence(i % 3, &x, 4 + i % 6) + "\n";
+    test::write_text(*dir_ / "corpus.txt", corpus);
+    test::write_text(*dir_ / "backbone.yaml",
+                     "seed: 3\ncorpus: corpus.txt\ntokenizer:\n  vocab_size: 48\n"
+                     "encoder:\n  dim: 16\n  layers: 1\n  heads: 2\n  ff: 32\n  max_len: 16\n"
+                     "train:\n  steps: 30\n  batch_size: 16\n  warmup: 5\n  lr: 0.003\n  threads: 1\n");
+    pretrained_ = new nlohmann::json(pretrain({*dir_ / "backbone.yaml", {}, *dir_ / "tiny.h5"}));
+    std::string csv = "id,label,text\n";
+    for (int i = 0; i < 96; ++i) csv += std::to_string(500 + i) + "," + std::to_string(i % 3) + "," + sentence(i % 3, &x, 3 + i % 5) + "\n";
+    test::write_text(*dir_ / "text.csv", csv);
+  }
+  static void TearDownTestSuite() {
+    delete pretrained_;
+    delete dir_;
+  }
+
+  static std::string config(const std::string& model_yaml, const std::string& name) {
+    const std::string path = *dir_ / (name + ".yaml");
+    test::write_text(path, "seed: 7\ndata:\n  format: csv\n  train: text.csv\n  test: text.csv\n  num_classes: 3\n"
+                           "  input_shape: [12]\n  id_column: id\n  text_column: text\n"
+                           "  tokenizer: tiny.tokenizer.model\n  max_tokens: 12\n"
+                           "sisa:\n  shards: 3\n  slices: 2\nmodel:\n" +
+                               model_yaml +
+                               "train:\n  epochs: 3\n  batch_size: 8\n  optimizer: adam\n  lr: 0.01\n  threads: 1\n");
+    return path;
+  }
+
+  // The stored rows of the listed ids, as the bytes of their tokens and cached features.
+  static std::vector<std::string> stored_bytes(const std::string& run, const std::vector<int64_t>& ids) {
+    std::vector<std::string> out;
+    for (const auto& [rel, bytes] : test::snapshot(run)) {
+      if (rel.rfind("data/", 0) != 0) continue;
+      const std::vector<uint8_t> raw(bytes.begin(), bytes.end());
+      const Dataset d = decode_store(raw, rel);
+      for (int64_t id : ids) {
+        const std::string tokens = test::row_bytes(d, id);
+        if (tokens.empty()) continue;
+        out.push_back(tokens);
+        for (size_t i = 0; i < d.size(); ++i) {
+          if (d.ids[i] == id && d.feature_width > 0) {
+            out.push_back(std::string(reinterpret_cast<const char*>(d.inputs.data() + i * d.feature_width),
+                                      d.feature_width * sizeof(float)));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  // `sisa serve` answers raw texts as `sisa predict` did (tokenized in the server).
+  static void expect_served_texts_match(const std::string& run, const std::string& predictions_csv) {
+    std::vector<std::string> texts;
+    std::istringstream csv(test::read_text(*dir_ / "text.csv"));
+    std::string line;
+    std::getline(csv, line);
+    while (std::getline(csv, line)) texts.push_back(line.substr(line.find(',', line.find(',') + 1) + 1));
+    std::vector<int64_t> labels;
+    std::vector<std::vector<double>> probs;
+    std::istringstream pred(test::read_text(predictions_csv));
+    std::getline(pred, line);
+    while (std::getline(pred, line)) {
+      std::vector<double> row;
+      std::stringstream ss(line);
+      for (std::string cell; std::getline(ss, cell, ',');) row.push_back(std::stod(cell));
+      labels.push_back(static_cast<int64_t>(row[2]));
+      probs.emplace_back(row.begin() + 3, row.end());
+    }
+    ASSERT_EQ(texts.size(), labels.size());
+    test::ServerProcess server("--run-dir " + run);
+    ASSERT_TRUE(server.running());
+    auto c = server.client();
+    const auto r = c.Post("/v1/predict", nlohmann::json{{"texts", texts}}.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const auto j = nlohmann::json::parse(r->body);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      EXPECT_EQ(j["labels"][i].get<int64_t>(), labels[i]) << texts[i];
+      for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(j["probabilities"][i][k].get<double>(), probs[i][k], 2e-5);
+    }
+    EXPECT_GT(j["texts_truncated"].get<int64_t>(), 0);
+    const auto one = c.Post("/v1/predict", nlohmann::json{{"texts", {texts[7]}}}.dump(), "application/json");
+    ASSERT_TRUE(one && one->status == 200);
+    EXPECT_EQ(nlohmann::json::parse(one->body)["labels"][0].get<int64_t>(), labels[7]);
+    const auto bad = c.Post("/v1/predict", R"({"texts": ["  "]})", "application/json");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 422);
+    const auto status = nlohmann::json::parse(c.Get("/v1/status")->body);
+    EXPECT_EQ(status["input"]["kind"], "text");
+    EXPECT_EQ(status["model"]["backbone"]["sha256"], sha256_file(read_run_config_backbone(run)));
+  }
+
+  static std::string read_run_config_backbone(const std::string& run) {
+    for (const auto& [rel, bytes] : test::snapshot(run)) {
+      if (rel.rfind("artifacts/", 0) == 0 && rel.substr(rel.size() - 3) == ".h5") return run + "/" + rel;
+    }
+    return {};
+  }
+
+  static TempDir* dir_;
+  static nlohmann::json* pretrained_;
+};
+TempDir* TextFamilies::dir_ = nullptr;
+nlohmann::json* TextFamilies::pretrained_ = nullptr;
+
+TEST_F(TextFamilies, PretrainIsDeterministicAndRecordsItsTokenizer) {
+  const auto again = pretrain({*dir_ / "backbone.yaml", {}, *dir_ / "again/tiny2.h5"});
+  EXPECT_EQ(again["backbone_sha256"], (*pretrained_)["backbone_sha256"]) << "a rerun must give the same backbone";
+  EXPECT_EQ(again["tokenizer_sha256"], (*pretrained_)["tokenizer_sha256"]);
+  const Backbone b = read_backbone(*dir_ / "tiny.h5");
+  EXPECT_EQ(b.shape.dim, 16);
+  EXPECT_EQ(b.shape.vocab_size, 48);
+  EXPECT_EQ(b.tokenizer_sha256, (*pretrained_)["tokenizer_sha256"]);
+  EXPECT_EQ(b.pretrain["objective"], "masked-lm");
+  // Bad configs name the key.
+  test::write_text(*dir_ / "bad.yaml", "corpus: corpus.txt\nencoder:\n  dim: 15\n  heads: 2\n  colour: red\n");
+  try {
+    pretrain({*dir_ / "bad.yaml", {}, *dir_ / "bad.h5"});
+    FAIL() << "a bad pretrain config was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("encoder.colour: unknown key"), std::string::npos) << e.what();
+  }
+}
+
+class EachTextFamily : public TextFamilies, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
+  const std::string family = GetParam();
+  std::string model = "  type: " + family + "\n  backbone: tiny.h5\n  dropout: 0.1\n";
+  if (family == "sisa-a") model += "  adapter_size: 4\n";
+  if (family == "sisa-fc") model += "  hidden: [8]\n";
+  const std::string cfg = config(model, family);
+  const std::string a = *dir_ / (family + "-a"), c = *dir_ / (family + "-c");
+  const std::vector<int64_t> first = {503, 510}, second = {541, 577, 590};
+  std::vector<int64_t> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  train({cfg, {}, a, {}});
+  const auto doomed_bytes = stored_bytes(a, all);
+  ASSERT_EQ(doomed_bytes.size(), family == "sisa-fc" ? 10u : 5u) << "tokens (and features) of each doomed row";
+  forget({a, first});
+  forget({a, second});
+  train({cfg, {}, c, all});
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(c));
+  EXPECT_TRUE(verify({a, {}, false})["identical"].get<bool>());
+  for (const auto& bytes : doomed_bytes) EXPECT_EQ(test::files_containing(a, bytes), std::vector<std::string>{});
+  EXPECT_EQ(stored_bytes(a, {501}).size(), family == "sisa-fc" ? 2u : 1u) << "kept rows stay stored";
+
+  // Checkpoints hold only what the shard trains (and its optimizer state).
+  for (const auto& [rel, bytes] : test::snapshot(a)) {
+    if (rel.rfind("ckpt/", 0) != 0) continue;
+    const std::vector<uint8_t> raw(bytes.begin(), bytes.end());
+    for (const auto& t : decode_checkpoint(raw, rel).tensors) {
+      if (t.role != TensorRole::kParameter) continue;
+      if (family == "sisa-fc") {
+        EXPECT_TRUE(t.name.rfind("fc0.", 0) == 0 || t.name.rfind("out.", 0) == 0) << t.name;
+      } else if (family == "sisa-a") {
+        const bool head = t.name.rfind("out.", 0) == 0;
+        const bool own = t.name.find("adapter") != std::string::npos || t.name.find("norm") != std::string::npos;
+        EXPECT_TRUE(head || own) << t.name;
+      }
+    }
+  }
+  PredictRequest p;
+  p.run_dir = a;
+  p.output_csv = *dir_ / (family + "-predictions.csv");
+  EXPECT_GT(predict(p)["accuracy_mean"].get<double>(), 0.5);  // chance: 1/3
+  expect_served_texts_match(a, p.output_csv);
+
+  // The run's copy of the backbone is checked by every command.
+  std::string copy;
+  for (const auto& [rel, bytes] : test::snapshot(a)) {
+    if (rel.rfind("artifacts/", 0) == 0 && rel.size() > 3 && rel.substr(rel.size() - 3) == ".h5") copy = rel;
+  }
+  ASSERT_FALSE(copy.empty());
+  std::ofstream(a + "/" + copy, std::ios::app) << "x";
+  try {
+    forget({a, {501}});
+    FAIL() << "a changed backbone was accepted";
+  } catch (const CorruptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.backbone"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, EachTextFamily, ::testing::Values("transformer", "sisa-fc", "sisa-a"),
+                         [](const auto& info) { return info.param == "sisa-fc" ? std::string("sisa_fc") : info.param == "sisa-a" ? std::string("sisa_a") : info.param; });
+
+TEST_F(TextFamilies, ConfigsThatCannotWorkAreRefusedByKey) {
+  auto refused = [](const std::string& cfg, const std::string& needle) {
+    try {
+      train({cfg, {}, *dir_ / "never", {}});
+      ADD_FAILURE() << "accepted; wanted: " << needle;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  // A tokenizer other than the one the backbone was pretrained with.
+  TokenizerTraining t;
+  t.input = *dir_ / "text.csv";
+  t.model_path = *dir_ / "other.model";
+  t.vocab_size = 40;
+  Tokenizer::train(t);
+  std::string other = config("  type: sisa-a\n  backbone: tiny.h5\n", "other");
+  std::string yaml = test::read_text(other);
+  yaml.replace(yaml.find("tiny.tokenizer.model"), 20, "other.model");
+  test::write_text(other, yaml);
+  refused(other, "data.tokenizer: ");
+  refused(config("  type: sisa-a\n", "nobackbone"), "model.backbone: family 'sisa-a' needs a pretrained backbone");
+  refused(config("  type: sisa-a\n  backbone: model.pt\n", "script"), "only family sisa-fc can use it");
+  std::string longer = config("  type: transformer\n  backbone: tiny.h5\n", "longer");
+  yaml = test::read_text(longer);
+  yaml.replace(yaml.find("[12]"), 4, "[20]");
+  yaml.replace(yaml.find("max_tokens: 12"), 14, "max_tokens: 20");
+  test::write_text(longer, yaml);
+  refused(longer, "the encoder's max_len");
+}
+
+}  // namespace
