@@ -59,9 +59,10 @@ std::vector<std::string> validate_text(const DataConfig& d) {
   std::vector<std::string> e;
   if (d.text_column.empty()) {
     if (!d.tokenizer.empty()) e.push_back("data.tokenizer: only with data.text_column");
+    if (d.format == "jsonl") e.push_back("data.text_column: required for format jsonl (JSON Lines hold text)");
     return e;
   }
-  if (d.format != "csv") e.push_back("data.text_column: only for format csv");
+  if (d.format != "csv" && d.format != "jsonl") e.push_back("data.text_column: only for format csv or jsonl");
   if (d.tokenizer.empty()) e.push_back("data.tokenizer: required with data.text_column (a SentencePiece .model)");
   if (d.max_tokens < 1 || d.max_tokens > 65536) e.push_back("data.max_tokens: must be in 1..65536");
   if (d.input_shape != std::vector<int64_t>{d.max_tokens}) {
@@ -76,7 +77,8 @@ std::vector<std::string> validate_placement(const Config& c) {
     if (!ok) e.push_back(msg);
   };
   const DataConfig& d = c.data;
-  check(d.weight_column.empty() || d.format == "csv", "data.weight_column: only for format csv (else weights_file)");
+  check(d.weight_column.empty() || d.format == "csv" || d.format == "jsonl",
+        "data.weight_column: only for format csv or jsonl (else weights_file)");
   check(d.weights_dataset.empty() || d.format == "hdf5", "data.weights_dataset: only for format hdf5 (else weights_file)");
   check((!d.weight_column.empty() + !d.weights_dataset.empty() + !d.weights_file.empty()) <= 1,
         "data: give at most one of weight_column, weights_dataset, weights_file");
@@ -104,8 +106,8 @@ std::vector<std::string> Config::validate() const {
   auto check = [&e](bool ok, const std::string& msg) {
     if (!ok) e.push_back(msg);
   };
-  check(data.format == "idx" || data.format == "csv" || data.format == "hdf5",
-        "data.format: must be idx, csv or hdf5, got '" + data.format + "'");
+  check(data.format == "idx" || data.format == "csv" || data.format == "hdf5" || data.format == "jsonl",
+        "data.format: must be idx, csv, hdf5 or jsonl, got '" + data.format + "'");
   check(!data.train.empty(), "data.train: required");
   if (data.format == "idx") {
     check(!data.train_labels.empty(), "data.train_labels: required for format idx");

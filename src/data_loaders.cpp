@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
+
 #include "fs.h"
 #include "h5file.h"
 #include "sisa/errors.h"
@@ -261,6 +263,59 @@ Dataset load_csv(const DataConfig& c, const std::string& path, bool train) {
       d.inputs.push_back(static_cast<float>(v * c.scale + c.offset));
     }
   });
+  return d;
+}
+
+Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
+  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError("cannot open data file '" + path + "'");
+  const Tokenizer tokenizer(c.tokenizer);
+  Dataset d;
+  d.input = InputKind::kTokens;
+  d.width = c.max_tokens;
+  const std::vector<std::string> known = {c.text_column, c.label_column, c.id_column, c.group_column, c.weight_column};
+  std::string line;
+  for (int64_t no = 1; std::getline(in, line); ++no) {
+    if (blank_text(line)) continue;
+    const std::string where = path + ":" + std::to_string(no);
+    nlohmann::json row;
+    try {
+      row = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError(where + ": not valid JSON: " + e.what());
+    }
+    if (!row.is_object()) throw DataError(where + ": not a JSON object");
+    for (const auto& [key, value] : row.items()) {
+      if (key.empty() || std::find(known.begin(), known.end(), key) == known.end()) {
+        throw DataError(where + ": field '" + key + "' is neither the text, label, id, group nor weight field");
+      }
+    }
+    auto integer = [&](const std::string& key, bool required, int64_t fallback) -> int64_t {
+      if (key.empty() || !row.contains(key)) {
+        if (required) throw DataError(where + ": no field '" + key + "'");
+        return fallback;
+      }
+      if (!row[key].is_number_integer()) throw DataError(where + ": field '" + key + "' must be an integer");
+      return row[key].get<int64_t>();
+    };
+    d.ids.push_back(integer(c.id_column, false, static_cast<int64_t>(d.labels.size())));
+    const std::string at = where + ": id " + std::to_string(d.ids.back());
+    if (!c.group_column.empty()) d.groups.push_back(integer(c.group_column, true, 0));
+    d.labels.push_back(integer(c.label_column, true, 0));
+    if (!c.weight_column.empty() && (train || row.contains(c.weight_column))) {
+      if (!row.contains(c.weight_column) || !row[c.weight_column].is_number()) {
+        throw DataError(at + ": field '" + c.weight_column + "' must be a number");
+      }
+      d.weights.push_back(row[c.weight_column].get<float>());
+    }
+    if (!row.contains(c.text_column) || !row[c.text_column].is_string()) {
+      throw DataError(at + ": field '" + c.text_column + "' must be a string");
+    }
+    const auto& text = row[c.text_column].get_ref<const std::string&>();
+    if (blank_text(text)) throw DataError(at + " has empty text");
+    if (append_token_row(tokenizer, text, c.max_tokens, &d.tokens, &d.lengths)) ++d.truncated;
+  }
   return d;
 }
 

@@ -174,6 +174,8 @@ Dataset load_source(const DataConfig& c, Split split) {
     d = load_idx(c, path, train ? c.train_labels : c.test_labels);
   } else if (c.format == "csv") {
     d = load_csv(c, path, train);
+  } else if (c.format == "jsonl") {
+    d = load_jsonl(c, path, train);
   } else {
     d = load_hdf5(c, path, train);
   }

@@ -88,9 +88,11 @@ Config load_run_config(const RunDir& run, const Manifest& m) {
   const MappedFile bytes = read_verified(run, m.config);
   const std::string path = run.path(m.config.path);
   const ByteView v = bytes.view();
+  // Before parsing: a family's checks read its artifacts (a backbone's shape),
+  // and the hash reads them too; a changed copy must be named as such.
+  verify_artifacts(run, m);
   // Relative paths in it (shared artifacts) lie inside the run.
   Config c = Config::parse(std::string(reinterpret_cast<const char*>(v.data), v.size), path, run.root);
-  verify_artifacts(run, m);  // before the hash, which reads them: the error names the file
   if (c.training_hash() != m.config_hash) {
     throw CorruptionError(path + ": config hash does not match MANIFEST.json");
   }

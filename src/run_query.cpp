@@ -229,6 +229,7 @@ nlohmann::json status(const std::string& run_dir) {
           {"last_applied_request", m.last_seq},
           {"placement", m.deletion_cost.is_null() ? "uniform" : "weighted"},
           {"expected_deletion_cost", m.deletion_cost},
+          {"texts_truncated", m.texts_truncated >= 0 ? nlohmann::json(m.texts_truncated) : nlohmann::json()},
           {"pending_requests", log_damage.empty() ? nlohmann::json(pending_requests(log).size()) : nlohmann::json()},
           {"log_torn_tail", log.torn_tail},
           {"log_damaged", log_damage.empty() ? nlohmann::json() : nlohmann::json(log_damage)}};

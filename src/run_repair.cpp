@@ -20,6 +20,7 @@
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
+#include "sisa/shard_trainer.h"
 
 namespace sisa {
 namespace {
@@ -40,6 +41,7 @@ Dataset rebuild_rows(const Config& c, const Manifest& m, int64_t shard) {
   }
   Dataset rows = all.select(keep);
   rows.sort_by_id();
+  add_cached_features(c, &rows);  // sisa-fc: row by row, so the same bits as at ingest
   return rows;
 }
 

@@ -4,12 +4,14 @@
 // without the ids); deleted token rows and cached features leave every file;
 // checkpoints hold only what a shard trains; a changed backbone is refused.
 #include <gtest/gtest.h>
+#include <torch/script.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "backbone.h"
+#include "nn/tensor_blobs.h"
 #include "checkpoint.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
@@ -188,7 +190,9 @@ TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
   const std::vector<int64_t> first = {503, 510}, second = {541, 577, 590};
   std::vector<int64_t> all = first;
   all.insert(all.end(), second.begin(), second.end());
-  train({cfg, {}, a, {}});
+  const auto trained = train({cfg, {}, a, {}});
+  EXPECT_GT(trained["texts_truncated"].get<int64_t>(), 0);
+  EXPECT_EQ(status(a)["texts_truncated"], trained["texts_truncated"]);
   const auto doomed_bytes = stored_bytes(a, all);
   ASSERT_EQ(doomed_bytes.size(), family == "sisa-fc" ? 10u : 5u) << "tokens (and features) of each doomed row";
   forget({a, first});
@@ -237,6 +241,108 @@ TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
 
 INSTANTIATE_TEST_SUITE_P(Families, EachTextFamily, ::testing::Values("transformer", "sisa-fc", "sisa-a"),
                          [](const auto& info) { return info.param == "sisa-fc" ? std::string("sisa_fc") : info.param == "sisa-a" ? std::string("sisa_a") : info.param; });
+
+// A backbone users bring as TorchScript: forward(tokens, lengths) -> pooled
+// features. Written here with torch::jit::Module::define (no Python): the same
+// computation as the native encoder, over the same weights. SISA-FC on it
+// trains to the same bits as on the native file, and forgets exactly.
+// A double as a literal that parses back to the same bits.
+std::string exact(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+std::string torchscript_of(const Backbone& b, const std::string& path) {
+  const auto& s = b.shape;
+  const std::string d = std::to_string(s.dim), h = std::to_string(s.heads), dh = std::to_string(s.dim / s.heads);
+  std::string src =
+      "def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:\n"
+      "    n = tokens.size(0)\n"
+      "    L = tokens.size(1)\n"
+      "    pos = torch.arange(L)\n"
+      "    pad = pos.unsqueeze(0) >= lengths.unsqueeze(1)\n"
+      "    x = torch.embedding(self.tok_emb_weight, tokens) + self.pos_emb[:L].unsqueeze(0)\n"
+      "    x = torch.layer_norm(x, [" + d + "], self.emb_norm_weight, self.emb_norm_bias, 1e-5)\n";
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = "self.block" + std::to_string(i) + "_";
+    src += "    qkv = torch.linear(x, " + p + "qkv_weight, " + p + "qkv_bias).view(n, L, 3, " + h + ", " + dh +
+           ").permute(2, 0, 3, 1, 4)\n"
+           "    scores = torch.matmul(qkv[0], qkv[1].transpose(-2, -1)) / " + exact(std::sqrt(static_cast<double>(s.dim / s.heads))) + "\n"
+           "    scores = scores.masked_fill(pad.view(n, 1, 1, L), -1e9)\n"
+           "    att = torch.matmul(torch.softmax(scores, -1), qkv[2]).transpose(1, 2).reshape(n, L, " + d + ")\n"
+           "    x = torch.layer_norm(x + torch.linear(att, " + p + "proj_weight, " + p + "proj_bias), [" + d + "], " + p +
+           "norm1_weight, " + p + "norm1_bias, 1e-5)\n"
+           "    ff = torch.linear(torch.gelu(torch.linear(x, " + p + "ff1_weight, " + p + "ff1_bias)), " + p +
+           "ff2_weight, " + p + "ff2_bias)\n"
+           "    x = torch.layer_norm(x + ff, [" + d + "], " + p + "norm2_weight, " + p + "norm2_bias, 1e-5)\n";
+  }
+  src +=
+      "    keep = (pos.unsqueeze(0) < lengths.unsqueeze(1)).to(x.dtype)\n"
+      "    return (x * keep.unsqueeze(2)).sum(1) / lengths.clamp_min(1).to(x.dtype).unsqueeze(1)\n";
+  torch::jit::Module m("TinyBackbone");
+  for (const auto& t : b.weights.tensors) {
+    std::string name = t.name;
+    for (auto& c : name) c = c == '.' ? '_' : c;
+    m.register_parameter(name, from_blob_copy(t), /*is_buffer=*/false);
+  }
+  m.define(src);
+  m.save(path);
+  return path;
+}
+
+TEST_F(TextFamilies, ATorchScriptBackboneGivesTheNativeBackbonesBits) {
+  torchscript_of(read_backbone(*dir_ / "tiny.h5"), *dir_ / "tiny.pt");
+  const std::string native = config("  type: sisa-fc\n  backbone: tiny.h5\n", "fc-native");
+  const std::string traced = config("  type: sisa-fc\n  backbone: tiny.pt\n", "fc-script");
+  train({native, {}, *dir_ / "fc-native", {}});
+  train({traced, {}, *dir_ / "fc-script", {}});
+  EXPECT_EQ(test::stage_digests(*dir_ / "fc-native"), test::stage_digests(*dir_ / "fc-script"));
+  forget({*dir_ / "fc-script", {505, 560}});
+  train({traced, {}, *dir_ / "fc-script-c", {505, 560}});
+  EXPECT_EQ(test::stage_digests(*dir_ / "fc-script"), test::stage_digests(*dir_ / "fc-script-c"));
+  EXPECT_TRUE(verify({*dir_ / "fc-script", {}, false})["identical"].get<bool>());
+}
+
+// JSON Lines hold the same rows as the CSV: the same bits. Bad lines name the line and the id.
+TEST_F(TextFamilies, JsonLinesTrainAsTheSameRowsInCsv) {
+  std::istringstream csv(test::read_text(*dir_ / "text.csv"));
+  std::string line, jsonl;
+  std::getline(csv, line);
+  while (std::getline(csv, line)) {
+    const auto a = line.find(','), b = line.find(',', a + 1);
+    jsonl += nlohmann::json{{"id", std::stoll(line.substr(0, a))}, {"label", std::stoll(line.substr(a + 1, b - a - 1))},
+                            {"text", line.substr(b + 1)}}
+                 .dump() +
+             "\n";
+  }
+  test::write_text(*dir_ / "text.jsonl", jsonl);
+  const std::string from_csv = config("  type: sisa-fc\n  backbone: tiny.h5\n", "fc-csv");
+  std::string yaml = test::read_text(from_csv);
+  for (const char* key : {"format: csv", "train: text.csv", "test: text.csv"}) {
+    std::string k = key;
+    yaml.replace(yaml.find(k), k.size(), k.substr(0, k.find(':')) + ": " + (k[0] == 'f' ? "jsonl" : "text.jsonl"));
+  }
+  test::write_text(*dir_ / "fc-jsonl.yaml", yaml);
+  train({from_csv, {}, *dir_ / "fc-csv", {}});
+  train({*dir_ / "fc-jsonl.yaml", {}, *dir_ / "fc-jsonl", {}});
+  EXPECT_EQ(test::stage_digests(*dir_ / "fc-csv"), test::stage_digests(*dir_ / "fc-jsonl"));
+  auto refused = [&](const std::string& body, const std::string& needle) {
+    test::write_text(*dir_ / "text.jsonl", body);
+    try {
+      train({*dir_ / "fc-jsonl.yaml", {}, *dir_ / "never", {}});
+      ADD_FAILURE() << "accepted: " << body;
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused("{\"id\": 1, \"label\": 0, \"text\": \"cat\"}\n{\"id\": 2, \"label\": 1, \"text\": \" \"}\n",
+          "text.jsonl:2: id 2 has empty text");
+  refused("{\"id\": 1, \"label\": 0, \"text\": \"cat\", \"colour\": 3}\n", "text.jsonl:1: field 'colour'");
+  refused("{\"id\": 1, \"label\": 0, \"text\": \"cat\"\n", "text.jsonl:1: not valid JSON");
+  refused("{\"id\": 1, \"label\": 7, \"text\": \"cat\"}\n", "id 1 has label 7");
+  refused("{\"id\": 1, \"label\": 0, \"text\": \"ca\xff\"}\n", "text.jsonl:1: not valid JSON");
+}
 
 TEST_F(TextFamilies, ConfigsThatCannotWorkAreRefusedByKey) {
   auto refused = [](const std::string& cfg, const std::string& needle) {

@@ -120,14 +120,16 @@ nlohmann::json pretrain(const PretrainRequest& req) {
     // The step's lines: the next batch_size of a per-epoch permutation.
     auto tokens = torch::zeros({c.batch_size, c.max_len}, torch::kInt64);
     auto lengths = torch::zeros({c.batch_size}, torch::kInt64);
+    auto token_at = tokens.accessor<int64_t, 2>();
+    auto length_at = lengths.accessor<int64_t, 1>();
     int64_t longest = 0;
     for (int64_t j = 0; j < c.batch_size; ++j) {
       const int64_t pos = step * c.batch_size + j, epoch = pos / n_lines;
       if (epoch != order_epoch) order = permutation(n_lines, derive(c.seed, "pretrain-order", {static_cast<uint64_t>(epoch)})), order_epoch = epoch;
       const auto& ids = lines[static_cast<size_t>(order[static_cast<size_t>(pos % n_lines)])];
       const auto len = static_cast<int64_t>(ids.size());
-      for (int64_t k = 0; k < len; ++k) tokens[j][k] = ids[static_cast<size_t>(k)];
-      lengths[j] = len;
+      for (int64_t k = 0; k < len; ++k) token_at[j][k] = ids[static_cast<size_t>(k)];
+      length_at[j] = len;
       longest = std::max(longest, len);
     }
     tokens = tokens.slice(1, 0, longest);

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <sstream>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -57,8 +59,16 @@ int sisa_spm_train(const char* flags, const char* input, char** model, size_t* m
   std::ifstream probe(input);
   if (!probe) return fail(std::string("cannot read '") + input + "'", err, errlen);
   LineIterator lines(input);
+  // As a map: the flag-string overload logs its command line before it reads --minloglevel.
+  std::unordered_map<std::string, std::string> kwargs;
+  std::istringstream words(flags);
+  for (std::string word; words >> word;) {
+    const auto eq = word.find('=');
+    if (word.rfind("--", 0) != 0 || eq == std::string::npos) return fail("bad trainer flag '" + word + "'", err, errlen);
+    kwargs[word.substr(2, eq - 2)] = word.substr(eq + 1);
+  }
   std::string proto;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(flags, &lines, &proto);
+  const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines, &proto);
   if (!status.ok()) return fail(status.ToString(), err, errlen);
   *model = static_cast<char*>(std::malloc(proto.size()));
   std::memcpy(*model, proto.data(), proto.size());
