@@ -111,8 +111,8 @@ ACCENT = re.compile(r"\[(?:([" + re.escape("".join(MARK_BEFORE)) + r"])([A-Za-z]
                     r"|(" + "|".join(sorted(NAMED, key=len, reverse=True)) + r"))\]")
 
 
-def fail(message):
-    print(f"make_pretrain_corpus: {message}; install with: {INSTALL}", file=sys.stderr)
+def fail(message, prog="make_pretrain_corpus", install=INSTALL):
+    print(f"{prog}: {message}; install with: {install}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -133,8 +133,10 @@ def check_inputs(wordnet_dict):
         fail("; ".join(missing))
 
 
-def kjv_verses():
-    """The text of every verse, in order, from one `bible` call over the whole range."""
+def kjv_verses(prog="make_pretrain_corpus", install=INSTALL):
+    """The text of every verse, in order, from one `bible` call over the whole range. prog and
+    install: the program name and install command that its error messages give (other scripts
+    reuse this function: make_lm_corpus.py)."""
     bible = shutil.which("bible")
     # -f turns pretty-printing off: one verse a line, never wrapped. cwd "/" because bible looks for
     # its data file in the current directory before /usr/lib.
@@ -144,12 +146,12 @@ def kjv_verses():
     if run.returncode != 0 or len(lines) < 31000:
         detail = run.stderr.decode("utf-8", errors="replace").strip()
         fail(f"`bible -f Gen1:1-Rev22:21` gave {len(lines)} lines, exit status {run.returncode}"
-             + (f" ({detail})" if detail else ""))
+             + (f" ({detail})" if detail else ""), prog, install)
     verses = []
     for line_no, line in enumerate(lines, 1):
         m = VERSE.fullmatch(line)
         if m is None:
-            sys.exit(f"make_pretrain_corpus: bible output line {line_no} is not a verse: {line[:80]!r}")
+            sys.exit(f"{prog}: bible output line {line_no} is not a verse: {line[:80]!r}")
         text = " ".join(m.group(4).split())
         if text:
             verses.append(text)
