@@ -11,6 +11,7 @@ PACKAGES=(
   libcpp-httplib-dev                          # the HTTP client of the serve tests
   sentencepiece libsentencepiece-dev          # tokenizer of the text families (a plugin: src/text/)
   wordnet-base                                # the text task: scripts/make_wordnet_csv.py
+  bible-kjv dict-gcide                        # the backbone's public text: scripts/make_pretrain_corpus.py
   wrk                                         # load generator for bench/bench_serve.py
   dataset-fashion-mnist
 )

@@ -20,16 +20,20 @@
 namespace sisa {
 namespace {
 
-// Backbone files read once per process. Run copies are content-addressed
-// (artifacts/<sha256>.h5) and checked before any command builds a model;
-// the key adds size and mtime for files outside a run.
+// Backbones are read once per process and shared by every shard. Run copies
+// are content-addressed (artifacts/<sha256>.h5) and checked before any
+// command builds a model; the key adds size and mtime for files outside a run.
+std::string cache_key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IOError("cannot read backbone '" + path + "'");
+  return path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
 std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const Backbone>> cache;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw IOError("cannot read backbone '" + path + "'");
-  const std::string key = path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
-                          std::to_string(st.st_mtim.tv_nsec);
+  const std::string key = cache_key(path);
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = cache[key];
   if (!slot) slot = std::make_shared<const Backbone>(read_backbone(path));
@@ -90,8 +94,9 @@ class FrozenBackbone {
 std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const FrozenBackbone>> cache;
+  const std::string key = cache_key(path);
   std::lock_guard<std::mutex> lock(mu);
-  auto& slot = cache[path];
+  auto& slot = cache[key];
   if (!slot) slot = std::make_shared<const FrozenBackbone>(path);
   return slot;
 }
