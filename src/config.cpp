@@ -162,6 +162,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(t, "train", "threads", &c.train.threads, "an integer");
     }
   }
+  if (const ModelSpec* spec = find_model_spec(c.model.type)) c.data.unlabeled = spec->language_model;
   if (const ModelSpec* spec = find_model_spec(c.model.type)) {
     for (const auto& o : spec->options) {
       const auto it = c.model.options.find(o.key);

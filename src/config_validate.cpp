@@ -114,7 +114,11 @@ std::vector<std::string> Config::validate() const {
     check(data.test.empty() || !data.test_labels.empty(),
           "data.test_labels: required for format idx when data.test is set");
   }
-  check(data.num_classes >= 2, "data.num_classes: must be >= 2 (it is never inferred from data)");
+  if (data.unlabeled) {
+    check(data.num_classes == 0, "data.num_classes: model family '" + model.type + "' is a language model: it has no classes");
+  } else {
+    check(data.num_classes >= 2, "data.num_classes: must be >= 2 (it is never inferred from data)");
+  }
   check(!data.input_shape.empty(), "data.input_shape: required, e.g. [784] or [1, 28, 28]");
   for (int64_t d : data.input_shape) check(d > 0, "data.input_shape: every entry must be > 0");
   check(sisa.shards >= 1 && sisa.shards <= 4096, "sisa.shards: must be in 1..4096, got " +

@@ -192,7 +192,7 @@ struct KeyColumns {
     d.ids.push_back(id >= 0 ? parse_integer(cells[id], where + " column '" + c.id_column + "'")
                             : static_cast<int64_t>(d.labels.size()));
     if (group >= 0) d.groups.push_back(parse_integer(cells[group], where + " column '" + c.group_column + "'"));
-    d.labels.push_back(parse_integer(cells[label], where + " column '" + c.label_column + "'"));
+    d.labels.push_back(label < 0 ? 0 : parse_integer(cells[label], where + " column '" + c.label_column + "'"));
     if (weight >= 0) {
       d.weights.push_back(static_cast<float>(parse_number(cells[weight], where + " column '" + c.weight_column + "'")));
     }
@@ -236,7 +236,7 @@ Dataset load_csv(const DataConfig& c, const std::string& path, bool train) {
     return static_cast<int>(it - header.begin());
   };
   KeyColumns keys;
-  keys.label = column(c.label_column);
+  keys.label = c.unlabeled ? -1 : column(c.label_column);
   keys.id = column(c.id_column);
   keys.group = column(c.group_column);
   const bool has_weight = std::find(header.begin(), header.end(), c.weight_column) != header.end();
@@ -274,7 +274,8 @@ Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
   Dataset d;
   d.input = InputKind::kTokens;
   d.width = c.max_tokens;
-  const std::vector<std::string> known = {c.text_column, c.label_column, c.id_column, c.group_column, c.weight_column};
+  const std::vector<std::string> known = {c.text_column, c.unlabeled ? "" : c.label_column, c.id_column, c.group_column,
+                                          c.weight_column};
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {
     if (blank_text(line)) continue;
@@ -302,7 +303,7 @@ Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
     d.ids.push_back(integer(c.id_column, false, static_cast<int64_t>(d.labels.size())));
     const std::string at = where + ": id " + std::to_string(d.ids.back());
     if (!c.group_column.empty()) d.groups.push_back(integer(c.group_column, true, 0));
-    d.labels.push_back(integer(c.label_column, true, 0));
+    d.labels.push_back(c.unlabeled ? 0 : integer(c.label_column, true, 0));
     if (!c.weight_column.empty() && (train || row.contains(c.weight_column))) {
       if (!row.contains(c.weight_column) || !row[c.weight_column].is_number()) {
         throw DataError(at + ": field '" + c.weight_column + "' must be a number");
@@ -327,7 +328,7 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
     if (!img.has(name)) throw DataError("'" + path + "': no dataset named '" + name + "'");
   };
   need(c.inputs_dataset);
-  need(c.labels_dataset);
+  if (!c.unlabeled) need(c.labels_dataset);
   Dataset d;
   const auto shape = img.shape(c.inputs_dataset);
   if (shape.empty()) throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' is a scalar");
@@ -367,7 +368,7 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
     d.inputs = img.read_f32(c.inputs_dataset);
     for (auto& v : d.inputs) v = static_cast<float>(v * c.scale + c.offset);
   }
-  d.labels = read_ints(c.labels_dataset);
+  d.labels = c.unlabeled ? std::vector<int64_t>(static_cast<size_t>(n), 0) : read_ints(c.labels_dataset);
   if (!c.ids_dataset.empty()) {
     d.ids = read_ints(c.ids_dataset);
   } else {

@@ -133,7 +133,7 @@ void check(const Dataset& d, const DataConfig& c, const std::string& path) {
     if (!seen.insert(d.ids[i]).second) {
       throw DataError("'" + path + "': duplicate id " + std::to_string(d.ids[i]));
     }
-    if (d.labels[i] < 0 || d.labels[i] >= c.num_classes) {
+    if (!c.unlabeled && (d.labels[i] < 0 || d.labels[i] >= c.num_classes)) {
       throw DataError("'" + path + "': id " + std::to_string(d.ids[i]) + " has label " +
                       std::to_string(d.labels[i]) + ", outside [0, data.num_classes=" +
                       std::to_string(c.num_classes) + ")");

@@ -44,6 +44,9 @@ struct ModelSpec {
   // "<layer>.weight", "<layer>.bias"), ReLU or tanh by model.activation, so
   // serving may evaluate every shard as one stacked network (src/nn/stacked_mlp.h).
   bool stackable_mlp = false;
+  // A causal language model: rows have no labels (data.num_classes stays 0)
+  // and the model predicts each next token; `predict` does not apply.
+  bool language_model = false;
 };
 
 // Adds a family. ConfigError if the name is taken or the spec is malformed.

@@ -63,6 +63,9 @@ nlohmann::json predict(const PredictRequest& req) {
   require_closed_world(req.run_dir);
   const Manifest m = load_manifest(req.run_dir);
   const Config c = load_run_config(run, m);
+  if (model_spec(c.model).language_model) {
+    throw UsageError("model family '" + c.model.type + "' is a language model: predict scores classes; it has none");
+  }
   if (const size_t pending = pending_count(req.run_dir)) {
     spdlog::warn("{} deletion request(s) accepted but not yet applied; predictions come from the "
                  "last published models (run sisa forget or recover to apply them)", pending);

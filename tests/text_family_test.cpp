@@ -330,6 +330,50 @@ TEST_F(TextFamilies, MpirunWorkersGiveTheSameBits) {
   }
 }
 
+// The teachers of issue #11: a causal language model over rows without labels,
+// forgotten by data subject and by id, exactly.
+TEST_F(TextFamilies, ALanguageModelsShardsForgetExactly) {
+  std::istringstream csv(test::read_text(*dir_ / "text.csv"));
+  std::string line, rows = "id,group,text\n";
+  std::getline(csv, line);
+  while (std::getline(csv, line)) {
+    const int64_t id = std::stoll(line.substr(0, line.find(',')));
+    rows += std::to_string(id) + "," + std::to_string(id / 2) + "," + line.substr(line.find(',', line.find(',') + 1) + 1) + "\n";
+  }
+  test::write_text(*dir_ / "lm.csv", rows);
+  const std::string yaml =
+      "seed: 7\ndata:\n  format: csv\n  train: lm.csv\n  input_shape: [12]\n  id_column: id\n  group_column: group\n"
+      "  text_column: text\n  tokenizer: tiny.tokenizer.model\n  max_tokens: 12\nsisa:\n  shards: 3\n  slices: 2\n"
+      "model:\n  type: lm\n  dim: 16\n  layers: 1\n  heads: 2\n  ff: 32\n"
+      "train:\n  epochs: 3\n  batch_size: 8\n  optimizer: adam\n  lr: 0.01\n  threads: 1\n";
+  test::write_text(*dir_ / "lm.yaml", yaml);
+  const std::string cfg = *dir_ / "lm.yaml", a = *dir_ / "lm-a", c = *dir_ / "lm-c";
+  train({cfg, {}, a, {}});
+  ForgetRequest by_group{a, {250}};
+  by_group.by_group = true;
+  EXPECT_EQ(forget(by_group)["deleted_count"], 2);  // ids 500 and 501
+  forget({a, {540}});
+  train({cfg, {}, c, {500, 501, 540}});
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(c));
+  EXPECT_TRUE(verify({a, {}, false})["identical"].get<bool>());
+  try {
+    predict({a});
+    FAIL() << "predict accepted a language model";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a language model"), std::string::npos) << e.what();
+  }
+  std::string with_classes = yaml;
+  with_classes.replace(with_classes.find("  input_shape"), 0, "  num_classes: 3\n");
+  test::write_text(*dir_ / "lm-classes.yaml", with_classes);
+  try {
+    train({*dir_ / "lm-classes.yaml", {}, *dir_ / "never", {}});
+    FAIL() << "a language model with classes was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.num_classes: model family 'lm' is a language model"), std::string::npos)
+        << e.what();
+  }
+}
+
 // JSON Lines hold the same rows as the CSV: the same bits. Bad lines name the line and the id.
 TEST_F(TextFamilies, JsonLinesTrainAsTheSameRowsInCsv) {
   std::istringstream csv(test::read_text(*dir_ / "text.csv"));

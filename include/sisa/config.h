@@ -42,6 +42,9 @@ struct DataConfig {
   std::string text_column;
   std::string tokenizer;        // the .model file; check: required with text_column
   int64_t max_tokens = 128;     // check: 1..65536; longer texts are truncated (counted); input_shape must be [max_tokens]
+  // Not a key: set from the model family. Language models read rows without
+  // labels (no label column; every label is 0).
+  bool unlabeled = false;
 
   bool has_weights() const { return !weight_column.empty() || !weights_dataset.empty() || !weights_file.empty(); }
   // Samples belong to data subjects (placement and deletion by group).

@@ -14,8 +14,8 @@ torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen) {
   return x * mask / keep;
 }
 
-TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout)
-    : shape_(shape), dropout_(dropout) {
+TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal)
+    : shape_(shape), dropout_(dropout), causal_(causal) {
   const int64_t d = shape.dim;
   tok_emb_ = register_module("tok_emb", torch::nn::Embedding(shape.vocab_size, d));
   pos_emb_ = register_parameter("pos_emb", torch::zeros({shape.max_len, d}));
@@ -44,7 +44,9 @@ torch::Tensor TextEncoder::attend(Block& b, const torch::Tensor& x, const torch:
   const int64_t n = x.size(0), len = x.size(1), h = shape_.heads, dh = shape_.dim / h;
   auto qkv = b.qkv->forward(x).view({n, len, 3, h, dh}).permute({2, 0, 3, 1, 4});  // 3, n, h, L, dh
   auto scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));
-  scores = scores.masked_fill(pad_mask.view({n, 1, 1, len}), -1e9);
+  auto hidden = pad_mask.view({n, 1, 1, len});  // keys past each row's end
+  if (causal_) hidden = hidden.logical_or(torch::ones({len, len}, torch::kBool).triu(1));  // later keys
+  scores = scores.masked_fill(hidden, -1e9);
   auto out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // n, h, L, dh
   return b.proj->forward(out.transpose(1, 2).reshape({n, len, shape_.dim}));
 }

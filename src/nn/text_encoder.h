@@ -4,7 +4,9 @@
 // adapter_size > 0 each block gets Houlsby adapters: a bottleneck
 // (down, GELU, up, plus the residual) after the attention projection and
 // after the feed-forward, before each residual add and LayerNorm. Padding is
-// masked by length, never by token id (SentencePiece's <unk> is id 0).
+// masked by length, never by token id (SentencePiece's <unk> is id 0). A
+// causal encoder (the language-model family) lets each position attend only
+// to itself and earlier positions.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -20,7 +22,7 @@ torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen);
 
 class TextEncoder : public torch::nn::Module {
  public:
-  TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout);
+  TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal = false);
 
   // tokens, lengths: int64 [n, L], [n] (L <= max_len). Returns [n, L, dim].
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths, at::Generator* gen);
@@ -47,6 +49,7 @@ class TextEncoder : public torch::nn::Module {
 
   BackboneShape shape_;
   double dropout_;
+  bool causal_;
   torch::nn::Embedding tok_emb_{nullptr};
   torch::Tensor pos_emb_;
   torch::nn::LayerNorm emb_norm_{nullptr};

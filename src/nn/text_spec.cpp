@@ -27,10 +27,18 @@ std::string widths(const ModelOption& v) {
   return std::all_of(w.begin(), w.end(), [](int64_t x) { return x > 0; }) ? "" : "every width must be > 0";
 }
 
+// The config's backbone path; "" for families without one (lm).
+std::string backbone_of(const Config& c) {
+  for (const auto& o : model_spec(c.model).options) {
+    if (o.key == "backbone") return c.model.get<std::string>("backbone");
+  }
+  return {};
+}
+
 // The shape the family builds: the backbone's, or (transformer without a
-// backbone) the model keys' with the tokenizer's vocabulary.
+// backbone, lm) the model keys' with the tokenizer's vocabulary.
 BackboneShape shape_of(const Config& c) {
-  const auto& path = c.model.get<std::string>("backbone");
+  const std::string path = backbone_of(c);
   if (!path.empty()) return read_backbone(path).shape;
   BackboneShape s;
   s.vocab_size = c.model.get<int64_t>("vocab_size");
@@ -45,7 +53,7 @@ BackboneShape shape_of(const Config& c) {
 
 std::vector<std::string> check_text(const Config& c, const std::string& family) {
   std::vector<std::string> e;
-  const auto& path = c.model.get<std::string>("backbone");
+  const std::string path = backbone_of(c);
   if (path.empty()) {
     if (family != "transformer") e.push_back("model.backbone: family '" + family + "' needs a pretrained backbone");
     if (family == "transformer" && c.model.get<int64_t>("vocab_size") == 0 && c.data.tokenizer.empty()) {
@@ -85,6 +93,42 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
 
 }  // namespace
 
+ModelSpec lm_model_spec() {
+  ModelSpec s;
+  s.name = "lm";
+  s.input = InputKind::kTokens;
+  s.language_model = true;
+  s.options = {
+      {"dropout", 0.1, probability},
+      {"dim", int64_t{128}, positive},
+      {"layers", int64_t{2}, positive},
+      {"heads", int64_t{4}, positive},
+      {"ff", int64_t{256}, positive},
+      {"vocab_size", int64_t{0},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; }},
+  };
+  s.check = [](const Config& c) {
+    std::vector<std::string> e;
+    if (c.model.get<int64_t>("vocab_size") == 0 && c.data.tokenizer.empty()) {
+      e.push_back("model.vocab_size: needed without data.tokenizer");
+      return e;
+    }
+    BackboneShape shape;
+    try {
+      shape = shape_of(c);
+    } catch (const Error& err) {
+      return std::vector<std::string>{"data.tokenizer: " + std::string(err.what())};
+    }
+    for (const auto& why : shape_problems(shape)) e.push_back("model." + why);
+    if (c.data.input_shape.size() != 1 || c.data.input_shape[0] < 2) {
+      e.push_back("data.input_shape: a language model needs [sequence length] with length >= 2");
+    }
+    return e;
+  };
+  s.vocab_size = [](const Config& c) -> int64_t { return shape_of(c).vocab_size; };
+  return s;
+}
+
 ModelSpec text_model_spec(const std::string& name) {
   ModelSpec s;
   s.name = name;
@@ -110,7 +154,7 @@ ModelSpec text_model_spec(const std::string& name) {
   if (name == "sisa-a") s.options.push_back({"adapter_size", int64_t{32}, positive});
   s.check = [name](const Config& c) { return check_text(c, name); };
   s.vocab_size = [](const Config& c) -> int64_t {
-    const auto& path = c.model.get<std::string>("backbone");
+    const std::string path = backbone_of(c);
     if (!path.empty() && !is_native_backbone(path)) return Tokenizer(c.data.tokenizer).vocab_size();
     return shape_of(c).vocab_size;
   };

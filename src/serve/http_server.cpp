@@ -101,6 +101,8 @@ class Server {
     width_ = c.data.width();
     tokens_ = model_spec(c.model).input == InputKind::kTokens;
     max_tokens_ = c.data.max_tokens;
+    language_model_ = model_spec(c.model).language_model;
+    family_ = c.model.type;
     // Text runs tokenize in the server with the run's own tokenizer copy, as training did.
     if (tokens_ && !c.data.tokenizer.empty()) tokenizer_ = std::make_unique<Tokenizer>(c.data.tokenizer);
     model_ = model_json(c);
@@ -149,6 +151,10 @@ class Server {
   void predict(const HttpRequest& req, const HttpTransport::Reply& reply) {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
       return reply(error(503, "models_out_of_date", stale));
+    }
+    if (language_model_) {
+      return reply(error(501, "unsupported_input", "this run's model family '" + family_ +
+                                                       "' is a language model: it predicts no classes"));
     }
     if (tokens_ && !tokenizer_) {
       // Token ids from an HDF5 file, with no tokenizer to turn texts into them.
@@ -299,7 +305,8 @@ class Server {
   const std::string token_;
   double scale_ = 1.0, offset_ = 0.0;
   int64_t width_ = 0, max_tokens_ = 0;
-  bool tokens_ = false;
+  bool tokens_ = false, language_model_ = false;
+  std::string family_;
   std::unique_ptr<Tokenizer> tokenizer_;
   json model_;
   Metrics metrics_;  // before the batcher: its answers count predictions
