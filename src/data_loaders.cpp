@@ -297,10 +297,13 @@ Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
         if (required) throw DataError(where + ": no field '" + key + "'");
         return fallback;
       }
-      if (!row[key].is_number_integer()) throw DataError(where + ": field '" + key + "' must be an integer");
-      return row[key].get<int64_t>();
+      const auto& v = row[key];
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+        throw DataError(where + ": field '" + key + "' must be a 64-bit integer");
+      }
+      return v.get<int64_t>();
     };
-    d.ids.push_back(integer(c.id_column, false, static_cast<int64_t>(d.labels.size())));
+    d.ids.push_back(integer(c.id_column, !c.id_column.empty(), static_cast<int64_t>(d.labels.size())));
     const std::string at = where + ": id " + std::to_string(d.ids.back());
     if (!c.group_column.empty()) d.groups.push_back(integer(c.group_column, true, 0));
     d.labels.push_back(c.unlabeled ? 0 : integer(c.label_column, true, 0));

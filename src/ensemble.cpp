@@ -74,6 +74,10 @@ EnsembleOutput Ensemble::predict(const InputView& inputs, bool with_shard_labels
     features = cached_features(*features_from_, in);
     in.features = features.data(), in.feature_width = cached_feature_width(*features_from_);
   }
+  if (features_from_ && in.feature_width != cached_feature_width(*features_from_)) {
+    throw CorruptionError("cached features of width " + std::to_string(in.feature_width) + " where the backbone gives " +
+                          std::to_string(cached_feature_width(*features_from_)));
+  }
   const std::vector<float> stacked = stacked_ ? stacked_->posteriors(in.features, n) : std::vector<float>();
   int64_t voter = 0;  // index among the voting shards
   for (size_t s = 0; s < shards_.size(); ++s) {

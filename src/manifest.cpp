@@ -78,7 +78,7 @@ nlohmann::json Manifest::to_json() const {
     j["artifacts"] = a;
   }
   if (!deletion_cost.is_null()) j["expected_deletion_cost"] = deletion_cost;
-  if (texts_truncated >= 0) j["texts_truncated"] = texts_truncated;
+
   return j;
 }
 
@@ -126,7 +126,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
     for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
     if (j.contains("expected_deletion_cost")) m.deletion_cost = j.at("expected_deletion_cost");
-    if (j.contains("texts_truncated")) m.texts_truncated = j.at("texts_truncated").get<int64_t>();
+
     if (j.contains("artifacts")) {
       for (const auto& a : j.at("artifacts")) m.artifacts.push_back({a.at("key"), ref_from(a.at("file"))});
     }

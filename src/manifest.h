@@ -63,9 +63,6 @@ struct Manifest {
   // Weighted placement: the expected cost of a deletion at train time
   // (src/deletion_cost.h); null otherwise, and then not written.
   nlohmann::json deletion_cost;
-  // Text runs: how many training texts were cut to data.max_tokens at
-  // ingest; -1 (and not written) for other runs.
-  int64_t texts_truncated = -1;
 
   nlohmann::json to_json() const;
   static Manifest from_json(const nlohmann::json& j, const std::string& path);

@@ -52,7 +52,7 @@ PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string&
   };
   if (errors.empty()) {
     check(!c.corpus.empty(), "corpus: required (a text file, one sentence per line)");
-    check(c.vocab_size >= 16, "tokenizer.vocab_size: must be >= 16");
+    check(c.vocab_size >= 16 && c.vocab_size <= 1000000, "tokenizer.vocab_size: must be in 16..1000000");
     check(c.layers >= 1, "encoder.layers: must be >= 1");
     check(c.heads >= 1 && c.dim >= 1 && c.dim % c.heads == 0, "encoder.dim: must be a positive multiple of encoder.heads");
     check(c.ff >= 1, "encoder.ff: must be >= 1");

@@ -38,6 +38,7 @@ Dataset remaining_training_data(const RunDir& run, const Manifest& m) {
     Dataset d = load_store(run, e);
     all.width = d.width;
     all.input = d.input;
+    all.feature_width = d.feature_width;  // sisa-fc: the cached features come along
     all.ids.insert(all.ids.end(), d.ids.begin(), d.ids.end());
     all.groups.insert(all.groups.end(), d.groups.begin(), d.groups.end());
     all.inputs.insert(all.inputs.end(), d.inputs.begin(), d.inputs.end());
@@ -232,7 +233,7 @@ nlohmann::json status(const std::string& run_dir) {
           {"last_applied_request", m.last_seq},
           {"placement", m.deletion_cost.is_null() ? "uniform" : "weighted"},
           {"expected_deletion_cost", m.deletion_cost},
-          {"texts_truncated", m.texts_truncated >= 0 ? nlohmann::json(m.texts_truncated) : nlohmann::json()},
+
           {"pending_requests", log_damage.empty() ? nlohmann::json(pending_requests(log).size()) : nlohmann::json()},
           {"log_torn_tail", log.torn_tail},
           {"log_damaged", log_damage.empty() ? nlohmann::json() : nlohmann::json(log_damage)}};

@@ -194,7 +194,7 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
   if (c.placement().weighted()) m.deletion_cost = cost;
-  if (!c.data.text_column.empty()) m.texts_truncated = truncated;
+
 
   // A train that died before publishing: keep what its journals name.
   const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, shards);

@@ -50,8 +50,6 @@ struct Dataset {
   // The placement key: the data subject when there is one, else the id.
   int64_t key(size_t row) const { return groups.empty() ? ids[row] : groups[row]; }
   const float* row(size_t i) const { return inputs.data() + i * width; }
-  // Floats per row in `inputs`: width for features, feature_width for tokens.
-  int64_t float_width() const { return has_tokens() ? feature_width : width; }
   double weight(size_t row) const { return weights.empty() ? 0.0 : weights[row]; }
   InputView view() const;
 

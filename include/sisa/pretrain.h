@@ -17,7 +17,7 @@ namespace sisa {
 struct PretrainConfig {
   uint64_t seed = 1;
   std::string corpus;          // check: required; UTF-8 text, one sentence per line (relative to the config)
-  int64_t vocab_size = 8000;   // tokenizer.vocab_size; check: >= 16
+  int64_t vocab_size = 8000;   // tokenizer.vocab_size; check: 16..1000000
   // encoder.*: the backbone's shape (backbone.h).
   int64_t dim = 128;           // check: a multiple of heads
   int64_t layers = 2;          // check: >= 1
@@ -46,7 +46,9 @@ struct PretrainRequest {
   std::string out;                     // the backbone, <name>.h5; the tokenizer goes to <name>.tokenizer.model
 };
 
-// Writes both files atomically and returns a summary (paths, hashes, loss, seconds).
+// Writes each file atomically (the tokenizer first, the backbone last) and
+// returns a summary (paths, hashes, loss, seconds). The backbone records the
+// tokenizer's SHA-256, so a pair left by a failed run is refused by any config.
 nlohmann::json pretrain(const PretrainRequest& request);
 // Where pretrain puts the tokenizer of the backbone `out`.
 std::string tokenizer_path_for(const std::string& backbone_out);

@@ -174,7 +174,6 @@ nlohmann::json pretrain(const PretrainRequest& req) {
                 {"final_loss", last_loss}, {"objective", "masked-lm"}};
   for (const auto& p : encoder.named_parameters(true)) b.weights.tensors.push_back(to_blob(p.key(), TensorRole::kParameter, p.value()));
   atomic_write(Env::posix(), req.out, encode_backbone(b));
-  const auto state_digest = b.weights.state_digest();
   spdlog::info("pretrain: wrote '{}' and '{}'", req.out, tok_path);
   return {{"backbone", req.out},
           {"tokenizer", tok_path},

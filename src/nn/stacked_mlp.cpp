@@ -8,6 +8,7 @@
 #include <string>
 
 #include "model_spec.h"
+#include "sisa/shard_trainer.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -23,8 +24,6 @@ at::Tensor tensor_of(const ModelState& state, const std::string& name) {
   std::memcpy(t.data_ptr<float>(), b->bytes.data(), b->bytes.size());
   return t;
 }
-
-std::string layers_first(const std::vector<int64_t>& hidden) { return (hidden.empty() ? "out" : "fc0") + std::string(".weight"); }
 
 }  // namespace
 
@@ -50,8 +49,8 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
   Impl& p = *m->impl_;
   p.shards = static_cast<int64_t>(states.size());
   p.classes = c.data.num_classes;
-  // The input width is the first layer's (sisa-fc reads backbone features, not data.input_shape).
-  p.width = tensor_of(*states.front(), layers_first(hidden)).size(1);
+  // sisa-fc's heads read the backbone's features, not data.input_shape.
+  p.width = caches_features(c) ? cached_feature_width(c) : c.data.width();
   const auto& keys = model_spec(c.model).options;
   const bool has_activation = std::any_of(keys.begin(), keys.end(), [](const ModelOptionSpec& o) { return o.key == "activation"; });
   p.tanh = has_activation && c.model.get<std::string>("activation") == "tanh";

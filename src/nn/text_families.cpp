@@ -44,7 +44,7 @@ std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
 // a TorchScript module with forward(tokens, lengths) -> [n, dim] float.
 class FrozenBackbone {
  public:
-  explicit FrozenBackbone(const std::string& path) {
+  explicit FrozenBackbone(const std::string& path) : path_(path) {
     if (is_native_backbone(path)) {
       const auto b = cached_backbone(path);
       encoder_ = std::make_shared<TextEncoder>(b->shape, 0, 0.0);
@@ -79,13 +79,20 @@ class FrozenBackbone {
  private:
   torch::Tensor one_row(const torch::Tensor& tokens, const torch::Tensor& lengths) const {
     if (encoder_) return TextEncoder::mean_pool(encoder_->forward(tokens, lengths, nullptr), lengths);
-    auto out = const_cast<torch::jit::Module&>(script_).forward({tokens, lengths}).toTensor();
+    torch::Tensor out;
+    try {
+      out = const_cast<torch::jit::Module&>(script_).forward({tokens, lengths}).toTensor();
+    } catch (const c10::Error& e) {
+      throw CorruptionError("model.backbone: TorchScript module '" + path_ + "' failed on forward(tokens, lengths): " +
+                            e.what_without_backtrace());
+    }
     if (out.dim() != 2 || out.size(0) != 1 || out.scalar_type() != torch::kFloat32) {
-      throw DataError("model.backbone: the TorchScript module must return float32 [n, dim] features");
+      throw CorruptionError("model.backbone: TorchScript module '" + path_ + "' must return float32 [n, dim] features");
     }
     return out;
   }
 
+  std::string path_;
   std::shared_ptr<TextEncoder> encoder_;
   torch::jit::Module script_;
   int64_t dim_ = 0;

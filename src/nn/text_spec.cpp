@@ -47,7 +47,8 @@ BackboneShape shape_of(const Config& c) {
   s.layers = c.model.get<int64_t>("layers");
   s.heads = c.model.get<int64_t>("heads");
   s.ff = c.model.get<int64_t>("ff");
-  s.max_len = c.data.max_tokens;
+  // The sequence width: [max_tokens] for text (checked), the HDF5 token width otherwise.
+  s.max_len = c.data.input_shape.size() == 1 ? c.data.input_shape[0] : c.data.max_tokens;
   return s;
 }
 
@@ -83,7 +84,13 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
   }
   if (!path.empty() && !c.data.tokenizer.empty()) {
     const auto want = read_backbone(path).tokenizer_sha256;
-    if (sha256_file(c.data.tokenizer) != want) {
+    std::string have;
+    try {
+      have = sha256_file(c.data.tokenizer);
+    } catch (const Error& err) {
+      return {"data.tokenizer: " + std::string(err.what())};
+    }
+    if (have != want) {
       e.push_back("data.tokenizer: '" + c.data.tokenizer + "' is not the tokenizer backbone '" + path +
                   "' was pretrained with (sha256 " + want.substr(0, 12) + "...)");
     }

@@ -233,6 +233,14 @@ PredictInput parse_predict_texts(const std::string& body, const Tokenizer& token
   const auto& texts = j["texts"];
   if (!texts.is_array()) throw ApiError(422, "bad_texts", "\"texts\" must be an array of strings");
   if (texts.empty()) throw ApiError(422, "empty", "\"texts\" holds no text");
+  // Each text becomes max_tokens ids: bound what a short body can make the server allocate.
+  constexpr size_t kMaxTokenCells = size_t{1} << 24;  // 64 MB of int32 ids
+  if (texts.size() * static_cast<size_t>(max_tokens) > kMaxTokenCells) {
+    throw ApiError(413, "too_many_texts", std::to_string(texts.size()) + " texts of up to " + std::to_string(max_tokens) +
+                                              " tokens each; send at most " +
+                                              std::to_string(kMaxTokenCells / static_cast<size_t>(max_tokens)) +
+                                              " per request");
+  }
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::string at = "texts[" + std::to_string(i) + "]";
     if (!texts[i].is_string()) throw ApiError(422, "bad_texts", at + " is a " + std::string(texts[i].type_name()) + ", not a string");

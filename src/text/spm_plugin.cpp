@@ -56,6 +56,7 @@ extern "C" {
 // *model_len, freed with sisa_spm_free_bytes) is the serialized model.
 int sisa_spm_train(const char* flags, const char* input, char** model, size_t* model_len, char* err,
                    size_t errlen) {
+  try {
   std::ifstream probe(input);
   if (!probe) return fail(std::string("cannot read '") + input + "'", err, errlen);
   LineIterator lines(input);
@@ -71,9 +72,13 @@ int sisa_spm_train(const char* flags, const char* input, char** model, size_t* m
   const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines, &proto);
   if (!status.ok()) return fail(status.ToString(), err, errlen);
   *model = static_cast<char*>(std::malloc(proto.size()));
+  if (!*model) return fail("out of memory", err, errlen);
   std::memcpy(*model, proto.data(), proto.size());
   *model_len = proto.size();
   return 0;
+  } catch (const std::exception& e) {  // nothing may unwind across this C interface
+    return fail(e.what(), err, errlen);
+  }
 }
 
 void sisa_spm_free_bytes(char* bytes) { std::free(bytes); }
