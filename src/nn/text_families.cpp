@@ -8,6 +8,7 @@
 //                or are computed on the fly.
 #include <torch/script.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <sys/stat.h>
@@ -30,14 +31,22 @@ std::string cache_key(const std::string& path) {
          std::to_string(st.st_mtim.tv_nsec);
 }
 
-std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
+// What `load` makes of the file at `path`, made once per cache_key (one
+// cache for each type T).
+template <typename T>
+std::shared_ptr<const T> load_once(const std::string& path,
+                                   const std::function<std::shared_ptr<const T>(const std::string&)>& load) {
   static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const Backbone>> cache;
+  static std::map<std::string, std::shared_ptr<const T>> cache;
   const std::string key = cache_key(path);
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = cache[key];
-  if (!slot) slot = std::make_shared<const Backbone>(read_backbone(path));
+  if (!slot) slot = load(path);
   return slot;
+}
+
+std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
+  return load_once<Backbone>(path, [](const std::string& p) { return std::make_shared<const Backbone>(read_backbone(p)); });
 }
 
 // The frozen feature extractor of sisa-fc: a native encoder in eval mode, or
@@ -99,13 +108,7 @@ class FrozenBackbone {
 };
 
 std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const FrozenBackbone>> cache;
-  const std::string key = cache_key(path);
-  std::lock_guard<std::mutex> lock(mu);
-  auto& slot = cache[key];
-  if (!slot) slot = std::make_shared<const FrozenBackbone>(path);
-  return slot;
+  return load_once<FrozenBackbone>(path, [](const std::string& p) { return std::make_shared<const FrozenBackbone>(p); });
 }
 
 class TextNet : public ShardNet {

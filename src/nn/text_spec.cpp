@@ -71,8 +71,15 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
     return e;
   }
   BackboneShape shape;
+  std::string want;  // the tokenizer the backbone was pretrained with
   try {
-    shape = shape_of(c);
+    if (path.empty()) {
+      shape = shape_of(c);
+    } else {
+      const Backbone b = read_backbone(path);  // once: shape and tokenizer hash
+      shape = b.shape;
+      want = b.tokenizer_sha256;
+    }
   } catch (const Error& err) {
     return {"model.backbone: " + std::string(err.what())};
   }
@@ -83,7 +90,6 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
                 " (the encoder's max_len)");
   }
   if (!path.empty() && !c.data.tokenizer.empty()) {
-    const auto want = read_backbone(path).tokenizer_sha256;
     std::string have;
     try {
       have = sha256_file(c.data.tokenizer);
