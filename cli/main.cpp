@@ -94,6 +94,12 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       ->required();
   pretrain->add_option("--set", ptreq.overrides, "Override a config key: --set train.steps=100");
 
+  auto* tokenizer = app.add_subcommand("tokenizer", "Train a SentencePiece tokenizer on a text file (one sentence a line)");
+  sisa::TokenizerRequest tkreq;
+  tokenizer->add_option("--corpus", tkreq.corpus, "Text file, one sentence per line")->required();
+  tokenizer->add_option("-o,--out", tkreq.out, "The .model file to write")->required();
+  tokenizer->add_option("--vocab-size", tkreq.vocab_size, "Pieces in the vocabulary")->capture_default_str();
+
   auto* forget = app.add_subcommand("forget", "Exactly delete samples (or data subjects)");
   std::string ids, ids_file, groups, groups_file;
   forget->add_option("-r,--run-dir", run_dir, "Run directory")->required();
@@ -169,6 +175,34 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       ->capture_default_str();
   serve->add_flag("--force", sopt.force_environment, "Run even if the numeric environment differs");
 
+  auto* audit = app.add_subcommand(
+      "audit", "Language models: canary exposure, extraction, membership AUC and held-out perplexity");
+  sisa::AuditRequest areq;
+  audit->add_option("-r,--run-dir", areq.run_dir, "Run directory")->required();
+  audit->add_option("--secrets", areq.secrets, "The canaries file (scripts/make-lm-corpus.sh)")->required();
+  audit->add_option("--model", areq.model, "student | teachers | both")->capture_default_str();
+  audit->add_option("--candidates", areq.candidates, "Random secrets each canary is ranked against")
+      ->capture_default_str();
+  audit->add_option("--beam", areq.beam, "Beam width of the extraction attack")->capture_default_str();
+  audit->add_option("--seed", areq.seed, "Draws the candidates")->capture_default_str();
+  audit->add_option("--heldout-rows", areq.heldout_rows, "Perplexity on the first N test rows (0: all)")
+      ->capture_default_str();
+
+  auto* generate = app.add_subcommand("generate", "Language models: continue a prompt (the student, or the teachers)");
+  sisa::GenerateRequest greq;
+  generate->add_option("-r,--run-dir", greq.run_dir, "Run directory")->required();
+  generate->add_option("--prompt", greq.prompt, "Text to continue")->required();
+  generate->add_option("--max-tokens", greq.max_tokens, "Tokens to add at most")->capture_default_str();
+  generate->add_option("--top-k", greq.top_k, "Sample from the k likeliest tokens (<= 1: greedy)")->capture_default_str();
+  generate->add_option("--seed", greq.seed, "Seed of top-k sampling")->capture_default_str();
+  generate->add_option("--model", greq.model, "student | teachers (default: the student if the run has one)");
+
+  auto* score = app.add_subcommand("score", "Language models: per-token log-probabilities and perplexity of a text");
+  sisa::ScoreRequest screq;
+  score->add_option("-r,--run-dir", screq.run_dir, "Run directory")->required();
+  score->add_option("--text", screq.text, "Text to score")->required();
+  score->add_option("--model", screq.model, "student | teachers (default: the student if the run has one)");
+
   auto* status = app.add_subcommand("status", "Shards, generations, fingerprints, deletions");
   status->add_option("-r,--run-dir", run_dir, "Run directory")->required();
 
@@ -194,6 +228,41 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       const auto r = sisa::pretrain(ptreq);
       print(r, json, "pretrained " + r["backbone"].get<std::string>() + " (masked-LM loss " + r["final_loss"].dump() +
                          ") and " + r["tokenizer"].get<std::string>() + " in " + r["seconds"].dump() + " s");
+    } else if (*tokenizer) {
+      const auto r = sisa::train_tokenizer(tkreq);
+      print(r, json, "wrote " + tkreq.out + " (" + r["vocab_size"].dump() + " pieces, sha256 " +
+                         r["sha256"].get<std::string>().substr(0, 16) + "...)");
+    } else if (*audit) {
+      const auto r = sisa::audit(areq);
+      std::string human = "audit of " + areq.run_dir + " (" + r["candidates"].dump() +
+                          " candidates; a canary never trained on scores 1.44 bits on average)\n"
+                          "model     reps deleted canaries exposure extrapolated greedy beam  AUC";
+      for (const auto& [name, m] : r["models"].items()) {
+        for (const auto& g : m["by_repetitions"]) {
+          char line[200];
+          std::snprintf(line, sizeof line, "\n%-9s %4lld %-7s %8lld %8.2f %12.2f %6lld %4lld  %s", name.c_str(),
+                        static_cast<long long>(g["repetitions"].get<int64_t>()), g["deleted"].get<bool>() ? "yes" : "no",
+                        static_cast<long long>(g["canaries"].get<int64_t>()), g["mean_exposure"].get<double>(),
+                        g["mean_exposure_extrapolated"].get<double>(),
+                        static_cast<long long>(g["greedy_extracted"].get<int64_t>()),
+                        static_cast<long long>(g["beam_extracted"].get<int64_t>()),
+                        g["membership_auc"].is_null() ? "-" : std::to_string(g["membership_auc"].get<double>()).substr(0, 5).c_str());
+          human += line;
+        }
+        if (m.contains("heldout_perplexity")) {
+          human += "\n" + name + ": held-out perplexity " + std::to_string(m["heldout_perplexity"].get<double>()) +
+                   "; " + m["guarantee"].get<std::string>();
+        }
+      }
+      print(r, json, human);
+    } else if (*generate) {
+      const auto r = sisa::generate(greq);
+      print(r, json, r["text"].get<std::string>() + "\n(" + r["model"].get<std::string>() + ": " +
+                         r["guarantee"].get<std::string>() + ")");
+    } else if (*score) {
+      const auto r = sisa::score(screq);
+      print(r, json, "log-likelihood " + r["log_likelihood"].dump() + ", perplexity " + r["perplexity"].dump() + " (" +
+                         r["model"].get<std::string>() + ": " + r["guarantee"].get<std::string>() + ")");
     } else if (*forget) {
       sisa::ForgetRequest freq;
       freq.run_dir = run_dir;

@@ -29,6 +29,11 @@ the held-out verses measure what forgetting costs (test loss / perplexity).
   * OUT (.csv): the train verses in id order (--max-verses: the first N
     only), then the canary copies in id order; columns id,group,text;
   * OUT's sibling <stem>-test.csv: the test verses, same columns;
+  * --tokenizer-text (optional): the text a tokenizer for this corpus is
+    trained on (`sisa tokenizer`): the train verses, one a line, then the
+    canary format with every digit ("my secret code is 0 1 2 ... 9"), since
+    the KJV has no digits. No secret is in it, so the tokenizer, a shared
+    artifact outside every deletion guarantee, holds none;
   * --secrets (default: canaries.csv next to OUT): one row a canary, columns
     group,repetitions,prefix,secret,ids (ids: the copies' ids, space
     separated; empty, and repetitions 0, for a held-out canary).
@@ -188,6 +193,8 @@ def main():
                     help="canaries for each count of --repetitions (default: 10)")
     ap.add_argument("--held-out", type=non_negative, default=10, metavar="N",
                     help="canaries never inserted, the attack's non-members (default: 10)")
+    ap.add_argument("--tokenizer-text", metavar="PATH", help="also write the tokenizer's training text (the "
+                    "train verses and the canary format; no secret)")
     ap.add_argument("--max-verses", type=non_negative, default=None, metavar="N",
                     help="keep only the first N train verses, for quick tests (default: all; the test split "
                     "is kept whole)")
@@ -197,7 +204,7 @@ def main():
         ap.error(f"OUT must be a file name ending in .csv, not {a.out!r}")
     test_path = a.out[:-len(".csv")] + "-test.csv"
     secrets_path = a.secrets if a.secrets is not None else os.path.join(os.path.dirname(a.out), "canaries.csv")
-    paths = [a.out, test_path, secrets_path]
+    paths = [a.out, test_path, secrets_path] + ([a.tokenizer_text] if a.tokenizer_text else [])
     if len({os.path.realpath(p) for p in paths}) != len(paths):
         ap.error(f"the output files must differ: OUT {a.out}, its test split {test_path}, --secrets {secrets_path}")
     for p in paths:
@@ -220,11 +227,15 @@ def main():
     canary_rows = [(copy_id, group, f"{PREFIX} {secret}")
                    for group, _, secret, ids in marks for copy_id in ids]
     secret_rows = [(group, count, PREFIX, secret, " ".join(map(str, ids))) for group, count, secret, ids in marks]
-    write_all({
+    files = {
         a.out: csv_bytes(HEADER, train + canary_rows),
         test_path: csv_bytes(HEADER, test),
         secrets_path: csv_bytes(SECRETS_HEADER, secret_rows),
-    })
+    }
+    if a.tokenizer_text:
+        digits = " ".join(str(d) for d in range(10))
+        files[a.tokenizer_text] = "".join(f"{text}\n" for _, _, text in train + [(0, 0, f"{PREFIX} {digits}")]).encode()
+    write_all(files)
     print(f"wrote {a.out}: {len(train)} verses + {len(canary_rows)} canary rows ({inserted} canaries x "
           f"{'/'.join(map(str, a.repetitions))}); {test_path}: {len(test)} verses; secrets ({len(marks)} canaries, "
           f"{a.held_out} held out) -> {secrets_path}", file=sys.stderr)

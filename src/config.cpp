@@ -46,7 +46,9 @@ void apply_override(YAML::Node root, const std::string& assignment, const std::s
 std::string resolve_path(const std::string& path, const std::string& base_dir) {
   if (path.empty()) return path;
   fs::path p(path);
-  if (p.is_relative() && !base_dir.empty()) p = fs::path(base_dir) / p;
+  // Absolute, so the config's YAML means the same file to a process that
+  // parses it against another base (a shard job given a run's config).
+  if (p.is_relative() && !base_dir.empty()) p = fs::absolute(fs::path(base_dir) / p);
   return p.lexically_normal().string();
 }
 
@@ -103,7 +105,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
   std::vector<std::string> errors;
   FieldReader r(&errors);
   Config c;
-  if (r.check_map(root, "", {"seed", "data", "sisa", "model", "train"})) {
+  if (r.check_map(root, "", {"seed", "data", "sisa", "model", "train", "loo"})) {
     r.get(root, "", "seed", &c.seed, "a non-negative integer");
     const YAML::Node d = root["data"];
     if (r.check_map(d, "data",
@@ -160,6 +162,15 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(t, "train", "beta2", &c.train.beta2, "a number");
       r.get(t, "train", "eps", &c.train.eps, "a number");
       r.get(t, "train", "threads", &c.train.threads, "an integer");
+    }
+    const YAML::Node l = root["loo"];
+    if (r.check_map(l, "loo", {"student", "epochs", "steps", "lr", "batch_size", "retain_batch"})) {
+      r.get(l, "loo", "student", &c.loo.student, "true or false");
+      r.get(l, "loo", "epochs", &c.loo.epochs, "an integer");
+      r.get(l, "loo", "steps", &c.loo.steps, "an integer");
+      r.get(l, "loo", "lr", &c.loo.lr, "a number");
+      r.get(l, "loo", "batch_size", &c.loo.batch_size, "an integer");
+      r.get(l, "loo", "retain_batch", &c.loo.retain_batch, "an integer");
     }
   }
   if (const ModelSpec* spec = find_model_spec(c.model.type)) c.data.unlabeled = spec->language_model;

@@ -100,6 +100,16 @@ std::string Config::to_yaml() const {
   out << YAML::Key << "eps" << YAML::Value << YAML::Precision(17) << train.eps;
   out << YAML::Key << "threads" << YAML::Value << train.threads;
   out << YAML::EndMap;
+  if (loo.student) {
+    out << YAML::Key << "loo" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "student" << YAML::Value << true;
+    out << YAML::Key << "epochs" << YAML::Value << loo.epochs;
+    out << YAML::Key << "steps" << YAML::Value << loo.steps;
+    out << YAML::Key << "lr" << YAML::Value << YAML::Precision(17) << loo.lr;
+    out << YAML::Key << "batch_size" << YAML::Value << loo.batch_size;
+    out << YAML::Key << "retain_batch" << YAML::Value << loo.retain_batch;
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
@@ -147,6 +157,11 @@ std::string Config::training_json() const {
                 {"momentum", train.momentum}, {"weight_decay", train.weight_decay},
                 {"beta1", train.beta1},     {"beta2", train.beta2},
                 {"eps", train.eps},         {"threads", train.threads}};
+  // Only runs with a LOO student add keys (older runs keep their identity).
+  if (loo.student) {
+    j["loo"] = {{"epochs", loo.epochs}, {"steps", loo.steps}, {"lr", loo.lr},
+                {"batch_size", loo.batch_size}, {"retain_batch", loo.retain_batch}};
+  }
   return j.dump();
 }
 

@@ -138,6 +138,14 @@ std::vector<std::string> Config::validate() const {
   check(train.beta2 >= 0.0 && train.beta2 < 1.0, "train.beta2: must be in [0, 1)");
   check(train.eps > 0.0, "train.eps: must be > 0");
   check(train.threads >= 1 && train.threads <= 256, "train.threads: must be in 1..256");
+  if (loo.student) {
+    check(data.unlabeled, "loo.student: needs a language-model family (model.type: lm), not '" + model.type + "'");
+  }
+  check(loo.epochs >= 0, "loo.epochs: must be >= 0 (0: train.epochs)");
+  check(loo.steps >= 1 && loo.steps <= 100000, "loo.steps: must be in 1..100000");
+  check(loo.lr > 0.0, "loo.lr: must be > 0");
+  check(loo.batch_size >= 0, "loo.batch_size: must be >= 0 (0: every deleted row in each step)");
+  check(loo.retain_batch >= 0, "loo.retain_batch: must be >= 0");
   if (sisa.slices >= 1 && sisa.slices <= 1024) {
     const auto ep = stage_epochs(train.epochs, sisa.slices);
     for (int64_t r = 1; r <= sisa.slices; ++r) {

@@ -13,6 +13,7 @@
 
 #include "deletion_log.h"
 #include "environment.h"
+#include "loo_student.h"
 #include "fs.h"
 #include "run_common.h"
 #include "shard_jobs.h"
@@ -102,6 +103,13 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
       }
     }
     if (sp.removed.empty()) continue;
+    if (c.loo.student) {
+      std::vector<size_t> gone;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        if (erase[r]) gone.push_back(r);
+      }
+      sp.deleted = rows.select(gone);
+    }
     rows.erase_rows(erase);
     sp.remaining = make_shard_data(std::move(rows), c);
     // Load (and so check) the checkpoint the retrain starts from.
@@ -113,8 +121,7 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
 
 nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner,
-                               const DerivedModelHook& derived) {
+                               const TrainerOptions& trainer, ShardRunner* runner) {
   // The edit is built on a copy: a failure before the publish leaves the
   // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
   Manifest m = published;
@@ -201,6 +208,14 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
                             {"coordinator_cpu_seconds", coordinator_cpu},
                             {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},
                             {"seconds", since(t0)}};
+  // Models derived from the shards learn of the deletion from the retrained
+  // shards, before the receipt is written: published in the same switch.
+  if (m.student) {
+    std::vector<DeletedRows> deleted;
+    for (const auto& p : plans) deleted.push_back({m.entries[p.entry].shard, &p.deleted});
+    receipt["guarantee"] = {{"teachers", kTeachersGuarantee}, {"student", kStudentGuarantee}};
+    receipt["student"] = update_student(dir, c, m, rec.seq, deleted);
+  }
   const std::string text = receipt.dump(1) + "\n";
   m.receipts.push_back(
       write_run_file(dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
@@ -210,9 +225,6 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
     std::vector<int64_t> groups(found.begin(), found.end());
     m.deleted_groups = merge_sorted(m.deleted_groups, groups);
   }
-  // Models derived from the shards are updated with the retrained shards,
-  // to be published in the same switch (none today; the LOO student next).
-  if (derived) derived(m, rec);
   // Publish, then purge what the old generation held, then record `applied`.
   const auto tp = std::chrono::steady_clock::now();
   save_manifest(*dir.env, dir.root, m);
@@ -248,7 +260,7 @@ nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, c
     append_log(*run.env, run.path(kLogFile), {LogRecord::Type::kApplied, rec.seq, false, {}});
     return nullptr;
   }
-  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner, {});
+  return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner);
 }
 
 nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,

@@ -25,13 +25,6 @@ namespace sisa {
 
 class ShardRunner;
 
-// Called by a deletion with the manifest edit (the retrained shards' new
-// generations) just before it is published, so that a model derived from
-// the shards can be updated and published in the same atomic switch. It may
-// add files and change the edit; a throw abandons the deletion unpublished
-// (it stays accepted and is retried). No model family uses it yet.
-using DerivedModelHook = std::function<void(Manifest& edit, const LogRecord& request)>;
-
 // A request that passed its checks: its keys sorted and unique, and whether
 // every one was deleted before (then nothing is logged, retrained or purged).
 struct CheckedRequest {
@@ -58,6 +51,7 @@ struct ShardPlan {
   ShardData remaining;      // the shard's rows without the deleted ones
   int64_t first_stage;      // the earliest stage that saw a deleted row
   std::vector<int64_t> removed;
+  Dataset deleted;          // the removed rows themselves (a derived model learns from them)
 };
 
 struct RequestPlan {
@@ -71,13 +65,14 @@ struct RequestPlan {
 RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c, const LogRecord& rec);
 
 // Carries out a planned, logged request and returns its receipt. The
-// manifest edit is built on a copy, handed to `derived` (if set) just
-// before the publish, and assigned to `published` once it is on disk: a
-// failure before that leaves `published` untouched.
+// manifest edit is built on a copy; models derived from the shards (the LOO
+// student, src/loo_student.h) are updated into it after the shards retrain,
+// so they are published in the same atomic switch; it is assigned to
+// `published` once it is on disk: a failure before that (a throw from the
+// derived update too) leaves `published` untouched and the request accepted.
 nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
                                const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner,
-                               const DerivedModelHook& derived);
+                               const TrainerOptions& trainer, ShardRunner* runner);
 
 // What every writer does first, in two steps. prepare_recovery drops files
 // the manifest does not name (a crashed attempt's new generation, temp files)

@@ -1,5 +1,7 @@
 #include "ensemble.h"
 
+#include "lm_runtime.h"
+
 #include <algorithm>
 
 #include "nn/stacked_mlp.h"
@@ -32,6 +34,11 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
       voting.push_back(s.state.get());
     }
     e->shards_.push_back(std::move(s));
+  }
+  if (c.data.unlabeled) {
+    // Language models answer generate and score, not predict.
+    e->language_models_ = LmRuntime::load(run, m, c);
+    return e;
   }
   e->stacked_ = StackedMlp::build(c, voting);
   if (!e->stacked_) {

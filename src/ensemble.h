@@ -13,6 +13,7 @@
 
 namespace sisa {
 class StackedMlp;
+class LmRuntime;
 }
 
 namespace sisa {
@@ -62,11 +63,15 @@ class Ensemble {
   uint64_t last_applied() const { return last_applied_; }
   const std::vector<EnsembleShard>& shards() const { return shards_; }
   int64_t voting_shards() const;
+  // Language-model runs: the student and the teachers, loaded with this
+  // snapshot (null for classifiers).
+  const std::shared_ptr<const LmRuntime>& language_models() const { return language_models_; }
 
  private:
   std::vector<EnsembleShard> shards_;
   std::shared_ptr<const StackedMlp> stacked_;  // the voting shards, in order (MLPs)
-  std::shared_ptr<const Config> features_from_;  // families that cache backbone features (sisa-fc)
+  std::shared_ptr<const Config> features_from_;
+  std::shared_ptr<const LmRuntime> language_models_;  // families that cache backbone features (sisa-fc)
   int64_t width_ = 0, classes_ = 0;
   uint64_t last_applied_ = 0;
 };

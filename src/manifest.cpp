@@ -78,6 +78,11 @@ nlohmann::json Manifest::to_json() const {
     j["artifacts"] = a;
   }
   if (!deletion_cost.is_null()) j["expected_deletion_cost"] = deletion_cost;
+  if (student) {
+    j["student"] = {{"generation", student->generation},
+                    {"checkpoint", ref_json(student->checkpoint)},
+                    {"loo_updates", student->loo_updates}};
+  }
 
   return j;
 }
@@ -130,6 +135,11 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     if (j.contains("artifacts")) {
       for (const auto& a : j.at("artifacts")) m.artifacts.push_back({a.at("key"), ref_from(a.at("file"))});
     }
+    if (j.contains("student")) {
+      const auto& s = j.at("student");
+      m.student = StudentEntry{s.at("generation"), checkpoint_from(s.at("checkpoint")),
+                               s.at("loo_updates").get<std::vector<uint64_t>>()};
+    }
     for (const auto& f : m.referenced_files()) check_inside_run(f);
     return m;
   } catch (const nlohmann::json::exception& e) {
@@ -154,6 +164,7 @@ std::set<std::string> Manifest::referenced_files() const {
   }
   for (const auto& r : receipts) files.insert(r.path);
   for (const auto& a : artifacts) files.insert(a.file.path);
+  if (student) files.insert(student->checkpoint.file.path);
   return files;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -48,6 +49,15 @@ struct ArtifactRef {
   FileRef file;     // artifacts/<sha256><ext>
 };
 
+// The LOO student (issue #11): one model derived from every shard's rows. It
+// is approximate after a deletion (a leave-one-out fine-tune, not a retrain),
+// so it has one checkpoint, replaced (a new generation) by every deletion.
+struct StudentEntry {
+  int64_t generation = 0;           // bumped by every LOO update
+  CheckpointRef checkpoint;         // stage 1: the student trains as one stage
+  std::vector<uint64_t> loo_updates;  // the deletion requests that fine-tuned it, in order
+};
+
 struct Manifest {
   std::string identity_hash;  // training config + environment
   std::string config_hash;
@@ -63,6 +73,8 @@ struct Manifest {
   // Weighted placement: the expected cost of a deletion at train time
   // (src/deletion_cost.h); null otherwise, and then not written.
   nlohmann::json deletion_cost;
+  // A run with loo.student (written only then).
+  std::optional<StudentEntry> student;
 
   nlohmann::json to_json() const;
   static Manifest from_json(const nlohmann::json& j, const std::string& path);

@@ -64,7 +64,7 @@ nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
             {"total_seconds", since(t0)}};
   }
   const LogRecord rec = accept_request(run, seq, checked);
-  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, seams.runner, {});
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, seams.runner);
   receipt["receipt_path"] = run.path(receipt_file(seq));
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;

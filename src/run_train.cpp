@@ -10,6 +10,7 @@
 #include "deletion_cost.h"
 #include "environment.h"
 #include "fs.h"
+#include "loo_student.h"
 #include "model_spec.h"
 #include "progress.h"
 #include "run_common.h"
@@ -231,13 +232,20 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   }
   const double train_seconds = since(t_train);
   const double coordinator_cpu = process_cpu_seconds() - cpu_before;
+  // The LOO student learns from every row once the teachers are done (rank 0).
+  double student_seconds = 0.0;
+  if (c.loo.student) {
+    const auto t_student = std::chrono::steady_clock::now();
+    m.student = train_student_entry(dir, c, m);
+    student_seconds = since(t_student);
+  }
   save_manifest(*dir.env, dir.root, m);
   remove_unreferenced(dir, m);  // the journals
   const double total = since(t_start);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
                format_duration(total), loop_seconds,
                static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9));
-  return {{"run_dir", req.run_dir},
+  nlohmann::json out = {{"run_dir", req.run_dir},
           {"shards", c.sisa.shards},
           {"slices", c.sisa.slices},
           {"samples", plan.samples},
@@ -253,6 +261,12 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
           {"identity_hash", m.identity_hash},
           {"expected_deletion_cost", cost},
           {"texts_truncated", truncated}};
+  if (m.student) {
+    out["student"] = {{"seconds", student_seconds},
+                      {"fingerprint", m.student->checkpoint.fingerprint},
+                      {"guarantee", kStudentGuarantee}};
+  }
+  return out;
 }
 
 }  // namespace sisa

@@ -104,12 +104,30 @@ struct TrainConfig {
   int64_t threads = 1;          // check: 1..256; part of the run's identity (changes bits for CNNs)
 };
 
+// Leave-one-out unlearning (issue #11, docs/loo.md): after the shards (the
+// teachers) a student language model of the same family trains on every row;
+// a deletion retrains the teachers exactly and fine-tunes the student toward
+// the mean next-token distribution of the teachers that never held the
+// deleted rows. The teachers are exact; the student is approximate.
+struct LooConfig {
+  bool student = false;       // check: only with a language-model family (model.type: lm)
+  int64_t epochs = 0;         // the student's epochs over all rows; 0: train.epochs. check: >= 0
+  int64_t steps = 20;         // LOO fine-tuning steps per deletion; check: 1..100000
+  double lr = 1e-3;           // Adam's step size for them (fresh state each deletion); check: > 0
+  int64_t batch_size = 0;     // deleted rows per step (cycled in a derived order); 0: all at once. check: >= 0
+  // Retained rows mixed into every step with the next-token loss, drawn from
+  // (seed, request, step): protects perplexity, pulls less toward the
+  // teachers. 0: none. check: >= 0
+  int64_t retain_batch = 0;
+};
+
 struct Config {
   uint64_t seed = 0;
   DataConfig data;
   SisaConfig sisa;
   ModelConfig model;
   TrainConfig train;
+  LooConfig loo;
 
   // Parses YAML text. `origin` names the file in error messages; relative data
   // paths are resolved against `base_dir`. Applies `overrides` ("a.b=value").

@@ -50,6 +50,16 @@ struct PretrainRequest {
 // returns a summary (paths, hashes, loss, seconds). The backbone records the
 // tokenizer's SHA-256, so a pair left by a failed run is refused by any config.
 nlohmann::json pretrain(const PretrainRequest& request);
+struct TokenizerRequest {
+  std::string corpus;        // a text file, one sentence per line
+  std::string out;           // the .model file
+  int64_t vocab_size = 2000; // check: 16..1000000
+};
+// Trains a SentencePiece (unigram) tokenizer on its own, deterministically
+// (the same text gives the same bytes): for language-model runs, which need
+// no backbone. Returns the path, the vocabulary size and the file's SHA-256.
+nlohmann::json train_tokenizer(const TokenizerRequest& request);
+
 // Where pretrain puts the tokenizer of the backbone `out`.
 std::string tokenizer_path_for(const std::string& backbone_out);
 

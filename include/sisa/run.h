@@ -81,6 +81,39 @@ nlohmann::json verify(const VerifyRequest& request);
 
 nlohmann::json status(const std::string& run_dir);
 
+// Language-model runs (issue #11, docs/loo.md).
+struct AuditRequest {
+  std::string run_dir;
+  std::string secrets;           // the canaries file of scripts/make-lm-corpus.sh (group,repetitions,prefix,secret,ids)
+  std::string model = "both";    // student | teachers | both (student only if the run has one)
+  int64_t candidates = 10000;    // random secrets of the canaries' format to rank each canary against
+  int64_t beam = 5;              // beam width of the extraction attack
+  uint64_t seed = 0;             // draws the candidates
+  int64_t heldout_rows = 0;      // perplexity on the first N rows of data.test; 0: all of them
+};
+// Exposure (sampled rank and Carlini's skew-normal extrapolation), greedy and
+// beam extraction, a loss-threshold membership attack's AUC and held-out
+// perplexity, per canary and per repetition count. Never prints a secret.
+nlohmann::json audit(const AuditRequest& request);
+
+struct GenerateRequest {
+  std::string run_dir;
+  std::string prompt;
+  int64_t max_tokens = 20;
+  int64_t top_k = 1;             // <= 1: greedy
+  uint64_t seed = 0;             // top-k sampling
+  std::string model;             // student | teachers; empty: the student if there is one
+};
+nlohmann::json generate(const GenerateRequest& request);
+
+struct ScoreRequest {
+  std::string run_dir;
+  std::string text;
+  std::string model;             // student | teachers; empty: the student if there is one
+};
+// Per-token log-probabilities, log-likelihood and perplexity of `text`.
+nlohmann::json score(const ScoreRequest& request);
+
 // Read-only check of every file of a run (hashes, digests, deleted ids absent
 // from every store, no unreferenced files). `ok` is false with `problems`
 // naming each file; it never repairs.

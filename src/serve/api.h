@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ensemble.h"
 #include "text/tokenizer.h"
 
@@ -52,5 +54,13 @@ struct ForgetInput {
 };
 // Parses {"ids": [int, ...]} or {"groups": [int, ...]} (exactly one, non-empty).
 ForgetInput parse_forget(const std::string& body);
+
+class LmRuntime;
+// POST /v1/generate {"prompt", "max_tokens"?, "top_k"?, "seed"?, "model"?} and
+// POST /v1/score {"text", "model"?} (`path` says which), answered by the
+// snapshot's language models exactly as `sisa generate` / `sisa score` answer.
+// ApiError: 400 for malformed JSON, unknown or mistyped fields; 422 for a bad
+// value or text; 409 when every shard is empty.
+nlohmann::json answer_language(const std::string& path, const std::string& body, const LmRuntime& lm);
 
 }  // namespace sisa

@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "model_spec.h"
+#include "lm_runtime.h"
 #include "serve/api.h"
 #include "serve/batcher.h"
 #include "serve/deletion_service.h"
@@ -75,6 +76,8 @@ Metrics::Endpoint endpoint_of(const std::string& p) {
   if (p == "/v1/status") return Metrics::kStatus;
   if (p == "/healthz") return Metrics::kHealth;
   if (p == "/metrics") return Metrics::kMetrics;
+  if (p == "/v1/generate") return Metrics::kGenerate;
+  if (p == "/v1/score") return Metrics::kScore;
   return Metrics::kOther;
 }
 
@@ -137,6 +140,7 @@ class Server {
       return r.is_null() ? error(404, "unknown_request", "no deletion request " + m[1].str()) : answer(200, r);
     }
     if (p == "/v1/status") return req.method == "GET" ? answer(200, status()) : wrong_method("GET");
+    if (p == "/v1/generate" || p == "/v1/score") return req.method == "POST" ? language(req) : wrong_method("POST");
     if (p == "/healthz") return req.method == "GET" ? health() : wrong_method("GET");
     if (p == "/metrics") {
       if (req.method != "GET") return wrong_method("GET");
@@ -146,6 +150,23 @@ class Server {
       return r;
     }
     return error(404, "not_found", "no endpoint " + req.method + " " + p);
+  }
+
+  // Language-model runs: the student (or the teachers) of the current snapshot.
+  HttpResponse language(const HttpRequest& req) {
+    if (const std::string stale = service_.stale_reason(); !stale.empty()) {
+      return error(503, "models_out_of_date", stale);
+    }
+    const auto snapshot = service_.ensemble();
+    if (!snapshot->language_models()) {
+      return error(501, "unsupported_input", "this run's model family '" + family_ +
+                                                 "' is not a language model: use /v1/predict");
+    }
+    try {
+      return answer(200, answer_language(req.path, req.body, *snapshot->language_models()));
+    } catch (const ApiError& e) {
+      return error(e.status(), e.error(), e.what());
+    }
   }
 
   void predict(const HttpRequest& req, const HttpTransport::Reply& reply) {
@@ -262,6 +283,11 @@ class Server {
             {"input", tokens_ ? json{{"kind", tokenizer_ ? "text" : "token ids"}, {"max_tokens", max_tokens_}}
                               : json{{"kind", "features"}, {"width", e->width()}, {"scale", scale_}, {"offset", offset_}}},
             {"model", model_},
+            {"student", e->language_models() && e->language_models()->student_generation() >= 0
+                            ? json{{"generation", e->language_models()->student_generation()},
+                                   {"guarantee", LmRuntime::guarantee("student")},
+                                   {"audit", "sisa audit --run-dir " + options_.run_dir + " --secrets <canaries.csv>"}}
+                            : json()},
             {"classes", e->classes()}};
   }
 
@@ -269,6 +295,9 @@ class Server {
   // under forget; what a pretrained backbone learned is never unlearned.
   static json model_json(const Config& c) {
     json m = {{"family", c.model.type}, {"exactness", "exact: every shard equals a retrain without the deleted data"}};
+    if (c.loo.student) {
+      m["exactness"] = "teachers (the shards): exact; the student: approximate (leave-one-out), see \"student\"";
+    }
     for (const auto& o : model_spec(c.model).options) {
       if (!o.artifact) continue;
       const auto& path = c.model.get<std::string>(o.key);

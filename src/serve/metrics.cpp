@@ -10,7 +10,7 @@ std::string prometheus_scalar(const std::string& name, const char* type, const s
 
 const char* Metrics::name(Endpoint e) {
   static const char* names[] = {"/v1/predict", "/v1/forget", "/v1/forget/{id}", "/v1/status",
-                                "/healthz",    "/metrics",   "other"};
+                                "/healthz",    "/metrics",   "/v1/generate", "/v1/score", "other"};
   return names[e];
 }
 

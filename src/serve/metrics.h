@@ -14,7 +14,7 @@ std::string prometheus_scalar(const std::string& name, const char* type, const s
 
 class Metrics {
  public:
-  enum Endpoint { kPredict, kForget, kForgetStatus, kStatus, kHealth, kMetrics, kOther, kEndpoints };
+  enum Endpoint { kPredict, kForget, kForgetStatus, kStatus, kHealth, kMetrics, kGenerate, kScore, kOther, kEndpoints };
   static const char* name(Endpoint e);
 
   void observe(Endpoint e, int status, double seconds);

@@ -11,6 +11,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +108,22 @@ int sisa_spm_encode(void* handle, const char* text, size_t len, int32_t* out, si
   if (!status.ok()) return fail(status.ToString(), err, errlen);
   *n = ids.size();
   for (size_t i = 0; i < ids.size() && i < cap; ++i) out[i] = static_cast<int32_t>(ids[i]);
+  return 0;
+}
+
+// The text of `ids` into `out` (at most `cap` bytes; *len is the full size).
+int sisa_spm_decode(void* handle, const int32_t* ids, size_t n, char* out, size_t cap, size_t* len, char* err,
+                    size_t errlen) {
+  auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
+  std::vector<int> v(ids, ids + n);
+  for (int id : v) {
+    if (id < 0 || id >= p->GetPieceSize()) return fail("token id " + std::to_string(id) + " is not in the vocabulary", err, errlen);
+  }
+  std::string text;
+  const auto status = p->Decode(v, &text);
+  if (!status.ok()) return fail(status.ToString(), err, errlen);
+  *len = text.size();
+  std::memcpy(out, text.data(), std::min(cap, text.size()));
   return 0;
 }
 

@@ -18,6 +18,7 @@ struct Plugin {
   int (*vocab_size)(void*) = nullptr;
   int (*piece_id)(void*, const char*) = nullptr;
   int (*encode)(void*, const char*, size_t, int32_t*, size_t, size_t*, char*, size_t) = nullptr;
+  int (*decode)(void*, const int32_t*, size_t, char*, size_t, size_t*, char*, size_t) = nullptr;
   void (*release)(void*) = nullptr;
 };
 
@@ -41,10 +42,11 @@ const Plugin& plugin() {
     q.load = reinterpret_cast<decltype(q.load)>(dlsym(h, "sisa_spm_load"));
     q.vocab_size = reinterpret_cast<decltype(q.vocab_size)>(dlsym(h, "sisa_spm_vocab_size"));
     q.encode = reinterpret_cast<decltype(q.encode)>(dlsym(h, "sisa_spm_encode"));
+    q.decode = reinterpret_cast<decltype(q.decode)>(dlsym(h, "sisa_spm_decode"));
     q.release = reinterpret_cast<decltype(q.release)>(dlsym(h, "sisa_spm_free"));
     q.piece_id = reinterpret_cast<decltype(q.piece_id)>(dlsym(h, "sisa_spm_piece_id"));
     q.free_bytes = reinterpret_cast<decltype(q.free_bytes)>(dlsym(h, "sisa_spm_free_bytes"));
-    if (!q.train || !q.free_bytes || !q.piece_id || !q.load || !q.vocab_size || !q.encode || !q.release) {
+    if (!q.train || !q.free_bytes || !q.piece_id || !q.load || !q.vocab_size || !q.encode || !q.decode || !q.release) {
       throw IOError(path + ": not a sisa SentencePiece plugin");
     }
     return q;
@@ -127,6 +129,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   }
   ids.resize(n);
   return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string text(ids.size() * 16 + 16, '\0');
+  size_t n = 0;
+  char err[512] = {0};
+  if (plugin().decode(handle_, ids.data(), ids.size(), text.data(), text.size(), &n, err, sizeof err) != 0) {
+    throw DataError(std::string("SentencePiece cannot decode the tokens: ") + err);
+  }
+  if (n > text.size()) {
+    text.resize(n);
+    plugin().decode(handle_, ids.data(), ids.size(), text.data(), text.size(), &n, err, sizeof err);
+  }
+  text.resize(n);
+  return text;
 }
 
 void Tokenizer::train(const TokenizerTraining& o) {

@@ -32,6 +32,8 @@ class Tokenizer {
 
   // Token ids of UTF-8 text (DataError for invalid UTF-8, naming nothing: the caller names the row).
   std::vector<int32_t> encode(std::string_view text) const;
+  // The text of token ids (DataError for an id outside the vocabulary).
+  std::string decode(const std::vector<int32_t>& ids) const;
   int vocab_size() const;
   // The id of a piece (a control symbol), or -1 if the model lacks it.
   int piece_id(const std::string& piece) const;

@@ -1,0 +1,52 @@
+// A run's language models loaded for queries, as one immutable snapshot: the
+// LOO student (if the run has one) and the teachers' ensemble, with the
+// run's tokenizer. `sisa generate`, `sisa score` and `sisa serve`'s
+// /v1/generate and /v1/score answer through it, so the CLI and the server
+// give the same answer to the same request.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "run_common.h"
+
+namespace sisa {
+
+class LmScorer;
+class Tokenizer;
+
+class LmRuntime {
+ public:
+  // UsageError if the run's family is not a language model.
+  static std::shared_ptr<const LmRuntime> load(const RunDir& run, const Manifest& m, const Config& c);
+  ~LmRuntime();
+
+  // model: "student" (the default when the run has one) or "teachers". UsageError otherwise.
+  const LmScorer& scorer(const std::string& model) const;
+  std::string default_model() const { return student_ ? "student" : "teachers"; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // What the model's answers are worth: exact (teachers) or approximate (student).
+  static const char* guarantee(const std::string& model);
+
+  // {"model", "guarantee", "text", "tokens", ...}: the continuation of
+  // `prompt`, greedy (top_k <= 1) or top-k sampled from `seed`.
+  nlohmann::json generate(const std::string& prompt, int64_t max_tokens, int64_t top_k, uint64_t seed,
+                          const std::string& model) const;
+  // {"model", "guarantee", "tokens", "log_probs", "log_likelihood", "perplexity"}.
+  nlohmann::json score(const std::string& text, const std::string& model) const;
+
+  uint64_t last_applied() const { return last_applied_; }
+  int64_t student_generation() const { return student_generation_; }
+
+ private:
+  LmRuntime() = default;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<LmScorer> student_, teachers_;
+  uint64_t last_applied_ = 0;
+  int64_t student_generation_ = -1;
+};
+
+}  // namespace sisa

@@ -1,0 +1,49 @@
+// The LOO student of a run (issue #11, docs/loo.md): trained by `train` after
+// the teachers (the shards), fine-tuned by every deletion toward the teachers
+// that never held the deleted rows, and published in the deletion's manifest
+// switch. The teachers stay exact; the student is approximate, and every
+// answer that carries it says so.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "run_common.h"
+
+namespace sisa {
+
+// What every receipt, status and API answer says about the two kinds of model.
+inline constexpr const char* kStudentGuarantee =
+    "approximate (leave-one-out fine-tune; measured by `sisa audit`, docs/loo.md)";
+inline constexpr const char* kTeachersGuarantee = "exact (bit-identical to retraining without the deleted rows)";
+
+std::string student_file(int64_t generation);
+
+// Every row the run's shards hold, sorted by id (the student's corpus).
+Dataset load_all_rows(const RunDir& run, const Manifest& m);
+
+// Trains the student on every row of `m`'s shards and writes its checkpoint
+// (generation 0).
+StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m);
+
+// The deleted rows of one shard, for the student's update.
+struct DeletedRows {
+  int64_t shard = 0;
+  const Dataset* rows = nullptr;
+};
+// The derived-model step of a deletion: fine-tunes the published student
+// on `deleted` toward the teachers of `edit` (retrained already), writes it
+// as the next generation and records it in `edit`. Returns the receipt's
+// "student" part. A throw leaves the deletion unpublished (it stays accepted).
+nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit, uint64_t request,
+                              const std::vector<DeletedRows>& deleted);
+
+// The final checkpoints of the shards that hold data, with their shard numbers.
+std::vector<std::pair<int64_t, std::shared_ptr<const ModelState>>> load_teachers(const RunDir& run, const Manifest& m);
+ModelState load_student(const RunDir& run, const Manifest& m);
+
+}  // namespace sisa

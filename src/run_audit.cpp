@@ -1,0 +1,352 @@
+// `sisa audit`: how much a run's language models remember of the canaries
+// inserted into their corpus (issue #11, docs/loo.md), for the student and
+// for the teachers' ensemble:
+//  * exposure (Carlini et al., "The Secret Sharer", 2019): log2 of the
+//    candidate space minus log2 of the canary's rank among all secrets of
+//    its format by model likelihood. The rank is estimated from `candidates`
+//    random secrets (at most log2(candidates + 1) bits), and extrapolated
+//    over the whole space by fitting a skew-normal to the candidates'
+//    log-perplexities (Carlini's section 5.1), capped at the space's bits;
+//  * extraction: greedy and beam decoding from the canary's prefix;
+//  * membership: the AUC of a loss-threshold attack, inserted canaries
+//    against the held-out ones (never trained on) of the same format;
+//  * perplexity on the held-out text (data.test).
+// A canary nobody trained on has an expected exposure of 1/ln 2 = 1.44 bits.
+// Secrets are read from their file and never written to a log or the answer.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "lm_models.h"
+#include "lm_runtime.h"
+#include "loo_student.h"
+#include "progress.h"
+#include "sisa/errors.h"
+#include "sisa/placement.h"
+#include "sisa/run.h"
+#include "text/tokenizer.h"
+
+namespace sisa {
+namespace {
+
+struct Canary {
+  int64_t group = 0, repetitions = 0;
+  std::string prefix, secret;
+  std::vector<int64_t> ids;
+  bool deleted = false;
+  size_t digits = 0;
+};
+
+// One CSV record (RFC 4180 quotes) of a line.
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (quoted) {
+      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back() += '"';
+        ++i;
+      } else if (ch == '"') {
+        quoted = false;
+      } else {
+        out.back() += ch;
+      }
+    } else if (ch == '"') {
+      quoted = true;
+    } else if (ch == ',') {
+      out.emplace_back();
+    } else if (ch != '\r') {
+      out.back() += ch;
+    }
+  }
+  return out;
+}
+
+// The digits of a secret "3 1 4 1 5 9"; 0 if it is not of that format.
+size_t secret_digits(const std::string& s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool digit = s[i] >= '0' && s[i] <= '9';
+    if (i % 2 == 0 ? !digit : s[i] != ' ') return 0;
+    n += digit;
+  }
+  return s.size() % 2 == 1 ? n : 0;
+}
+
+std::vector<Canary> read_secrets(const std::string& path, const Manifest& m) {
+  std::ifstream in(path);
+  if (!in) throw IOError("cannot read the secrets file '" + path + "'");
+  std::string line;
+  std::getline(in, line);
+  if (csv_fields(line) != std::vector<std::string>{"group", "repetitions", "prefix", "secret", "ids"}) {
+    throw DataError(path + ": the header must be group,repetitions,prefix,secret,ids (scripts/make-lm-corpus.sh)");
+  }
+  const std::set<int64_t> deleted_ids(m.deleted_ids.begin(), m.deleted_ids.end());
+  const std::set<int64_t> deleted_groups(m.deleted_groups.begin(), m.deleted_groups.end());
+  std::vector<Canary> out;
+  for (int64_t row = 2; std::getline(in, line); ++row) {
+    if (line.empty()) continue;
+    const auto f = csv_fields(line);
+    const std::string where = path + " line " + std::to_string(row);
+    if (f.size() != 5) throw DataError(where + ": expected 5 fields");
+    Canary c;
+    try {
+      c.group = std::stoll(f[0]);
+      c.repetitions = std::stoll(f[1]);
+      std::istringstream ids(f[4]);
+      for (int64_t id; ids >> id;) c.ids.push_back(id);
+    } catch (const std::exception&) {
+      throw DataError(where + ": group, repetitions and ids must be integers");
+    }
+    c.prefix = f[2];
+    c.secret = f[3];
+    c.digits = secret_digits(c.secret);
+    // The line is named, never the secret.
+    if (c.digits == 0) throw DataError(where + ": the secret is not space-separated digits");
+    if (static_cast<int64_t>(c.ids.size()) != c.repetitions) {
+      throw DataError(where + ": repetitions is " + f[1] + " but " + std::to_string(c.ids.size()) + " ids are listed");
+    }
+    c.deleted = deleted_groups.count(c.group) > 0 ||
+                (!c.ids.empty() && std::all_of(c.ids.begin(), c.ids.end(), [&](int64_t id) { return deleted_ids.count(id) > 0; }));
+    out.push_back(std::move(c));
+  }
+  if (out.empty()) throw DataError(path + ": no canaries");
+  return out;
+}
+
+double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
+// A skew-normal fitted to samples by the method of moments (Azzalini).
+struct SkewNormal {
+  double xi = 0.0, omega = 1.0, alpha = 0.0;
+
+  static SkewNormal fit(const std::vector<double>& x) {
+    const double n = static_cast<double>(x.size());
+    double mean = 0.0;
+    for (double v : x) mean += v;
+    mean /= n;
+    double m2 = 0.0, m3 = 0.0;
+    for (double v : x) {
+      m2 += (v - mean) * (v - mean);
+      m3 += (v - mean) * (v - mean) * (v - mean);
+    }
+    m2 /= n;
+    m3 /= n;
+    const double pi = 3.14159265358979323846;
+    double g = m2 > 0.0 ? m3 / std::pow(m2, 1.5) : 0.0;
+    g = std::clamp(g, -0.99, 0.99);  // the skew-normal's skewness lies in (-0.9953, 0.9953)
+    const double a = std::pow(std::abs(g), 2.0 / 3.0);
+    const double delta = (g < 0 ? -1.0 : 1.0) * std::sqrt(pi / 2.0 * a / (a + std::pow((4.0 - pi) / 2.0, 2.0 / 3.0)));
+    SkewNormal s;
+    s.alpha = delta / std::sqrt(1.0 - delta * delta);
+    s.omega = std::sqrt(std::max(m2, 1e-300) / (1.0 - 2.0 * delta * delta / pi));
+    s.xi = mean - s.omega * delta * std::sqrt(2.0 / pi);
+    return s;
+  }
+  // P(X <= x): the density 2 phi(z) Phi(alpha z) / omega integrated by
+  // Simpson's rule from 40 standard units below, so a far left tail keeps
+  // its relative precision (no 1 - (1 - p) cancellation).
+  double cdf(double x) const {
+    const double z = (x - xi) / omega;
+    if (z > 40.0) return 1.0;
+    const double lo = std::min(z, 0.0) - 40.0, h = (z - lo) / 8000.0;
+    auto pdf = [&](double t) { return 2.0 * std::exp(-0.5 * t * t) / std::sqrt(2.0 * 3.14159265358979323846) * normal_cdf(alpha * t); };
+    double sum = pdf(lo) + pdf(z);
+    for (int i = 1; i < 8000; ++i) sum += pdf(lo + i * h) * (i % 2 == 1 ? 4.0 : 2.0);
+    return std::min(1.0, sum * h / 3.0);
+  }
+};
+
+// P(member loss < non-member loss) + half the ties: the AUC of an attack that
+// calls a sequence a member when its loss is below a threshold.
+double auc(const std::vector<double>& members, const std::vector<double>& others) {
+  if (members.empty() || others.empty()) return std::nan("");
+  double wins = 0.0;
+  for (double a : members) {
+    for (double b : others) wins += a < b ? 1.0 : (a == b ? 0.5 : 0.0);
+  }
+  return wins / static_cast<double>(members.size() * others.size());
+}
+
+double sum_of(const std::vector<double>& v) {
+  double s = 0.0;
+  for (double x : v) s += x;
+  return s;
+}
+
+struct CanaryResult {
+  double log_likelihood = 0.0, loss = 0.0, exposure = 0.0, extrapolated = 0.0;
+  bool greedy = false, beam = false;
+};
+
+nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, const Tokenizer& tok,
+                           const std::vector<Canary>& canaries, const AuditRequest& req, const Dataset* heldout) {
+  spdlog::info("[audit] {}: {} canaries against {} candidates each", name, canaries.size(), req.candidates);
+  // The candidate pools, one per (prefix, digits) format, scored once.
+  std::map<std::pair<std::string, size_t>, std::vector<double>> pools;
+  for (const auto& c : canaries) pools[{c.prefix, c.digits}];
+  Progress progress(static_cast<int64_t>(pools.size()) * req.candidates + static_cast<int64_t>(canaries.size()));
+  uint64_t pool_index = 0;
+  for (auto& [format, scores] : pools) {
+    std::vector<TokenIds> seqs;
+    for (int64_t i = 0; i < req.candidates; ++i) {
+      std::string secret;
+      for (size_t d = 0; d < format.second; ++d) {
+        const uint64_t digit = derive(req.seed, "audit-candidate", {pool_index, static_cast<uint64_t>(i), d}) % 10;
+        secret += (d ? " " : "") + std::to_string(digit);
+      }
+      seqs.push_back(tok.encode(format.first + " " + secret));
+    }
+    constexpr size_t kChunk = 2000;
+    for (size_t s = 0; s < seqs.size(); s += kChunk) {
+      const std::vector<TokenIds> part(seqs.begin() + static_cast<std::ptrdiff_t>(s),
+                                       seqs.begin() + static_cast<std::ptrdiff_t>(std::min(seqs.size(), s + kChunk)));
+      for (const auto& lp : scorer.token_log_probs(part)) scores.push_back(sum_of(lp));
+      progress.advance(static_cast<int64_t>(part.size()));
+      spdlog::info("[audit] {}: candidates {}/{} {}% {}", name, std::min(seqs.size(), s + kChunk), seqs.size(),
+                   progress.percent(), progress.eta());
+    }
+    ++pool_index;
+  }
+  std::map<std::pair<std::string, size_t>, SkewNormal> fits;
+  for (const auto& [format, scores] : pools) {
+    std::vector<double> nll;
+    for (double s : scores) nll.push_back(-s);
+    fits[format] = SkewNormal::fit(nll);
+  }
+
+  std::vector<CanaryResult> results;
+  nlohmann::json per = nlohmann::json::array();
+  for (const auto& c : canaries) {
+    CanaryResult r;
+    const auto full = tok.encode(c.prefix + " " + c.secret);
+    const auto prompt = tok.encode(c.prefix);
+    const auto lp = scorer.token_log_probs({full})[0];
+    r.log_likelihood = sum_of(lp);
+    r.loss = -r.log_likelihood / static_cast<double>(std::max<size_t>(lp.size(), 1));
+    const auto& scores = pools[{c.prefix, c.digits}];
+    const double above = static_cast<double>(std::count_if(scores.begin(), scores.end(), [&](double s) { return s > r.log_likelihood; }));
+    const double space_bits = static_cast<double>(c.digits) * std::log2(10.0);
+    r.exposure = std::log2(static_cast<double>(scores.size() + 1)) - std::log2(above + 1.0);
+    const double tail = fits[{c.prefix, c.digits}].cdf(-r.log_likelihood);
+    r.extrapolated = tail > 0.0 ? std::min(space_bits, -std::log2(tail)) : space_bits;
+    // Extraction: the secret's tokens follow the prefix's (a prefix that
+    // tokenizes differently inside the canary is prompted as it is there).
+    const bool aligned = prompt.size() < full.size() && std::equal(prompt.begin(), prompt.end(), full.begin());
+    const size_t k = aligned ? prompt.size() : full.size() - c.digits;
+    const TokenIds head(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(k)), tail_ids(full.begin() + static_cast<std::ptrdiff_t>(k), full.end());
+    const auto n_new = static_cast<int64_t>(tail_ids.size());
+    r.greedy = scorer.generate(head, n_new, 1, 0) == tail_ids;
+    r.beam = scorer.beam_search(head, n_new, req.beam) == tail_ids;
+    progress.advance(1);
+    results.push_back(r);
+    per.push_back({{"group", c.group},
+                   {"repetitions", c.repetitions},
+                   {"deleted", c.deleted},
+                   {"exposure", r.exposure},
+                   {"exposure_extrapolated", r.extrapolated},
+                   {"loss", r.loss},
+                   {"greedy_extracted", r.greedy},
+                   {"beam_extracted", r.beam}});
+  }
+
+  // Summaries per (repetitions, deleted); membership against the held-out canaries.
+  std::vector<double> heldout_losses;
+  for (size_t i = 0; i < canaries.size(); ++i) {
+    if (canaries[i].repetitions == 0) heldout_losses.push_back(results[i].loss);
+  }
+  std::map<std::pair<int64_t, bool>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < canaries.size(); ++i) groups[{canaries[i].repetitions, canaries[i].deleted}].push_back(i);
+  nlohmann::json summary = nlohmann::json::array();
+  for (const auto& [key, members] : groups) {
+    double exposure = 0.0, extrapolated = 0.0;
+    int64_t greedy = 0, beam = 0;
+    std::vector<double> losses;
+    for (size_t i : members) {
+      exposure += results[i].exposure;
+      extrapolated += results[i].extrapolated;
+      greedy += results[i].greedy;
+      beam += results[i].beam;
+      losses.push_back(results[i].loss);
+    }
+    const double n = static_cast<double>(members.size());
+    const double a = key.first > 0 ? auc(losses, heldout_losses) : std::nan("");
+    summary.push_back({{"repetitions", key.first},
+                       {"deleted", key.second},
+                       {"canaries", members.size()},
+                       {"mean_exposure", exposure / n},
+                       {"mean_exposure_extrapolated", extrapolated / n},
+                       {"greedy_extracted", greedy},
+                       {"beam_extracted", beam},
+                       {"membership_auc", std::isnan(a) ? nlohmann::json() : nlohmann::json(a)}});
+  }
+  nlohmann::json out = {{"guarantee", LmRuntime::guarantee(name)}, {"by_repetitions", summary}, {"canaries", per}};
+  if (heldout && heldout->size() > 0) {
+    std::vector<TokenIds> rows;
+    const auto w = static_cast<size_t>(heldout->width);
+    for (size_t i = 0; i < heldout->size(); ++i) {
+      const auto* t = heldout->tokens.data() + i * w;
+      rows.emplace_back(t, t + heldout->lengths[i]);
+    }
+    double sum = 0.0;
+    int64_t count = 0;
+    for (const auto& lp : scorer.token_log_probs(rows)) {
+      sum += sum_of(lp);
+      count += static_cast<int64_t>(lp.size());
+    }
+    out["heldout_perplexity"] = std::exp(-sum / static_cast<double>(std::max<int64_t>(count, 1)));
+    out["heldout_rows"] = heldout->size();
+    out["heldout_tokens"] = count;
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json audit(const AuditRequest& req) {
+  if (req.secrets.empty()) throw UsageError("--secrets is required (the canaries file of scripts/make-lm-corpus.sh)");
+  if (req.candidates < 100 || req.candidates > 10000000) throw UsageError("--candidates must be in 100..10000000");
+  if (req.beam < 1 || req.beam > 1000) throw UsageError("--beam must be in 1..1000");
+  if (req.model != "both" && req.model != "student" && req.model != "teachers") {
+    throw UsageError("--model must be student, teachers or both, not '" + req.model + "'");
+  }
+  require_closed_world(req.run_dir);
+  const RunDir run(req.run_dir, nullptr);
+  const Manifest m = load_manifest(req.run_dir);
+  const Config c = load_run_config(run, m);
+  set_compute_threads(c.train.threads);
+  const auto rt = LmRuntime::load(run, m, c);
+  const auto canaries = read_secrets(req.secrets, m);
+  std::unique_ptr<Dataset> heldout;
+  if (!c.data.test.empty()) {
+    heldout = std::make_unique<Dataset>(load_source(c.data, Split::kTest));
+    if (req.heldout_rows > 0 && static_cast<int64_t>(heldout->size()) > req.heldout_rows) {
+      std::vector<size_t> first(static_cast<size_t>(req.heldout_rows));
+      for (size_t i = 0; i < first.size(); ++i) first[i] = i;
+      *heldout = heldout->select(first);
+    }
+  }
+  nlohmann::json models;
+  std::vector<std::string> names;
+  if (req.model != "teachers" && m.student) names.push_back("student");
+  if (req.model == "student" && !m.student) throw UsageError("run '" + req.run_dir + "' has no student (loo.student is off)");
+  if (req.model != "student") names.push_back("teachers");
+  for (const auto& name : names) {
+    models[name] = audit_model(name, rt->scorer(name), rt->tokenizer(), canaries, req, heldout.get());
+  }
+  return {{"run_dir", req.run_dir},
+          {"last_applied_request", m.last_seq},
+          {"student_generation", m.student ? nlohmann::json(m.student->generation) : nlohmann::json()},
+          {"candidates", req.candidates},
+          {"seed", req.seed},
+          {"beam", req.beam},
+          {"expected_exposure_unseen", 1.0 / std::log(2.0)},
+          {"models", models}};
+}
+
+}  // namespace sisa
