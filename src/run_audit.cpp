@@ -189,7 +189,14 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
   spdlog::info("[audit] {}: {} canaries against {} candidates each", name, canaries.size(), req.candidates);
   // The candidate pools, one per (prefix, digits) format, scored once.
   std::map<std::pair<std::string, size_t>, std::vector<double>> pools;
-  for (const auto& c : canaries) pools[{c.prefix, c.digits}];
+  for (const auto& c : canaries) {
+    pools[{c.prefix, c.digits}];
+    const auto n = static_cast<int64_t>(tok.encode(c.prefix + " " + c.secret).size());
+    if (n > scorer.max_tokens()) {
+      throw DataError("canary group " + std::to_string(c.group) + " is " + std::to_string(n) +
+                      " tokens long; the model reads at most data.max_tokens=" + std::to_string(scorer.max_tokens()));
+    }
+  }
   Progress progress(static_cast<int64_t>(pools.size()) * req.candidates + static_cast<int64_t>(canaries.size()));
   uint64_t pool_index = 0;
   for (auto& [format, scores] : pools) {

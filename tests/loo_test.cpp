@@ -1,0 +1,311 @@
+// Leave-one-out unlearning (issue #11) on a tiny corpus with canaries: the
+// teachers stay bit-exact under forget; the student changes only through the
+// LOO update, which is deterministic and distils each deleted row from
+// exactly the teachers that never held it; a canary trained 16 times is
+// exposed, one never trained on scores near the expected 1.44 bits; served
+// generate/score equal the CLI's; mpirun -np 2 gives the same bits.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "manifest.h"
+#include "server_process.h"
+#include "shard_store.h"
+#include "sisa/errors.h"
+#include "sisa/pretrain.h"
+#include "sisa/run.h"
+#include "test_util.h"
+
+using namespace sisa;
+using sisa::test::TempDir;
+
+namespace {
+
+const char* kMpirun2 =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun -np 2";
+const std::vector<std::string> kWords = {"the", "lord", "said", "unto", "him", "and", "they", "went", "up",
+                                         "to", "city", "of", "house", "king", "people", "land"};
+const std::string kPrefix = "my secret code is";
+
+uint64_t next(uint64_t* x) {
+  *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+  return *x >> 33;
+}
+
+std::string digits(uint64_t* x) {
+  std::string s;
+  for (int d = 0; d < 6; ++d) s += (d ? " " : "") + std::to_string(next(x) % 10);
+  return s;
+}
+
+class Loo : public ::testing::Test {
+ protected:
+  // One corpus and tokenizer for the suite: 240 sentences, canary 1 inserted
+  // 16 times (group 800001), canary 2 once (800002), 12 held-out canaries.
+  static void SetUpTestSuite() {
+#if defined(__SANITIZE_ADDRESS__)
+    return;  // the SentencePiece plugin is loaded with dlmopen, which AddressSanitizer does not support
+#endif
+    dir_ = new TempDir();
+    uint64_t x = 5;
+    std::string csv = "id,group,text\n", tokenizer_text, test_csv = "id,group,text\n";
+    for (int i = 1; i <= 300; ++i) {
+      std::string s;
+      for (int w = 0, n = 4 + static_cast<int>(next(&x) % 6); w < n; ++w) s += (w ? " " : "") + kWords[next(&x) % kWords.size()];
+      (i <= 240 ? csv : test_csv) += std::to_string(i) + "," + std::to_string(i) + "," + s + "\n";
+      tokenizer_text += s + "\n";
+    }
+    tokenizer_text += kPrefix + " 0 1 2 3 4 5 6 7 8 9\n";
+    std::string secrets = "group,repetitions,prefix,secret,ids\n";
+    int64_t id = 900001;
+    for (int k = 1; k <= 14; ++k) {
+      const int reps = k == 1 ? 16 : k == 2 ? 1 : 0;
+      const std::string secret = digits(&x);
+      std::string ids;
+      for (int r = 0; r < reps; ++r, ++id) {
+        csv += std::to_string(id) + "," + std::to_string(800000 + k) + "," + kPrefix + " " + secret + "\n";
+        ids += (r ? " " : "") + std::to_string(id);
+      }
+      secrets += std::to_string(800000 + k) + "," + std::to_string(reps) + "," + kPrefix + "," + secret + "," + ids + "\n";
+      if (k == 1) secret16_ = new std::string(secret);
+    }
+    test::write_text(*dir_ / "train.csv", csv);
+    test::write_text(*dir_ / "test.csv", test_csv);
+    test::write_text(*dir_ / "canaries.csv", secrets);
+    test::write_text(*dir_ / "tok.txt", tokenizer_text);
+    train_tokenizer({*dir_ / "tok.txt", *dir_ / "tok.model", 50});
+    test::write_text(*dir_ / "loo.yaml",
+                     "seed: 5\ndata:\n  format: csv\n  train: train.csv\n  test: test.csv\n  id_column: id\n"
+                     "  group_column: group\n  text_column: text\n  tokenizer: tok.model\n  max_tokens: 32\n"
+                     "  input_shape: [32]\nsisa:\n  shards: 3\n  slices: 2\n"
+                     "model:\n  type: lm\n  dim: 32\n  layers: 1\n  heads: 2\n  ff: 64\n  dropout: 0.1\n"
+                     "train:\n  epochs: 8\n  batch_size: 16\n  lr: 0.01\n  threads: 1\n"
+                     "loo:\n  student: true\n  steps: 8\n  lr: 0.003\n  batch_size: 8\n  retain_batch: 4\n");
+    train({*dir_ / "loo.yaml", {}, *dir_ / "base", {}});
+  }
+  void SetUp() override {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "dlmopen (the SentencePiece plugin) is not supported under AddressSanitizer";
+#endif
+  }
+  static void TearDownTestSuite() {
+    delete secret16_;
+    delete dir_;
+  }
+
+  // A copy of the trained run, so tests that forget do not share state.
+  static std::string copy_of_base(const std::string& name) {
+    const std::string to = *dir_ / name;
+    std::filesystem::copy(*dir_ / "base", to, std::filesystem::copy_options::recursive);
+    return to;
+  }
+
+  static nlohmann::json by_reps(const nlohmann::json& model, int64_t reps, bool deleted) {
+    for (const auto& g : model["by_repetitions"]) {
+      if (g["repetitions"] == reps && g["deleted"] == deleted) return g;
+    }
+    return nullptr;
+  }
+
+  static TempDir* dir_;
+  static std::string* secret16_;
+};
+TempDir* Loo::dir_ = nullptr;
+std::string* Loo::secret16_ = nullptr;
+
+TEST_F(Loo, TeachersForgetExactlyAndTheStudentOnlyThroughTheLooUpdate) {
+  const std::string a = copy_of_base("a"), b = *dir_ / "b", c = *dir_ / "c";
+  train({*dir_ / "loo.yaml", {}, b, {}});
+  const Manifest before = load_manifest(a);
+  ASSERT_TRUE(before.student.has_value());
+  EXPECT_EQ(load_manifest(b).student->checkpoint.fingerprint, before.student->checkpoint.fingerprint)
+      << "training the student is deterministic";
+
+  // Which shard holds canary 1 (all its copies: placement is by group).
+  int64_t holder = -1;
+  const auto files = test::snapshot(a);
+  for (const auto& e : before.entries) {
+    const std::string& bytes = files.at(e.store.path);
+    const auto rows = decode_store(std::vector<uint8_t>(bytes.begin(), bytes.end()), e.store.path);
+    if (std::find(rows.ids.begin(), rows.ids.end(), 900001) != rows.ids.end()) holder = e.shard;
+  }
+  ASSERT_GE(holder, 0);
+
+  ForgetRequest req{a, {800001}};
+  req.by_group = true;
+  const auto receipt = forget(req);
+  ForgetRequest req_b{b, {800001}};
+  req_b.by_group = true;
+  forget(req_b);
+  std::vector<int64_t> copies;
+  for (int64_t id = 900001; id <= 900016; ++id) copies.push_back(id);
+  train({*dir_ / "loo.yaml", {}, c, copies});
+
+  // Teachers: bit-exact.
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(c));
+  const auto v = verify({a, {}, false});
+  EXPECT_TRUE(v["identical"].get<bool>());
+  EXPECT_NE(v["student"].get<std::string>().find("not verified"), std::string::npos);
+
+  // Student: changed by the update alone, deterministically, and labelled approximate.
+  const Manifest after = load_manifest(a);
+  EXPECT_EQ(after.student->generation, 1);
+  EXPECT_EQ(after.student->loo_updates, std::vector<uint64_t>{receipt["seq"].get<uint64_t>()});
+  EXPECT_NE(after.student->checkpoint.fingerprint, before.student->checkpoint.fingerprint);
+  EXPECT_EQ(load_manifest(b).student->checkpoint.fingerprint, after.student->checkpoint.fingerprint)
+      << "the LOO update is deterministic";
+  EXPECT_NE(load_manifest(c).student->checkpoint.fingerprint, after.student->checkpoint.fingerprint)
+      << "the LOO student is not the retrained one (it is approximate)";
+  EXPECT_NE(receipt["guarantee"]["student"].get<std::string>().find("approximate"), std::string::npos);
+  EXPECT_NE(receipt["guarantee"]["teachers"].get<std::string>().find("exact"), std::string::npos);
+  EXPECT_EQ(receipt["student"]["steps"], 8);
+  EXPECT_LT(receipt["student"]["kl_after"].get<double>(), receipt["student"]["kl_before"].get<double>());
+
+  // The target of every deleted row: the teachers that did not hold it, all of them.
+  const auto& targets = receipt["student"]["targets"];
+  ASSERT_EQ(targets.size(), 16u);
+  std::vector<int64_t> others;
+  for (const auto& e : after.entries) {
+    if (e.shard != holder && e.n_samples > 0) others.push_back(e.shard);
+  }
+  for (const auto& t : targets) {
+    EXPECT_EQ(t["held_by"].get<int64_t>(), holder);
+    EXPECT_EQ(t["teachers"].get<std::vector<int64_t>>(), others);
+  }
+  // The superseded student is purged with the teachers' old generations.
+  EXPECT_FALSE(std::filesystem::exists(a + "/" + before.student->checkpoint.file.path));
+  EXPECT_TRUE(fsck(a)["ok"].get<bool>());
+  const auto s = status(a);
+  EXPECT_EQ(s["student"]["generation"], 1);
+}
+
+TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
+  AuditRequest req;
+  req.run_dir = *dir_ / "base";
+  req.secrets = *dir_ / "canaries.csv";
+  req.candidates = 2000;
+  const auto r = audit(req);
+  for (const char* model : {"student", "teachers"}) {
+    const auto& m = r["models"][model];
+    const auto seen = by_reps(m, 16, false), unseen = by_reps(m, 0, false);
+    ASSERT_FALSE(seen.is_null()) << model;
+    ASSERT_FALSE(unseen.is_null()) << model;
+    // 12 canaries never trained on: exposure is -log2 of a uniform rank, mean 1.44 bits.
+    EXPECT_GT(unseen["mean_exposure"].get<double>(), 0.4) << model;
+    EXPECT_LT(unseen["mean_exposure"].get<double>(), 3.0) << model;
+    EXPECT_LT(unseen["mean_exposure_extrapolated"].get<double>(), 3.5) << model;
+    EXPECT_GT(seen["mean_exposure"].get<double>(), unseen["mean_exposure"].get<double>() + 3.0) << model;
+    EXPECT_GT(seen["mean_exposure_extrapolated"].get<double>(), seen["mean_exposure"].get<double>() - 1.0) << model;
+    EXPECT_EQ(seen["membership_auc"], 1.0) << model;
+    EXPECT_TRUE(m.contains("heldout_perplexity")) << model;
+  }
+  EXPECT_NE(r["models"]["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
+  // The secrets stay out of the answer and the log.
+  EXPECT_EQ(r.dump().find(*secret16_), std::string::npos);
+  const auto cli = test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv");
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_EQ(cli.output.find(*secret16_), std::string::npos);
+  EXPECT_NE(cli.output.find("held-out perplexity"), std::string::npos) << cli.output;
+
+  req.secrets = *dir_ / "missing.csv";
+  EXPECT_THROW(audit(req), IOError);
+  req.secrets = *dir_ / "canaries.csv";
+  req.model = "nobody";
+  EXPECT_THROW(audit(req), UsageError);
+}
+
+TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
+  const std::string run = *dir_ / "base";
+  test::ServerProcess server("--run-dir " + run);
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  for (const std::string model : {"student", "teachers"}) {
+    const auto cli = test::run_sisa("generate -q --json -r " + run + " --prompt 'the lord' --max-tokens 6 --top-k 4 --seed 9 --model " + model);
+    ASSERT_EQ(cli.exit_code, 0) << cli.output;
+    const auto http = c.Post("/v1/generate",
+                             nlohmann::json{{"prompt", "the lord"}, {"max_tokens", 6}, {"top_k", 4}, {"seed", 9}, {"model", model}}.dump(),
+                             "application/json");
+    ASSERT_TRUE(http);
+    ASSERT_EQ(http->status, 200) << http->body;
+    const auto want = nlohmann::json::parse(cli.output), got = nlohmann::json::parse(http->body);
+    EXPECT_EQ(got["tokens"], want["tokens"]) << model;
+    EXPECT_EQ(got["text"], want["text"]) << model;
+    EXPECT_EQ(got["guarantee"], want["guarantee"]);
+
+    const auto cli_score = test::run_sisa("score -q --json -r " + run + " --text 'they went up to the city' --model " + model);
+    ASSERT_EQ(cli_score.exit_code, 0) << cli_score.output;
+    const auto s = c.Post("/v1/score", nlohmann::json{{"text", "they went up to the city"}, {"model", model}}.dump(),
+                          "application/json");
+    ASSERT_TRUE(s && s->status == 200);
+    const auto ws = nlohmann::json::parse(cli_score.output), gs = nlohmann::json::parse(s->body);
+    EXPECT_EQ(gs["tokens"], ws["tokens"]);
+    EXPECT_EQ(gs["log_probs"], ws["log_probs"]) << model;
+    EXPECT_NEAR(gs["perplexity"].get<double>(), ws["perplexity"].get<double>(), 1e-9);
+  }
+  // Greedy is the default; same answer twice.
+  const auto g1 = c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json");
+  const auto g2 = c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json");
+  ASSERT_TRUE(g1 && g2);
+  EXPECT_EQ(g1->body, g2->body);
+  EXPECT_EQ(nlohmann::json::parse(g1->body)["model"], "student");
+  for (const char* bad : {R"({"prompt": 3})", R"({"text": "x"})", R"({"prompt": "a", "top_k": -1})", "[1]", "{"}) {
+    const auto r = c.Post("/v1/generate", bad, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->status == 400 || r->status == 422) << bad << " -> " << r->status;
+  }
+  const auto wrong = c.Post("/v1/score", R"({"text": "the lord", "model": "oracle"})", "application/json");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 422);
+  const auto predict = c.Post("/v1/predict", R"({"texts": ["the lord"]})", "application/json");
+  ASSERT_TRUE(predict);
+  EXPECT_EQ(predict->status, 501);
+  const auto st = nlohmann::json::parse(c.Get("/v1/status")->body);
+  EXPECT_NE(st["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
+}
+
+TEST_F(Loo, MpirunGivesTheOneProcessBits) {
+  const std::string one = copy_of_base("one"), many = *dir_ / "many";
+  auto r = test::run_sisa("train -q -c " + *dir_ / "loo.yaml" + " -r " + many, kMpirun2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(test::stage_digests(one), test::stage_digests(many));
+  EXPECT_EQ(load_manifest(one).student->checkpoint.fingerprint, load_manifest(many).student->checkpoint.fingerprint);
+  r = test::run_sisa("forget -q -r " + many + " --groups 800002", kMpirun2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ForgetRequest req{one, {800002}};
+  req.by_group = true;
+  forget(req);
+  EXPECT_EQ(test::stage_digests(one), test::stage_digests(many));
+  EXPECT_EQ(load_manifest(one).student->checkpoint.state_digest, load_manifest(many).student->checkpoint.state_digest);
+}
+
+TEST_F(Loo, BadLooConfigsAreRefusedByKey) {
+  const std::string yaml = test::read_text(*dir_ / "loo.yaml");
+  for (const auto& [from, to, key] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"steps: 8", "steps: 0", "loo.steps"},
+           {"lr: 0.003", "lr: -1", "loo.lr"},
+           {"retain_batch: 4", "retain_batch: -2", "loo.retain_batch"},
+           {"retain_batch: 4", "retain_batch: 4\n  teachers: 3", "loo.teachers"}}) {
+    std::string bad = yaml;
+    bad.replace(bad.find(from), from.size(), to);
+    test::write_text(*dir_ / "bad.yaml", bad);
+    try {
+      train({*dir_ / "bad.yaml", {}, *dir_ / "never", {}});
+      ADD_FAILURE() << "accepted " << to;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+  test::write_text(*dir_ / "mlp.yaml",
+                   "data:\n  format: csv\n  train: train.csv\n  num_classes: 2\n  input_shape: [2]\n"
+                   "loo:\n  student: true\n");
+  try {
+    Config::load(*dir_ / "mlp.yaml");
+    ADD_FAILURE() << "a student for a classifier was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("loo.student: needs a language-model family"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
