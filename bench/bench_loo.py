@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Leave-one-out unlearning on the KJV canary corpus (issue #11), M=4 teachers.
+
+Trains configs/kjv-loo.yaml (teachers, then the student), audits, forgets
+every inserted canary (one request, by group), audits again, then trains the
+same config without the canary rows (`--exclude-ids`) for the gold standard:
+a student retrained from scratch without them. Reports for canaries repeated
+1, 4 and 16 times: mean exposure (sampled and skew-normal extrapolated),
+greedy and beam extraction, membership AUC, for (a) the student before
+deletion, (b) the student after the LOO update, (c) the retrained student,
+(d) the teachers' ensemble after the exact deletion; held-out perplexity of
+each; the LOO update's wall time against retraining the student.
+
+Writes docs/data/loo.json and prints Markdown. Needs data/kjv-canaries.csv and
+data/kjv.tokenizer.model (examples/loo/run.sh makes them; so does this script).
+Standard library only.
+
+Usage: python3 bench/bench_loo.py [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import machine, run  # noqa: E402
+
+CONFIG = "configs/kjv-loo.yaml"
+
+
+def audit(sisa, run_dir, candidates):
+    result, wall = run([sisa, "audit", "-q", "--json", "-r", run_dir, "--secrets", "data/canaries.csv",
+                        "--candidates", str(candidates)])
+    result["wall_seconds"] = wall
+    return result
+
+
+def rows(model, deleted):
+    """{repetitions: summary} for canaries inserted that many times (held-out ones: 0)."""
+    out = {}
+    for g in model["by_repetitions"]:
+        if g["repetitions"] == 0 or g["deleted"] == deleted:
+            out[g["repetitions"]] = g
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sisa", default="build/sisa")
+    ap.add_argument("--work", default="/tmp/sisa-loo")
+    ap.add_argument("--candidates", type=int, default=10000)
+    ap.add_argument("--out", default="docs/data/loo.json")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not os.path.exists("data/kjv-canaries.csv"):
+        subprocess.run(["bash", "scripts/make-lm-corpus.sh", "data/kjv-canaries.csv", "--tokenizer-text",
+                        "data/kjv-tokenizer.txt"], check=True)
+    if not os.path.exists("data/kjv.tokenizer.model"):
+        subprocess.run([a.sisa, "tokenizer", "-q", "--corpus", "data/kjv-tokenizer.txt", "--vocab-size", "2000",
+                        "-o", "data/kjv.tokenizer.model"], check=True)
+    subprocess.run(["rm", "-rf", a.work], check=True)
+    os.makedirs(a.work)
+    with open("data/canaries.csv") as f:
+        header, *lines = [line.rstrip("\n").split(",") for line in f]
+    groups = [l[0] for l in lines if int(l[1]) > 0]
+    copies = [i for l in lines for i in l[4].split()]
+    with open(os.path.join(a.work, "canary-ids.txt"), "w") as f:
+        f.write("\n".join(copies) + "\n")
+
+    loo_run, gold_run = os.path.join(a.work, "loo"), os.path.join(a.work, "gold")
+    print("train (teachers + student)", file=sys.stderr)
+    trained, train_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", loo_run])
+    print("audit before", file=sys.stderr)
+    before = audit(a.sisa, loo_run, a.candidates)
+    print("forget every inserted canary", file=sys.stderr)
+    receipt, forget_wall = run([a.sisa, "forget", "-q", "--json", "-r", loo_run, "--groups", ",".join(groups)])
+    print("audit after", file=sys.stderr)
+    after = audit(a.sisa, loo_run, a.candidates)
+    print("train without the canaries (the gold standard)", file=sys.stderr)
+    gold_trained, gold_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", gold_run, "--exclude-ids",
+                                   os.path.join(a.work, "canary-ids.txt")])
+    gold = audit(a.sisa, gold_run, a.candidates)
+    same_teachers = subprocess.run(
+        [a.sisa, "status", "-q", "--json", "-r", loo_run], capture_output=True, text=True).stdout
+    gold_status = subprocess.run([a.sisa, "status", "-q", "--json", "-r", gold_run], capture_output=True, text=True).stdout
+    fingerprints = lambda s: [x["state_digest"] for x in json.loads(s)["shard_status"]]  # noqa: E731
+    columns = {
+        "a_student_before": (before["models"]["student"], False),
+        "b_student_after_loo": (after["models"]["student"], True),
+        "c_student_retrained": (gold["models"]["student"], False),
+        "d_teachers_after_exact": (after["models"]["teachers"], True),
+        "teachers_before": (before["models"]["teachers"], False),
+    }
+    result = {
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "config": CONFIG,
+        "candidates": a.candidates,
+        "samples": trained["samples"],
+        "train_seconds": trained["total_seconds"],
+        "student_train_seconds": trained["student"]["seconds"],
+        "gold_student_train_seconds": gold_trained["student"]["seconds"],
+        "forget_seconds": receipt["seconds"],
+        "teachers_retrain_seconds": receipt["retrain_phase_seconds"],
+        "loo_update_seconds": receipt["student"]["seconds"],
+        "loo": {k: receipt["student"][k] for k in ("steps", "lr", "retain_batch", "kl_before", "kl_after")},
+        "deleted_rows": receipt["deleted_count"],
+        "teachers_equal_gold": fingerprints(same_teachers) == fingerprints(gold_status),
+        "columns": {},
+    }
+    for name, (model, deleted) in columns.items():
+        result["columns"][name] = {"heldout_perplexity": model.get("heldout_perplexity"),
+                                   "by_repetitions": rows(model, deleted)}
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+
+    print(f"Machine: {result['machine']}; {result['date']}; {CONFIG}; {result['samples']} rows; "
+          f"{a.candidates} candidates per canary.\n")
+    print("| model | reps | exposure (sampled) | exposure (skew-normal) | greedy extracted | beam extracted | "
+          "membership AUC | held-out perplexity |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, col in result["columns"].items():
+        for reps in sorted(col["by_repetitions"], key=int):
+            g = col["by_repetitions"][reps]
+            auc = "-" if g["membership_auc"] is None else f"{g['membership_auc']:.2f}"
+            print(f"| {name} | {reps} | {g['mean_exposure']:.2f} | {g['mean_exposure_extrapolated']:.2f} | "
+                  f"{g['greedy_extracted']}/{g['canaries']} | {g['beam_extracted']}/{g['canaries']} | {auc} | "
+                  f"{col['heldout_perplexity']:.2f} |")
+    ratio = result["gold_student_train_seconds"] / result["loo_update_seconds"]
+    print(f"\nLOO update {result['loo_update_seconds']:.1f} s; retraining the student "
+          f"{result['gold_student_train_seconds']:.0f} s ({ratio:.0f}x); teachers' exact retrain "
+          f"{result['teachers_retrain_seconds']:.0f} s; teachers equal the gold run's: {result['teachers_equal_gold']}")
+
+
+if __name__ == "__main__":
+    main()
