@@ -55,7 +55,7 @@ Dataset load_all_rows(const RunDir& run, const Manifest& m) {
   return all;
 }
 
-StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m) {
+StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m, int64_t generation) {
   Dataset rows = load_all_rows(run, m);
   const auto n = static_cast<int64_t>(rows.size());
   const std::string digest = ids_hash(rows.ids);
@@ -68,7 +68,8 @@ StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manif
     spdlog::info("[student] epoch {}/{} loss {:.4f} {}% {}", epoch, epochs, loss, progress.percent(), progress.eta());
   });
   StudentEntry s;
-  s.checkpoint = write_student(run, m, 0, n, digest, state);
+  s.generation = generation;
+  s.checkpoint = write_student(run, m, generation, n, digest, state);
   return s;
 }
 

@@ -27,8 +27,8 @@ std::string student_file(int64_t generation);
 Dataset load_all_rows(const RunDir& run, const Manifest& m);
 
 // Trains the student on every row of `m`'s shards and writes its checkpoint
-// (generation 0).
-StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m);
+// as `generation` (train: 0; repair of a damaged student: the next one).
+StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m, int64_t generation = 0);
 
 // The deleted rows of one shard, for the student's update.
 struct DeletedRows {

@@ -72,6 +72,18 @@ int64_t check_shards(const RunDir& run, const Manifest& m, bool config_ok, std::
       });
     }
   }
+  if (m.student) {
+    // The LOO student: intact, and the model the manifest names. (It cannot be
+    // rebuilt: its updates read teachers of generations since purged.)
+    guard(problems, [&] {
+      const CheckpointRef& ref = m.student->checkpoint;
+      const ModelState s = decode_checkpoint(read_verified(run, ref.file), run.path(ref.file.path));
+      ++checked;
+      if (s.state_digest() != ref.state_digest || s.fingerprint() != ref.fingerprint) {
+        throw CorruptionError(run.path(ref.file.path) + ": digests differ from MANIFEST.json");
+      }
+    });
+  }
   return checked;
 }
 

@@ -13,6 +13,7 @@
 #include "environment.h"
 #include "deletion_tx.h"
 #include "fs.h"
+#include "loo_student.h"
 #include "run_common.h"
 #include "run_seams.h"
 #include "shard_jobs.h"
@@ -234,9 +235,23 @@ nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
     repaired.push_back({{"shard", e.shard}, {"store_rebuilt", !plans[i].store_ok}, {"from_stage", plans[i].first_bad},
                         {"generation", e.generation}, {"rank", results[i].rank}});
   }
-  if (!repaired.empty()) save_manifest(*run.env, run.root, m);
+  // A damaged LOO student cannot be rebuilt as it was (its updates read
+  // teachers of purged generations): it is retrained on the rows the run
+  // holds now, which is what a train without the deleted rows would give.
+  nlohmann::json student = nullptr;
+  if (m.student) {
+    try {
+      load_checkpoint(run, m.student->checkpoint);
+    } catch (const CorruptionError& e) {
+      spdlog::warn("{}: retraining the student on the rows the run holds now", e.what());
+      m.student = train_student_entry(run, c, m, m.student->generation + 1);
+      student = {{"retrained", true}, {"generation", m.student->generation},
+                 {"note", "the damaged student was replaced by one retrained without every deleted row"}};
+    }
+  }
+  if (!repaired.empty() || !student.is_null()) save_manifest(*run.env, run.root, m);
   auto recovered = recover_locked(run, m, c, {}, seams.runner);
-  return {{"repaired_shards", repaired}, {"recovered", recovered}, {"log", log_report}};
+  return {{"repaired_shards", repaired}, {"recovered", recovered}, {"log", log_report}, {"student", student}};
 }
 
 }  // namespace sisa

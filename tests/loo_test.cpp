@@ -10,7 +10,10 @@
 #include <cmath>
 #include <set>
 
+#include "deletion_log.h"
+#include "fault_env.h"
 #include "manifest.h"
+#include "run_seams.h"
 #include "server_process.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
@@ -278,6 +281,59 @@ TEST_F(Loo, MpirunGivesTheOneProcessBits) {
   forget(req);
   EXPECT_EQ(test::stage_digests(one), test::stage_digests(many));
   EXPECT_EQ(load_manifest(one).student->checkpoint.state_digest, load_manifest(many).student->checkpoint.state_digest);
+}
+
+// A crash at any durable step of a deletion with a student, then recovery:
+// the request is either not acknowledged (nothing changed) or applied exactly
+// once, teachers and student together, with the student the uninterrupted
+// update would give (the update is deterministic).
+TEST_F(Loo, ACrashAnywhereInALooDeletionIsFinishedByRecovery) {
+  const std::string counted = copy_of_base("counted");
+  ForgetRequest req{counted, {800002}};
+  req.by_group = true;
+  test::FaultEnv counter(-1, test::FaultEnv::Mode::kCrash);
+  forget(req, RunSeams{&counter, nullptr});
+  const Manifest done = load_manifest(counted), untouched = load_manifest(*dir_ / "base");
+  const auto applied = test::stage_digests(counted), original = test::stage_digests(*dir_ / "base");
+  int accepted = 0;
+  for (int64_t k = 1; k <= counter.steps(); ++k) {
+    const std::string run = copy_of_base("crash-" + std::to_string(k));
+    test::FaultEnv env(k, test::FaultEnv::Mode::kCrash);
+    req.run_dir = run;
+    EXPECT_THROW(forget(req, RunSeams{&env, nullptr}), test::InjectedCrash) << "step " << k;
+    recover({run});
+    const Manifest m = load_manifest(run);
+    const bool was_accepted = !read_log(run + "/deletions.log").records.empty();
+    accepted += was_accepted;
+    EXPECT_EQ(test::stage_digests(run), was_accepted ? applied : original) << "step " << k;
+    EXPECT_EQ(m.student->checkpoint.state_digest,
+              (was_accepted ? done : untouched).student->checkpoint.state_digest)
+        << "step " << k;
+    EXPECT_TRUE(fsck(run)["ok"].get<bool>()) << "step " << k;
+    std::filesystem::remove_all(run);
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_LT(accepted, counter.steps());
+}
+
+// A damaged student is reported by fsck and retrained by repair on the rows
+// the run holds (here all of them: the same bits as at train).
+TEST_F(Loo, ADamagedStudentIsReportedAndRetrainedByRepair) {
+  const std::string run = copy_of_base("damaged");
+  const Manifest m = load_manifest(run);
+  const std::string file = run + "/" + m.student->checkpoint.file.path;
+  std::string bytes = test::read_text(file);
+  bytes[bytes.size() / 2] ^= 1;
+  test::write_text(file, bytes);
+  const auto check = fsck(run);
+  EXPECT_FALSE(check["ok"].get<bool>());
+  EXPECT_NE(check["problems"].dump().find("student/"), std::string::npos) << check.dump();
+  const auto r = repair({run});
+  EXPECT_TRUE(r["student"]["retrained"].get<bool>());
+  const Manifest after = load_manifest(run);
+  EXPECT_EQ(after.student->generation, 1);
+  EXPECT_EQ(after.student->checkpoint.fingerprint, m.student->checkpoint.fingerprint);
+  EXPECT_TRUE(fsck(run)["ok"].get<bool>());
 }
 
 TEST_F(Loo, BadLooConfigsAreRefusedByKey) {
