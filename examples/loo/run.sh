@@ -6,8 +6,8 @@
 # are retrained exactly, the student is fine-tuned toward the teachers that
 # never saw the canaries, and the audit measures how well it forgot.
 # Usage: bash examples/loo/run.sh [--quick]
-#   --quick: 3000 verses, a smaller model and 1000 candidates (about a minute)
-#   full: configs/kjv-loo.yaml on the whole corpus (about 25 minutes on 2 cores)
+#   --quick: 3000 verses, a smaller model and 1000 candidates (about 90 s)
+#   full: configs/kjv-loo.yaml on the whole corpus (17 minutes on 2 cores)
 # Env: SISA (default build/sisa), WORK (default runs/examples/loo)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
