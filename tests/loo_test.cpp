@@ -268,6 +268,35 @@ TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
   EXPECT_NE(st["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
 }
 
+// POST /v1/forget on a language-model run is the LOO deletion: the served
+// student is the updated one as soon as the request is `applied`.
+TEST_F(Loo, ServeForgetsWithTheLooUpdate) {
+  const std::string run = copy_of_base("served-forget");
+  const std::string token = "a-token-of-sixteen-chars";
+  test::write_text(*dir_ / "token", token + "\n");
+  std::filesystem::permissions(*dir_ / "token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string twin = copy_of_base("served-twin");
+  ForgetRequest req{twin, {800002}};
+  req.by_group = true;
+  forget(req);  // what the server must publish
+  test::ServerProcess server("-q --run-dir " + run + " --token-file " + *dir_ / "token");
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  const auto r = c.Post("/v1/forget", {{"Authorization", "Bearer " + token}}, R"({"groups": [800002]})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const auto done = test::wait_applied(c, nlohmann::json::parse(r->body)["id"].get<uint64_t>());
+  ASSERT_EQ(done["state"], "applied") << done.dump();
+  EXPECT_NE(done["receipt"]["guarantee"]["student"].get<std::string>().find("approximate"), std::string::npos);
+  const auto st = nlohmann::json::parse(c.Get("/v1/status")->body);
+  EXPECT_EQ(st["student"]["generation"], 1);
+  const auto g = nlohmann::json::parse(c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json")->body);
+  EXPECT_EQ(g["last_applied_request"], 1);
+  server.stop();
+  EXPECT_EQ(load_manifest(run).student->checkpoint.state_digest, load_manifest(twin).student->checkpoint.state_digest);
+  EXPECT_EQ(test::stage_digests(run), test::stage_digests(twin));
+}
+
 TEST_F(Loo, MpirunGivesTheOneProcessBits) {
   const std::string one = copy_of_base("one"), many = *dir_ / "many";
   auto r = test::run_sisa("train -q -c " + *dir_ / "loo.yaml" + " -r " + many, kMpirun2);
