@@ -36,8 +36,13 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
     e->shards_.push_back(std::move(s));
   }
   if (c.data.unlabeled) {
-    // Language models answer generate and score, not predict.
-    e->language_models_ = LmRuntime::load(run, m, c);
+    // Language models answer generate and score, not predict (the states
+    // loaded above are the teachers).
+    std::vector<std::shared_ptr<const ModelState>> teachers;
+    for (const auto& s : e->shards_) {
+      if (s.state) teachers.push_back(s.state);
+    }
+    e->language_models_ = LmRuntime::load(run, m, c, teachers);
     return e;
   }
   e->stacked_ = StackedMlp::build(c, voting);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +21,12 @@ class Tokenizer;
 
 class LmRuntime {
  public:
-  // UsageError if the run's family is not a language model.
+  // UsageError if the run's family is not a language model. The teachers'
+  // final states are read from the run, or taken from `teachers` (the
+  // non-empty shards', in shard order) when the caller has them loaded.
   static std::shared_ptr<const LmRuntime> load(const RunDir& run, const Manifest& m, const Config& c);
+  static std::shared_ptr<const LmRuntime> load(const RunDir& run, const Manifest& m, const Config& c,
+                                               const std::vector<std::shared_ptr<const ModelState>>& teachers);
   ~LmRuntime();
 
   // model: "student" (the default when the run has one) or "teachers". UsageError otherwise.

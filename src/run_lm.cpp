@@ -19,14 +19,21 @@ namespace sisa {
 LmRuntime::~LmRuntime() = default;
 
 std::shared_ptr<const LmRuntime> LmRuntime::load(const RunDir& run, const Manifest& m, const Config& c) {
+  std::vector<std::shared_ptr<const ModelState>> teachers;
+  if (c.data.unlabeled) {
+    for (auto& t : load_teachers(run, m)) teachers.push_back(std::move(t.second));
+  }
+  return load(run, m, c, teachers);
+}
+
+std::shared_ptr<const LmRuntime> LmRuntime::load(const RunDir& run, const Manifest& m, const Config& c,
+                                                 const std::vector<std::shared_ptr<const ModelState>>& teachers) {
   if (!c.data.unlabeled) {
     throw UsageError("run '" + run.root + "' holds model family '" + c.model.type +
                      "', not a language model: generate and score need model.type: lm");
   }
   std::shared_ptr<LmRuntime> rt(new LmRuntime());
   rt->tokenizer_ = std::make_unique<Tokenizer>(c.data.tokenizer);
-  std::vector<std::shared_ptr<const ModelState>> teachers;
-  for (auto& t : load_teachers(run, m)) teachers.push_back(std::move(t.second));
   if (!teachers.empty()) rt->teachers_ = std::make_unique<LmScorer>(c, teachers);
   if (m.student) {
     rt->student_ = std::make_unique<LmScorer>(c, std::vector<std::shared_ptr<const ModelState>>{
