@@ -64,6 +64,21 @@ Dataset Dataset::select(const std::vector<size_t>& rows) const {
   return out;
 }
 
+void Dataset::append(const Dataset& other) {
+  if (ids.empty()) {
+    input = other.input;
+    width = other.width;
+    feature_width = other.feature_width;
+  }
+  ids.insert(ids.end(), other.ids.begin(), other.ids.end());
+  groups.insert(groups.end(), other.groups.begin(), other.groups.end());
+  labels.insert(labels.end(), other.labels.begin(), other.labels.end());
+  inputs.insert(inputs.end(), other.inputs.begin(), other.inputs.end());
+  tokens.insert(tokens.end(), other.tokens.begin(), other.tokens.end());
+  lengths.insert(lengths.end(), other.lengths.begin(), other.lengths.end());
+  weights.insert(weights.end(), other.weights.begin(), other.weights.end());
+}
+
 void Dataset::erase_rows(const std::vector<bool>& erase) {
   size_t out = 0;
   const size_t w = static_cast<size_t>(width);

@@ -14,18 +14,6 @@
 namespace sisa {
 namespace {
 
-void append_rows(Dataset* into, const Dataset& from) {
-  if (into->ids.empty()) {
-    into->input = from.input;
-    into->width = from.width;
-  }
-  into->ids.insert(into->ids.end(), from.ids.begin(), from.ids.end());
-  into->groups.insert(into->groups.end(), from.groups.begin(), from.groups.end());
-  into->labels.insert(into->labels.end(), from.labels.begin(), from.labels.end());
-  into->tokens.insert(into->tokens.end(), from.tokens.begin(), from.tokens.end());
-  into->lengths.insert(into->lengths.end(), from.lengths.begin(), from.lengths.end());
-}
-
 CheckpointRef write_student(const RunDir& run, const Manifest& m, int64_t generation, int64_t n_samples,
                             const std::string& ids_digest, const ModelState& state) {
   CheckpointRef ref;
@@ -44,15 +32,6 @@ std::string student_file(int64_t generation) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "student/student.g%lld.h5", static_cast<long long>(generation));
   return buf;
-}
-
-Dataset load_all_rows(const RunDir& run, const Manifest& m) {
-  Dataset all;
-  for (const auto& e : m.entries) {
-    if (e.n_samples > 0) append_rows(&all, load_store(run, e));
-  }
-  all.sort_by_id();
-  return all;
 }
 
 StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m, int64_t generation) {
@@ -94,7 +73,7 @@ nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit
   Dataset rows;
   LooInputs in;
   for (const auto& d : deleted) {
-    append_rows(&rows, *d.rows);
+    rows.append(*d.rows);
     in.holder.insert(in.holder.end(), d.rows->size(), d.shard);
   }
   in.deleted = &rows;

@@ -23,9 +23,6 @@ inline constexpr const char* kTeachersGuarantee = "exact (bit-identical to retra
 
 std::string student_file(int64_t generation);
 
-// Every row the run's shards hold, sorted by id (the student's corpus).
-Dataset load_all_rows(const RunDir& run, const Manifest& m);
-
 // Trains the student on every row of `m`'s shards and writes its checkpoint
 // as `generation` (train: 0; repair of a damaged student: the next one).
 StudentEntry train_student_entry(const RunDir& run, const Config& c, const Manifest& m, int64_t generation = 0);

@@ -118,6 +118,15 @@ Dataset load_store(const RunDir& run, const ShardEntry& e) {
   return decode_store(bytes, run.path(e.store.path));
 }
 
+Dataset load_all_rows(const RunDir& run, const Manifest& m) {
+  Dataset all;
+  for (const auto& e : m.entries) {
+    if (e.n_samples > 0) all.append(load_store(run, e));
+  }
+  all.sort_by_id();
+  return all;
+}
+
 ShardData make_shard_data(Dataset rows, const Config& c) {
   // Stores are written sorted; sorting again would copy every row.
   if (!std::is_sorted(rows.ids.begin(), rows.ids.end())) rows.sort_by_id();

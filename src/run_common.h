@@ -57,6 +57,9 @@ Config load_run_config(const RunDir& run, const Manifest& m);
 nlohmann::json load_receipt(const RunDir& run, const FileRef& ref);
 ModelState load_checkpoint(const RunDir& run, const CheckpointRef& ref);
 Dataset load_store(const RunDir& run, const ShardEntry& e);
+// Every row the run's shards hold now (deleted rows are gone from the
+// stores), sorted by id: `predict --split train` and the LOO student.
+Dataset load_all_rows(const RunDir& run, const Manifest& m);
 
 // Sorts by id and computes each row's slice from its placement key.
 ShardData make_shard_data(Dataset rows, const Config& c);

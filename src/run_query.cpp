@@ -34,20 +34,7 @@ size_t pending_count(const std::string& run_dir) {
 // The training samples the run holds now, from its own stores (deleted
 // samples are gone from them), in id order.
 Dataset remaining_training_data(const RunDir& run, const Manifest& m) {
-  Dataset all;
-  for (const auto& e : m.entries) {
-    Dataset d = load_store(run, e);
-    all.width = d.width;
-    all.input = d.input;
-    all.feature_width = d.feature_width;  // sisa-fc: the cached features come along
-    all.ids.insert(all.ids.end(), d.ids.begin(), d.ids.end());
-    all.groups.insert(all.groups.end(), d.groups.begin(), d.groups.end());
-    all.inputs.insert(all.inputs.end(), d.inputs.begin(), d.inputs.end());
-    all.tokens.insert(all.tokens.end(), d.tokens.begin(), d.tokens.end());
-    all.lengths.insert(all.lengths.end(), d.lengths.begin(), d.lengths.end());
-    all.labels.insert(all.labels.end(), d.labels.begin(), d.labels.end());
-  }
-  all.sort_by_id();
+  Dataset all = load_all_rows(run, m);
   if (all.size() == 0) throw NoModelError("every sample of the run has been deleted: no training data is left");
   return all;
 }

@@ -57,6 +57,9 @@ struct Dataset {
   Dataset select(const std::vector<size_t>& rows) const;
   // Removes the rows whose flag is set, in place (no copy of the kept rows).
   void erase_rows(const std::vector<bool>& erase);
+  // Appends the rows of `other`, of the same input kind and width (an empty
+  // dataset takes other's).
+  void append(const Dataset& other);
   // Sorts rows by id (the canonical order every stage starts from).
   void sort_by_id();
 };
