@@ -92,7 +92,7 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
     }
     Dataset rows = decode_store(bytes, run.path(e.store.path));
     std::vector<bool> erase(rows.size(), false);
-    ShardPlan sp{i, {}, c.sisa.slices + 1, {}};
+    ShardPlan sp{i, {}, c.sisa.slices + 1, {}, {}};
     for (size_t r = 0; r < rows.size(); ++r) {
       const int64_t k = rec.by_group ? rows.key(r) : rows.ids[r];
       if (keys.count(k)) {
