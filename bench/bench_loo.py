@@ -105,7 +105,7 @@ def main():
         "forget_seconds": receipt["seconds"],
         "teachers_retrain_seconds": receipt["retrain_phase_seconds"],
         "loo_update_seconds": receipt["student"]["seconds"],
-        "loo": {k: receipt["student"][k] for k in ("steps", "lr", "retain_batch", "kl_before", "kl_after")},
+        "loo": {k: receipt["student"][k] for k in ("steps", "lr", "temperature", "retain_batch", "kl_before", "kl_after")},
         "deleted_rows": receipt["deleted_count"],
         "teachers_equal_gold": fingerprints(same_teachers) == fingerprints(gold_status),
         "columns": {},
@@ -120,14 +120,16 @@ def main():
 
     print(f"Machine: {result['machine']}; {result['date']}; {CONFIG}; {result['samples']} rows; "
           f"{a.candidates} candidates per canary.\n")
-    print("| model | reps | exposure (sampled) | exposure (skew-normal) | greedy extracted | beam extracted | "
-          "membership AUC | held-out perplexity |")
+    print("| model | reps | exposure (sampled, +-SE) | exposure (skew-normal) | greedy extracted | beam extracted | "
+          "membership AUC (+-SE) | held-out perplexity |")
     print("|---|---|---|---|---|---|---|---|")
     for name, col in result["columns"].items():
         for reps in sorted(col["by_repetitions"], key=int):
             g = col["by_repetitions"][reps]
-            auc = "-" if g["membership_auc"] is None else f"{g['membership_auc']:.2f}"
-            print(f"| {name} | {reps} | {g['mean_exposure']:.2f} | {g['mean_exposure_extrapolated']:.2f} | "
+            se = lambda k: "-" if g.get(k) is None else f"{g[k]:.2f}"  # noqa: E731
+            auc = "-" if g["membership_auc"] is None else f"{g['membership_auc']:.2f} +-{se('membership_auc_standard_error')}"
+            print(f"| {name} | {reps} | {g['mean_exposure']:.2f} +-{se('mean_exposure_standard_error')} | "
+                  f"{g['mean_exposure_extrapolated']:.2f} | "
                   f"{g['greedy_extracted']}/{g['canaries']} | {g['beam_extracted']}/{g['canaries']} | {auc} | "
                   f"{col['heldout_perplexity']:.2f} |")
     ratio = result["gold_student_train_seconds"] / result["loo_update_seconds"]

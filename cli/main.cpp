@@ -236,17 +236,24 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       const auto r = sisa::audit(areq);
       std::string human = "audit of " + areq.run_dir + " (" + r["candidates"].dump() +
                           " candidates; a canary never trained on scores 1.44 bits on average)\n"
-                          "model     reps deleted canaries exposure extrapolated greedy beam  AUC";
+                          "model     reps deleted canaries exposure (+-SE) extrapolated greedy beam  AUC (+-SE)";
       for (const auto& [name, m] : r["models"].items()) {
         for (const auto& g : m["by_repetitions"]) {
-          char line[200];
-          std::snprintf(line, sizeof line, "\n%-9s %4lld %-7s %8lld %8.2f %12.2f %6lld %4lld  %s", name.c_str(),
-                        static_cast<long long>(g["repetitions"].get<int64_t>()), g["deleted"].get<bool>() ? "yes" : "no",
-                        static_cast<long long>(g["canaries"].get<int64_t>()), g["mean_exposure"].get<double>(),
+          const auto fixed2 = [](const nlohmann::json& x) {
+            if (x.is_null()) return std::string("-");
+            char s[32];
+            std::snprintf(s, sizeof s, "%.2f", x.get<double>());
+            return std::string(s);
+          };
+          char line[240];
+          std::snprintf(line, sizeof line, "\n%-9s %4lld %-7s %8lld %8.2f (%4s) %12.2f %6lld %4lld  %s (%s)",
+                        name.c_str(), static_cast<long long>(g["repetitions"].get<int64_t>()),
+                        g["deleted"].get<bool>() ? "yes" : "no", static_cast<long long>(g["canaries"].get<int64_t>()),
+                        g["mean_exposure"].get<double>(), fixed2(g["mean_exposure_standard_error"]).c_str(),
                         g["mean_exposure_extrapolated"].get<double>(),
                         static_cast<long long>(g["greedy_extracted"].get<int64_t>()),
                         static_cast<long long>(g["beam_extracted"].get<int64_t>()),
-                        g["membership_auc"].is_null() ? "-" : std::to_string(g["membership_auc"].get<double>()).substr(0, 5).c_str());
+                        fixed2(g["membership_auc"]).c_str(), fixed2(g["membership_auc_standard_error"]).c_str());
           human += line;
         }
         if (m.contains("heldout_perplexity")) {

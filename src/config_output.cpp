@@ -107,6 +107,7 @@ std::string Config::to_yaml() const {
     out << YAML::Key << "steps" << YAML::Value << loo.steps;
     out << YAML::Key << "lr" << YAML::Value << YAML::Precision(17) << loo.lr;
     out << YAML::Key << "batch_size" << YAML::Value << loo.batch_size;
+    if (loo.temperature != 1.0) out << YAML::Key << "temperature" << YAML::Value << YAML::Precision(17) << loo.temperature;
     out << YAML::Key << "retain_batch" << YAML::Value << loo.retain_batch;
     out << YAML::EndMap;
   }
@@ -161,6 +162,7 @@ std::string Config::training_json() const {
   if (loo.student) {
     j["loo"] = {{"epochs", loo.epochs}, {"steps", loo.steps}, {"lr", loo.lr},
                 {"batch_size", loo.batch_size}, {"retain_batch", loo.retain_batch}};
+    if (loo.temperature != 1.0) j["loo"]["temperature"] = loo.temperature;  // added later: absent keeps the hash
   }
   return j.dump();
 }

@@ -145,6 +145,7 @@ std::vector<std::string> Config::validate() const {
   check(loo.steps >= 1 && loo.steps <= 100000, "loo.steps: must be in 1..100000");
   check(loo.lr > 0.0, "loo.lr: must be > 0");
   check(loo.batch_size >= 0, "loo.batch_size: must be >= 0 (0: every deleted row in each step)");
+  check(loo.temperature >= 1.0 && loo.temperature <= 100.0, "loo.temperature: must be in [1, 100]");
   check(loo.retain_batch >= 0, "loo.retain_batch: must be >= 0");
   if (sisa.slices >= 1 && sisa.slices <= 1024) {
     const auto ep = stage_epochs(train.epochs, sisa.slices);

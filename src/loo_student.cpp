@@ -102,6 +102,7 @@ nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit
           {"method", "leave-one-out distillation (Liu & Kalinli, ICASSP 2024)"},
           {"steps", r.steps},
           {"lr", c.loo.lr},
+          {"temperature", c.loo.temperature},
           {"retain_batch", c.loo.retain_batch},
           {"kl_before", r.kl_before},
           {"kl_after", r.kl_after},

@@ -173,6 +173,25 @@ double auc(const std::vector<double>& members, const std::vector<double>& others
   return wins / static_cast<double>(members.size() * others.size());
 }
 
+// The AUC's standard error (Hanley & McNeil 1982), from the AUC and the two
+// group sizes: what separates a measured difference from sampling noise.
+double auc_standard_error(double a, size_t members, size_t others) {
+  if (std::isnan(a) || members == 0 || others == 0) return std::nan("");
+  const double m = static_cast<double>(members), o = static_cast<double>(others);
+  const double q1 = a / (2.0 - a), q2 = 2.0 * a * a / (1.0 + a);
+  return std::sqrt((a * (1.0 - a) + (m - 1.0) * (q1 - a * a) + (o - 1.0) * (q2 - a * a)) / (m * o));
+}
+
+// The standard error of a mean (sample deviation / sqrt(n)); NaN below 2 values.
+double standard_error(const std::vector<double>& v) {
+  if (v.size() < 2) return std::nan("");
+  double mean = 0.0, ss = 0.0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (double x : v) ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
+}
+
 double sum_of(const std::vector<double>& v) {
   double s = 0.0;
   for (double x : v) s += x;
@@ -273,8 +292,9 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
   for (const auto& [key, members] : groups) {
     double exposure = 0.0, extrapolated = 0.0;
     int64_t greedy = 0, beam = 0;
-    std::vector<double> losses;
+    std::vector<double> losses, exposures;
     for (size_t i : members) {
+      exposures.push_back(results[i].exposure);
       exposure += results[i].exposure;
       extrapolated += results[i].extrapolated;
       greedy += results[i].greedy;
@@ -283,14 +303,18 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
     }
     const double n = static_cast<double>(members.size());
     const double a = key.first > 0 ? auc(losses, heldout_losses) : std::nan("");
+    const auto number_or_null = [](double x) { return std::isnan(x) ? nlohmann::json() : nlohmann::json(x); };
     summary.push_back({{"repetitions", key.first},
                        {"deleted", key.second},
                        {"canaries", members.size()},
                        {"mean_exposure", exposure / n},
+                       {"mean_exposure_standard_error", number_or_null(standard_error(exposures))},
                        {"mean_exposure_extrapolated", extrapolated / n},
                        {"greedy_extracted", greedy},
                        {"beam_extracted", beam},
-                       {"membership_auc", std::isnan(a) ? nlohmann::json() : nlohmann::json(a)}});
+                       {"membership_auc", number_or_null(a)},
+                       {"membership_auc_standard_error",
+                        number_or_null(auc_standard_error(a, losses.size(), heldout_losses.size()))}});
   }
   nlohmann::json out = {{"guarantee", LmRuntime::guarantee(name)}, {"by_repetitions", summary}, {"canaries", per}};
   if (heldout && heldout->size() > 0) {

@@ -85,7 +85,8 @@ class Loo : public ::testing::Test {
                      "  input_shape: [32]\nsisa:\n  shards: 3\n  slices: 2\n"
                      "model:\n  type: lm\n  dim: 32\n  layers: 1\n  heads: 2\n  ff: 64\n  dropout: 0.1\n"
                      "train:\n  epochs: 8\n  batch_size: 16\n  lr: 0.01\n  threads: 1\n"
-                     "loo:\n  student: true\n  steps: 8\n  lr: 0.003\n  batch_size: 8\n  retain_batch: 4\n");
+                     "loo:\n  student: true\n  steps: 8\n  lr: 0.003\n  batch_size: 8\n  temperature: 2\n"
+                     "  retain_batch: 4\n");
     train({*dir_ / "loo.yaml", {}, *dir_ / "base", {}});
   }
   void SetUp() override {
@@ -164,6 +165,7 @@ TEST_F(Loo, TeachersForgetExactlyAndTheStudentOnlyThroughTheLooUpdate) {
   EXPECT_NE(receipt["guarantee"]["student"].get<std::string>().find("approximate"), std::string::npos);
   EXPECT_NE(receipt["guarantee"]["teachers"].get<std::string>().find("exact"), std::string::npos);
   EXPECT_EQ(receipt["student"]["steps"], 8);
+  EXPECT_EQ(receipt["student"]["temperature"], 2.0);
   EXPECT_LT(receipt["student"]["kl_after"].get<double>(), receipt["student"]["kl_before"].get<double>());
 
   // The target of every deleted row: the teachers that did not hold it, all of them.
@@ -202,6 +204,10 @@ TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
     EXPECT_GT(seen["mean_exposure"].get<double>(), unseen["mean_exposure"].get<double>() + 3.0) << model;
     EXPECT_GT(seen["mean_exposure_extrapolated"].get<double>(), seen["mean_exposure"].get<double>() - 1.0) << model;
     EXPECT_EQ(seen["membership_auc"], 1.0) << model;
+    // Standard errors beside the means: Hanley-McNeil's is 0 at a perfect AUC.
+    EXPECT_EQ(seen["membership_auc_standard_error"], 0.0) << model;
+    EXPECT_GT(unseen["mean_exposure_standard_error"].get<double>(), 0.0) << model;
+    EXPECT_TRUE(unseen["membership_auc_standard_error"].is_null()) << model;
     EXPECT_TRUE(m.contains("heldout_perplexity")) << model;
   }
   EXPECT_NE(r["models"]["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
@@ -371,6 +377,7 @@ TEST_F(Loo, BadLooConfigsAreRefusedByKey) {
            {"steps: 8", "steps: 0", "loo.steps"},
            {"lr: 0.003", "lr: -1", "loo.lr"},
            {"retain_batch: 4", "retain_batch: -2", "loo.retain_batch"},
+           {"temperature: 2", "temperature: 0.5", "loo.temperature"},
            {"retain_batch: 4", "retain_batch: 4\n  teachers: 3", "loo.teachers"}}) {
     std::string bad = yaml;
     bad.replace(bad.find(from), from.size(), to);

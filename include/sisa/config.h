@@ -115,6 +115,11 @@ struct LooConfig {
   int64_t steps = 20;         // LOO fine-tuning steps per deletion; check: 1..100000
   double lr = 1e-3;           // Adam's step size for them (fresh state each deletion); check: > 0
   int64_t batch_size = 0;     // deleted rows per step (cycled in a derived order); 0: all at once. check: >= 0
+  // Softens the target and the student alike (target q^(1/t), logits / t,
+  // loss x t^2): above 1, the update also matches how the teachers rank the
+  // unlikely tokens, e.g. a secret's digits (docs/loo.md). 1: the paper's
+  // plain soft cross-entropy. check: in [1, 100]
+  double temperature = 1.0;
   // Retained rows mixed into every step with the next-token loss, drawn from
   // (seed, request, step): protects perplexity, pulls less toward the
   // teachers. 0: none. check: >= 0

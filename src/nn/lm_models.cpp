@@ -219,12 +219,23 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
     }
     return sum / count;
   };
-  // Soft cross-entropy of the student against the target over the rows' predicted tokens.
-  auto soft_ce = [&](const torch::Tensor& logits, const torch::Tensor& target, const Batch& b) {
+  // Soft cross-entropy of the student against the target over the rows'
+  // predicted tokens, both softened by temperature t (Hinton et al. 2015):
+  // the target as q^(1/t) renormalised, the student's logits divided by t,
+  // the loss scaled by t^2. At t = 1 the ops are the plain ones, bit for bit.
+  const double temperature = c.loo.temperature;
+  auto soften = [&](const torch::Tensor& target) {
+    if (temperature == 1.0) return target;
+    torch::NoGradGuard no_grad;
+    return torch::softmax(target.clamp_min(1e-30).log() / temperature, -1);
+  };
+  auto soft_ce = [&](const torch::Tensor& logits, const torch::Tensor& target, const Batch& b, double t) {
     const int64_t len = b.inputs.size(1);
-    const auto lp = torch::log_softmax(logits.slice(1, 0, len - 1), -1);
+    const auto z = logits.slice(1, 0, len - 1);
+    const auto lp = torch::log_softmax(t == 1.0 ? z : z / t, -1);
     const auto inside = predicted_inside(b);
-    return (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
+    const auto ce = (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
+    return t == 1.0 ? ce : ce * (t * t);
   };
   auto mean_kl = [&]() {
     torch::NoGradGuard no_grad;
@@ -232,7 +243,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
     const auto target = target_of(all, holders);
     const auto inside = predicted_inside(all);
     const auto entropy = (-(target * target.clamp_min(1e-30).log()).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
-    return (soft_ce(net->forward(all, nullptr), target, all) - entropy).item<double>();
+    return (soft_ce(net->forward(all, nullptr), target, all, 1.0) - entropy).item<double>();
   };
   out.kl_before = mean_kl();
 
@@ -240,7 +251,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   for (auto& [name, t] : owned_parameters(family, *net)) params.push_back(t);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(c.loo.lr));
   const int64_t batch = c.loo.batch_size == 0 ? n : std::min(c.loo.batch_size, n);
-  const torch::Tensor whole_target = batch == n ? target_of(all, holders) : torch::Tensor();
+  const torch::Tensor whole_target = batch == n ? soften(target_of(all, holders)) : torch::Tensor();
   Batch retained;
   if (in.retained && c.loo.retain_batch > 0 && in.retained->size() > 0) retained = make_batch(in.retained->view());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
@@ -254,11 +265,11 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
       order.resize(static_cast<size_t>(batch));
       const auto idx = torch::tensor(order, torch::kInt64);
       b = select_rows(all, idx);
-      target = target_of(b, holders.index_select(0, idx));
+      target = soften(target_of(b, holders.index_select(0, idx)));
     }
     gen.set_current_seed(derive(c.seed, "loo-dropout", {seq, s}));
     adam.zero_grad();
-    auto loss = soft_ce(net->forward(b, &gen), target, b);
+    auto loss = soft_ce(net->forward(b, &gen), target, b, temperature);
     if (retained.inputs.defined()) {
       const int64_t total = retained.inputs.size(0);
       auto pick = permutation(total, derive(c.seed, "loo-retain", {seq, s}));
