@@ -15,7 +15,12 @@ Writes docs/data/loo.json and prints Markdown. Needs data/kjv-canaries.csv and
 data/kjv.tokenizer.model (examples/loo/run.sh makes them; so does this script).
 Standard library only.
 
+With --per-count N the run uses a corpus of its own (N canaries per repetition
+count, N held out, digits drawn with --canary-seed): more canaries shrink the
+standard errors the audit reports.
+
 Usage: python3 bench/bench_loo.py [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
+                                  [--per-count N --canary-seed S --out docs/data/loo-N.json]
 """
 import argparse
 import datetime
@@ -30,8 +35,8 @@ from bench import machine, run  # noqa: E402
 CONFIG = "configs/kjv-loo.yaml"
 
 
-def audit(sisa, run_dir, candidates):
-    result, wall = run([sisa, "audit", "-q", "--json", "-r", run_dir, "--secrets", "data/canaries.csv",
+def audit(sisa, run_dir, candidates, secrets):
+    result, wall = run([sisa, "audit", "-q", "--json", "-r", run_dir, "--secrets", secrets,
                         "--candidates", str(candidates)])
     result["wall_seconds"] = wall
     return result
@@ -52,6 +57,8 @@ def main():
     ap.add_argument("--work", default="/tmp/sisa-loo")
     ap.add_argument("--candidates", type=int, default=10000)
     ap.add_argument("--out", default="docs/data/loo.json")
+    ap.add_argument("--per-count", type=int, default=None, help="a corpus of its own: canaries per count")
+    ap.add_argument("--canary-seed", type=int, default=1, help="with --per-count: seed of the canaries' digits")
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not os.path.exists("data/kjv-canaries.csv"):
@@ -60,9 +67,17 @@ def main():
     if not os.path.exists("data/kjv.tokenizer.model"):
         subprocess.run([a.sisa, "tokenizer", "-q", "--corpus", "data/kjv-tokenizer.txt", "--vocab-size", "2000",
                         "-o", "data/kjv.tokenizer.model"], check=True)
+    secrets, corpus = "data/canaries.csv", []
+    if a.per_count is not None:
+        stem = f"data/kjv-canaries-p{a.per_count}-s{a.canary_seed}"
+        secrets = f"data/canaries-p{a.per_count}-s{a.canary_seed}.csv"
+        subprocess.run(["bash", "scripts/make-lm-corpus.sh", stem + ".csv", "--secrets", secrets, "--per-count",
+                        str(a.per_count), "--held-out", str(a.per_count), "--seed", str(a.canary_seed)], check=True)
+        corpus = ["--set", "data.train=" + os.path.abspath(stem + ".csv"),
+                  "--set", "data.test=" + os.path.abspath(stem + "-test.csv")]
     subprocess.run(["rm", "-rf", a.work], check=True)
     os.makedirs(a.work)
-    with open("data/canaries.csv") as f:
+    with open(secrets) as f:
         header, *lines = [line.rstrip("\n").split(",") for line in f]
     groups = [l[0] for l in lines if int(l[1]) > 0]
     copies = [i for l in lines for i in l[4].split()]
@@ -71,17 +86,17 @@ def main():
 
     loo_run, gold_run = os.path.join(a.work, "loo"), os.path.join(a.work, "gold")
     print("train (teachers + student)", file=sys.stderr)
-    trained, train_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", loo_run])
+    trained, train_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", loo_run] + corpus)
     print("audit before", file=sys.stderr)
-    before = audit(a.sisa, loo_run, a.candidates)
+    before = audit(a.sisa, loo_run, a.candidates, secrets)
     print("forget every inserted canary", file=sys.stderr)
     receipt, forget_wall = run([a.sisa, "forget", "-q", "--json", "-r", loo_run, "--groups", ",".join(groups)])
     print("audit after", file=sys.stderr)
-    after = audit(a.sisa, loo_run, a.candidates)
+    after = audit(a.sisa, loo_run, a.candidates, secrets)
     print("train without the canaries (the gold standard)", file=sys.stderr)
     gold_trained, gold_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", gold_run, "--exclude-ids",
-                                   os.path.join(a.work, "canary-ids.txt")])
-    gold = audit(a.sisa, gold_run, a.candidates)
+                                   os.path.join(a.work, "canary-ids.txt")] + corpus)
+    gold = audit(a.sisa, gold_run, a.candidates, secrets)
     same_teachers = subprocess.run(
         [a.sisa, "status", "-q", "--json", "-r", loo_run], capture_output=True, text=True).stdout
     gold_status = subprocess.run([a.sisa, "status", "-q", "--json", "-r", gold_run], capture_output=True, text=True).stdout
@@ -97,6 +112,8 @@ def main():
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "config": CONFIG,
+        "canaries_per_count": a.per_count or 10,
+        "canary_seed": a.canary_seed,
         "candidates": a.candidates,
         "samples": trained["samples"],
         "train_seconds": trained["total_seconds"],
