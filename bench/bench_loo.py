@@ -20,7 +20,7 @@ count, N held out, digits drawn with --canary-seed): more canaries shrink the
 standard errors the audit reports.
 
 Usage: python3 bench/bench_loo.py [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
-                                  [--per-count N --canary-seed S --out docs/data/loo-N.json]
+                                  [--per-count N --canary-seed S --out docs/data/loo-N.json] [--set KEY=VALUE]
 """
 import argparse
 import datetime
@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--out", default="docs/data/loo.json")
     ap.add_argument("--per-count", type=int, default=None, help="a corpus of its own: canaries per count")
     ap.add_argument("--canary-seed", type=int, default=1, help="with --per-count: seed of the canaries' digits")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the config for both trains (e.g. loo.batch_size=128)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not os.path.exists("data/kjv-canaries.csv"):
@@ -75,6 +77,8 @@ def main():
                         str(a.per_count), "--held-out", str(a.per_count), "--seed", str(a.canary_seed)], check=True)
         corpus = ["--set", "data.train=" + os.path.abspath(stem + ".csv"),
                   "--set", "data.test=" + os.path.abspath(stem + "-test.csv")]
+    for kv in a.set:
+        corpus += ["--set", kv]
     subprocess.run(["rm", "-rf", a.work], check=True)
     os.makedirs(a.work)
     with open(secrets) as f:
@@ -112,6 +116,7 @@ def main():
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "config": CONFIG,
+        "overrides": a.set,
         "canaries_per_count": a.per_count or 10,
         "canary_seed": a.canary_seed,
         "candidates": a.candidates,
