@@ -237,14 +237,14 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
       std::string human = "audit of " + areq.run_dir + " (" + r["candidates"].dump() +
                           " candidates; a canary never trained on scores 1.44 bits on average)\n"
                           "model     reps deleted canaries exposure (+-SE) extrapolated greedy beam  AUC (+-SE)";
+      const auto fixed2 = [](const nlohmann::json& x) {  // "-" for null
+        if (x.is_null()) return std::string("-");
+        char s[32];
+        std::snprintf(s, sizeof s, "%.2f", x.get<double>());
+        return std::string(s);
+      };
       for (const auto& [name, m] : r["models"].items()) {
         for (const auto& g : m["by_repetitions"]) {
-          const auto fixed2 = [](const nlohmann::json& x) {
-            if (x.is_null()) return std::string("-");
-            char s[32];
-            std::snprintf(s, sizeof s, "%.2f", x.get<double>());
-            return std::string(s);
-          };
           char line[240];
           std::snprintf(line, sizeof line, "\n%-9s %4lld %-7s %8lld %8.2f (%4s) %12.2f %6lld %4lld  %s (%s)",
                         name.c_str(), static_cast<long long>(g["repetitions"].get<int64_t>()),

@@ -182,20 +182,19 @@ double auc_standard_error(double a, size_t members, size_t others) {
   return std::sqrt((a * (1.0 - a) + (m - 1.0) * (q1 - a * a) + (o - 1.0) * (q2 - a * a)) / (m * o));
 }
 
-// The standard error of a mean (sample deviation / sqrt(n)); NaN below 2 values.
-double standard_error(const std::vector<double>& v) {
-  if (v.size() < 2) return std::nan("");
-  double mean = 0.0, ss = 0.0;
-  for (double x : v) mean += x;
-  mean /= static_cast<double>(v.size());
-  for (double x : v) ss += (x - mean) * (x - mean);
-  return std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
-}
-
 double sum_of(const std::vector<double>& v) {
   double s = 0.0;
   for (double x : v) s += x;
   return s;
+}
+
+// The standard error of a mean (sample deviation / sqrt(n)); NaN below 2 values.
+double standard_error(const std::vector<double>& v) {
+  if (v.size() < 2) return std::nan("");
+  const double mean = sum_of(v) / static_cast<double>(v.size());
+  double ss = 0.0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
 }
 
 struct CanaryResult {
@@ -290,12 +289,11 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
   for (size_t i = 0; i < canaries.size(); ++i) groups[{canaries[i].repetitions, canaries[i].deleted}].push_back(i);
   nlohmann::json summary = nlohmann::json::array();
   for (const auto& [key, members] : groups) {
-    double exposure = 0.0, extrapolated = 0.0;
+    double extrapolated = 0.0;
     int64_t greedy = 0, beam = 0;
     std::vector<double> losses, exposures;
     for (size_t i : members) {
       exposures.push_back(results[i].exposure);
-      exposure += results[i].exposure;
       extrapolated += results[i].extrapolated;
       greedy += results[i].greedy;
       beam += results[i].beam;
@@ -307,7 +305,7 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
     summary.push_back({{"repetitions", key.first},
                        {"deleted", key.second},
                        {"canaries", members.size()},
-                       {"mean_exposure", exposure / n},
+                       {"mean_exposure", sum_of(exposures) / n},
                        {"mean_exposure_standard_error", number_or_null(standard_error(exposures))},
                        {"mean_exposure_extrapolated", extrapolated / n},
                        {"greedy_extracted", greedy},
