@@ -73,7 +73,8 @@ class ShardModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// Sets libtorch's intra-op threads and pins OpenBLAS's (both change bits).
+// Sets libtorch's intra-op threads and pins OpenBLAS's (both change bits);
+// installs the huge-page CPU allocator (src/nn/huge_page_allocator.h).
 void set_compute_threads(int64_t threads);
 
 // For families that cache features of the tokens (sisa-fc): computes every

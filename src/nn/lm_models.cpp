@@ -205,19 +205,30 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
 
   const Batch all = make_batch(deleted.view());
   const auto holders = torch::tensor(in.holder, torch::kInt64);
-  // The leave-one-out target of a batch: per row, the mean next-token
-  // probabilities of the teachers that did not hold it. [B, L-1, vocab].
-  auto target_of = [&](const Batch& b, const torch::Tensor& holder) {
+  // The leave-one-out target: per row, the mean next-token probabilities
+  // of the teachers that did not hold it, [n, L-1, vocab]. Computed once
+  // (it does not change across steps), in blocks of rows: each block's
+  // teacher outputs stay small enough to be reused from cache.
+  auto leave_one_out_target = [&]() {
     torch::NoGradGuard no_grad;
-    const int64_t len = b.inputs.size(1);
-    torch::Tensor sum, count;
-    for (const auto& [shard, teacher] : teachers) {
-      const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len - 1);
-      const auto keep = (holder != shard).to(torch::kFloat32).view({-1, 1, 1});
-      sum = sum.defined() ? sum + p * keep : p * keep;
-      count = count.defined() ? count + keep : keep;
+    constexpr int64_t kBlock = 32;
+    const int64_t len = all.inputs.size(1);
+    torch::Tensor target;
+    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+      const int64_t r1 = std::min(n, r0 + kBlock);
+      const Batch b = select_rows(all, torch::arange(r0, r1, torch::kInt64));
+      const auto holder = holders.slice(0, r0, r1);
+      torch::Tensor sum, count;
+      for (const auto& [shard, teacher] : teachers) {
+        const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len - 1);
+        const auto keep = (holder != shard).to(torch::kFloat32).view({-1, 1, 1});
+        sum = sum.defined() ? sum + p * keep : p * keep;
+        count = count.defined() ? count + keep : keep;
+      }
+      if (!target.defined()) target = torch::empty({n, len - 1, sum.size(2)}, sum.options());
+      target.slice(0, r0, r1).copy_(sum / count);
     }
-    return sum / count;
+    return target;
   };
   // Soft cross-entropy of the student against the target over the rows'
   // predicted tokens, both softened by temperature t (Hinton et al. 2015):
@@ -237,10 +248,11 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
     const auto ce = (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
     return t == 1.0 ? ce : ce * (t * t);
   };
+  // Each row's target is computed once: it does not change across steps.
+  const torch::Tensor target = leave_one_out_target();
   auto mean_kl = [&]() {
     torch::NoGradGuard no_grad;
     net->eval();
-    const auto target = target_of(all, holders);
     const auto inside = predicted_inside(all);
     const auto entropy = (-(target * target.clamp_min(1e-30).log()).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
     return (soft_ce(net->forward(all, nullptr), target, all, 1.0) - entropy).item<double>();
@@ -251,7 +263,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   for (auto& [name, t] : owned_parameters(family, *net)) params.push_back(t);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(c.loo.lr));
   const int64_t batch = c.loo.batch_size == 0 ? n : std::min(c.loo.batch_size, n);
-  const torch::Tensor whole_target = batch == n ? soften(target_of(all, holders)) : torch::Tensor();
+  const torch::Tensor whole_target = batch == n ? soften(target) : torch::Tensor();
   Batch retained;
   if (in.retained && c.loo.retain_batch > 0 && in.retained->size() > 0) retained = make_batch(in.retained->view());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
@@ -259,17 +271,17 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   for (int64_t step = 0; step < c.loo.steps; ++step) {
     const uint64_t seq = in.request, s = static_cast<uint64_t>(step);
     Batch b = all;
-    torch::Tensor target = whole_target;
+    torch::Tensor step_target = whole_target;
     if (batch < n) {
       auto order = permutation(n, derive(c.seed, "loo-order", {seq, s}));
       order.resize(static_cast<size_t>(batch));
       const auto idx = torch::tensor(order, torch::kInt64);
       b = select_rows(all, idx);
-      target = soften(target_of(b, holders.index_select(0, idx)));
+      step_target = soften(target.index_select(0, idx));
     }
     gen.set_current_seed(derive(c.seed, "loo-dropout", {seq, s}));
     adam.zero_grad();
-    auto loss = soft_ce(net->forward(b, &gen), target, b, temperature);
+    auto loss = soft_ce(net->forward(b, &gen), step_target, b, temperature);
     if (retained.inputs.defined()) {
       const int64_t total = retained.inputs.size(0);
       auto pick = permutation(total, derive(c.seed, "loo-retain", {seq, s}));

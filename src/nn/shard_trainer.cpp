@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "nn/huge_page_allocator.h"
 #include "nn/model_family.h"
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
@@ -17,6 +18,7 @@
 namespace sisa {
 
 void set_compute_threads(int64_t threads) {
+  install_huge_page_allocator();
   at::set_num_threads(static_cast<int>(threads));
   // OpenBLAS spawns its own pool; pin it (its thread count changes bits).
   using SetThreads = void (*)(int);
