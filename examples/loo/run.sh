@@ -25,7 +25,8 @@ sets=()
 candidates=10000
 if $quick; then
   data=$WORK/data
-  bash scripts/make-lm-corpus.sh "$data/kjv-canaries.csv" --max-verses 3000 --tokenizer-text "$data/kjv-tokenizer.txt"
+  bash scripts/make-lm-corpus.sh "$data/kjv-canaries.csv" --max-verses 3000 --per-count 10 --held-out 10 \
+    --tokenizer-text "$data/kjv-tokenizer.txt"
   # A smaller model, fewer epochs, and the first 300 held-out verses.
   sets=(--set "data.train=$data/kjv-canaries.csv" --set "data.test=$data/kjv-canaries-test.csv"
         --set "data.tokenizer=$data/kjv.tokenizer.model" --set model.dim=32 --set model.ff=64
