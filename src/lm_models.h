@@ -69,7 +69,8 @@ struct LooResult {
 // Fine-tunes `student` for loo.steps Adam steps at loo.lr on the deleted
 // rows toward the mean next-token distribution of the teachers that did not
 // hold each row (soft cross-entropy at loo.temperature). Deterministic:
-// order, retained rows and dropout come from (seed, request, step). DataError if a row has no teacher left to learn from.
+// order, retained rows and dropout come from (seed, request, step).
+// DataError if a row has no teacher left to learn from.
 LooResult loo_update(const Config& config, const ModelState& student, const LooInputs& inputs);
 
 }  // namespace sisa

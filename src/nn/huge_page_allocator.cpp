@@ -21,17 +21,19 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // for 2-32 MiB tensors).
 constexpr size_t kMapped = size_t{32} << 20;
 
+// Aligned to a huge page, so the whole block can be backed by them; freed
+// by free() like alloc_cpu's blocks.
+void* huge_page_aligned(size_t n) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, n) != 0) throw std::bad_alloc();
+  madvise(p, n & ~(kHugePage - 1), MADV_HUGEPAGE);  // advice: failure leaves 4 KiB pages
+  return p;
+}
+
 class HugePageAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
-    if (n < kMapped) {
-      void* p = c10::alloc_cpu(n);
-      return {p, p, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
-    }
-    // Aligned to a huge page, so the whole block can be backed by them.
-    void* p = nullptr;
-    if (posix_memalign(&p, kHugePage, n) != 0) throw std::bad_alloc();
-    madvise(p, n & ~(kHugePage - 1), MADV_HUGEPAGE);  // advice: failure leaves 4 KiB pages
+    void* p = n < kMapped ? c10::alloc_cpu(n) : huge_page_aligned(n);
     return {p, p, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &c10::free_cpu; }
@@ -44,8 +46,8 @@ void install_huge_page_allocator() {
   std::call_once(once, [] {
     const char* env = std::getenv("SISA_HUGE_PAGES");
     if (env != nullptr && std::strcmp(env, "0") == 0) return;
-    static HugePageAllocator allocator;
-    c10::SetCPUAllocator(&allocator, /*priority=*/1);
+    // Never destroyed: libtorch allocates through it until the process ends.
+    c10::SetCPUAllocator(new HugePageAllocator, /*priority=*/1);
   });
 }
 

@@ -209,7 +209,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   // of the teachers that did not hold it, [n, L-1, vocab]. Computed once
   // (it does not change across steps), in blocks of rows: each block's
   // teacher outputs stay small enough to be reused from cache.
-  auto leave_one_out_target = [&]() {
+  const torch::Tensor target = [&]() {
     torch::NoGradGuard no_grad;
     constexpr int64_t kBlock = 32;
     const int64_t len = all.inputs.size(1);
@@ -229,7 +229,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
       target.slice(0, r0, r1).copy_(sum / count);
     }
     return target;
-  };
+  }();
   // Soft cross-entropy of the student against the target over the rows'
   // predicted tokens, both softened by temperature t (Hinton et al. 2015):
   // the target as q^(1/t) renormalised, the student's logits divided by t,
@@ -248,13 +248,16 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
     const auto ce = (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
     return t == 1.0 ? ce : ce * (t * t);
   };
-  // Each row's target is computed once: it does not change across steps.
-  const torch::Tensor target = leave_one_out_target();
+  // KL = soft cross-entropy minus the target's entropy, which the student
+  // does not change: computed once for kl_before and kl_after.
+  const torch::Tensor entropy = [&]() {
+    torch::NoGradGuard no_grad;
+    const auto inside = predicted_inside(all);
+    return (-(target * target.clamp_min(1e-30).log()).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
+  }();
   auto mean_kl = [&]() {
     torch::NoGradGuard no_grad;
     net->eval();
-    const auto inside = predicted_inside(all);
-    const auto entropy = (-(target * target.clamp_min(1e-30).log()).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
     return (soft_ce(net->forward(all, nullptr), target, all, 1.0) - entropy).item<double>();
   };
   out.kl_before = mean_kl();
