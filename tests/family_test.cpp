@@ -2,6 +2,7 @@
 // exists only here: a linear classifier over the bag of words of token-id
 // sequences. It is registered with one line and trains, forgets, verifies
 // and predicts through the unchanged engine, exactly.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
+#include "sisa/shard_trainer.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
@@ -276,3 +278,19 @@ TEST_F(Family, BadTokenDataIsRefusedBeforeTheRunExists) {
 }
 
 }  // namespace
+
+// set_compute_threads installs the huge-page allocator: a tensor of 32 MiB
+// or more starts on a 2 MiB boundary, and arithmetic on it gives the same
+// bits as on a small tensor (alignment is not part of any result).
+TEST(HugePageAllocator, LargeTensorsAreHugePageAlignedAndComputeTheSameBits) {
+  sisa::set_compute_threads(1);
+  const int64_t rows = (int64_t{33} << 20) / (64 * sizeof(float));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  const auto large = torch::randn({rows, 64}, gen);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(large.data_ptr()) % (uintptr_t{2} << 20), 0u);
+  const auto w = torch::randn({64, 8}, gen);
+  const auto head = large.slice(0, 0, 16);
+  const auto small = head.clone();  // under 32 MiB: libtorch's own path
+  EXPECT_TRUE(torch::equal(head.matmul(w), small.matmul(w)));
+  EXPECT_TRUE(torch::equal(head.softmax(-1), small.softmax(-1)));
+}
