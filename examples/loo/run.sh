@@ -7,7 +7,7 @@
 # never saw the canaries, and the audit measures how well it forgot.
 # Usage: bash examples/loo/run.sh [--quick]
 #   --quick: 3000 verses, a smaller model and 1000 candidates (about 90 s)
-#   full: configs/kjv-loo.yaml on the whole corpus (17 minutes on 2 cores)
+#   full: configs/kjv-loo.yaml on the whole corpus (19 minutes on 2 cores)
 # Env: SISA (default build/sisa), WORK (default runs/examples/loo)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
