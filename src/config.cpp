@@ -164,7 +164,8 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(t, "train", "threads", &c.train.threads, "an integer");
     }
     const YAML::Node l = root["loo"];
-    if (r.check_map(l, "loo", {"student", "epochs", "steps", "lr", "batch_size", "temperature", "retain_batch"})) {
+    if (r.check_map(l, "loo", {"student", "epochs", "steps", "lr", "batch_size", "temperature", "retain_batch",
+                                      "target_cache_mb"})) {
       r.get(l, "loo", "student", &c.loo.student, "true or false");
       r.get(l, "loo", "epochs", &c.loo.epochs, "an integer");
       r.get(l, "loo", "steps", &c.loo.steps, "an integer");
@@ -172,6 +173,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
       r.get(l, "loo", "batch_size", &c.loo.batch_size, "an integer");
       r.get(l, "loo", "temperature", &c.loo.temperature, "a number");
       r.get(l, "loo", "retain_batch", &c.loo.retain_batch, "an integer");
+      r.get(l, "loo", "target_cache_mb", &c.loo.target_cache_mb, "an integer");
     }
   }
   if (const ModelSpec* spec = find_model_spec(c.model.type)) c.data.unlabeled = spec->language_model;

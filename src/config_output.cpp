@@ -109,6 +109,7 @@ std::string Config::to_yaml() const {
     out << YAML::Key << "batch_size" << YAML::Value << loo.batch_size;
     if (loo.temperature != 1.0) out << YAML::Key << "temperature" << YAML::Value << YAML::Precision(17) << loo.temperature;
     out << YAML::Key << "retain_batch" << YAML::Value << loo.retain_batch;
+    if (loo.target_cache_mb != 1024) out << YAML::Key << "target_cache_mb" << YAML::Value << loo.target_cache_mb;
     out << YAML::EndMap;
   }
   out << YAML::EndMap;
@@ -163,6 +164,7 @@ std::string Config::training_json() const {
     j["loo"] = {{"epochs", loo.epochs}, {"steps", loo.steps}, {"lr", loo.lr},
                 {"batch_size", loo.batch_size}, {"retain_batch", loo.retain_batch}};
     if (loo.temperature != 1.0) j["loo"]["temperature"] = loo.temperature;  // added later: absent keeps the hash
+    if (loo.target_cache_mb != 1024) j["loo"]["target_cache_mb"] = loo.target_cache_mb;  // likewise
   }
   return j.dump();
 }

@@ -147,6 +147,7 @@ std::vector<std::string> Config::validate() const {
   check(loo.batch_size >= 0, "loo.batch_size: must be >= 0 (0: every deleted row in each step)");
   check(loo.temperature >= 1.0 && loo.temperature <= 100.0, "loo.temperature: must be in [1, 100]");
   check(loo.retain_batch >= 0, "loo.retain_batch: must be >= 0");
+  check(loo.target_cache_mb >= 0, "loo.target_cache_mb: must be >= 0 (0: never keep the target)");
   if (sisa.slices >= 1 && sisa.slices <= 1024) {
     const auto ep = stage_epochs(train.epochs, sisa.slices);
     for (int64_t r = 1; r <= sisa.slices; ++r) {

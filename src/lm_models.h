@@ -64,6 +64,7 @@ struct LooResult {
   ModelState student;
   int64_t steps = 0;
   double kl_before = 0.0, kl_after = 0.0;    // mean per-token KL(target || student) on the deleted rows
+  bool target_cached = false;                // the target fit loo.target_cache_mb and was computed once
   std::vector<std::vector<int64_t>> teachers_used;  // per deleted row: the teachers averaged
 };
 // Fine-tunes `student` for loo.steps Adam steps at loo.lr on the deleted

@@ -104,6 +104,7 @@ nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit
           {"lr", c.loo.lr},
           {"temperature", c.loo.temperature},
           {"retain_batch", c.loo.retain_batch},
+          {"target_cached", r.target_cached},
           {"kl_before", r.kl_before},
           {"kl_after", r.kl_after},
           {"generation", generation},

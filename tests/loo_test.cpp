@@ -186,6 +186,25 @@ TEST_F(Loo, TeachersForgetExactlyAndTheStudentOnlyThroughTheLooUpdate) {
   EXPECT_EQ(s["student"]["generation"], 1);
 }
 
+// With loo.target_cache_mb: 0 the target is never held for every deleted
+// row: each step computes its own rows' from the teachers. Same teachers,
+// and a student that learns the same thing (the target rows are the same
+// numbers, though computed in other blocks of rows).
+TEST_F(Loo, ALooTargetTooLargeToKeepIsComputedPerStep) {
+  const std::string a = copy_of_base("kept"), b = *dir_ / "per-step";
+  train({*dir_ / "loo.yaml", {"loo.target_cache_mb=0"}, b, {}});
+  EXPECT_EQ(load_manifest(b).student->checkpoint.fingerprint, load_manifest(a).student->checkpoint.fingerprint);
+  ForgetRequest ra{a, {800001}}, rb{b, {800001}};
+  ra.by_group = rb.by_group = true;
+  const auto kept = forget(ra)["student"], per_step = forget(rb)["student"];
+  EXPECT_TRUE(kept["target_cached"].get<bool>());
+  EXPECT_FALSE(per_step["target_cached"].get<bool>());
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(b));
+  EXPECT_NEAR(per_step["kl_before"].get<double>(), kept["kl_before"].get<double>(), 1e-5);
+  EXPECT_NEAR(per_step["kl_after"].get<double>(), kept["kl_after"].get<double>(), 1e-4);
+  EXPECT_LT(per_step["kl_after"].get<double>(), per_step["kl_before"].get<double>());
+}
+
 TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
   AuditRequest req;
   req.run_dir = *dir_ / "base";

@@ -124,6 +124,12 @@ struct LooConfig {
   // (seed, request, step): protects perplexity, pulls less toward the
   // teachers. 0: none. check: >= 0
   int64_t retain_batch = 0;
+  // The leave-one-out target ([deleted rows, tokens, vocab] floats) is
+  // computed once and kept when it fits this many MiB; above it, each step
+  // computes its own rows' target (more teacher passes, bounded memory).
+  // A constant of the config, not the machine's free memory, so a request
+  // gives the same student everywhere. 0: never kept. check: >= 0
+  int64_t target_cache_mb = 1024;
 };
 
 struct Config {

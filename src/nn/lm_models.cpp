@@ -9,6 +9,7 @@
 
 #include "nn/model_family.h"
 #include "nn/tensor_blobs.h"
+#include "nn/text_spec.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/shard_trainer.h"
@@ -205,19 +206,20 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
 
   const Batch all = make_batch(deleted.view());
   const auto holders = torch::tensor(in.holder, torch::kInt64);
-  // The leave-one-out target: per row, the mean next-token probabilities
-  // of the teachers that did not hold it, [n, L-1, vocab]. Computed once
-  // (it does not change across steps), in blocks of rows: each block's
-  // teacher outputs stay small enough to be reused from cache.
-  const torch::Tensor target = [&]() {
+  const int64_t len = all.inputs.size(1);
+  // The leave-one-out target of rows `idx`: per row, the mean next-token
+  // probabilities of the teachers that did not hold it, [rows, L-1, vocab].
+  // In blocks of rows, so each block's teacher outputs stay small enough to
+  // be reused from cache; a row's block is fixed by its place in `idx`.
+  constexpr int64_t kBlock = 32;
+  auto loo_target = [&](const torch::Tensor& idx) {
     torch::NoGradGuard no_grad;
-    constexpr int64_t kBlock = 32;
-    const int64_t len = all.inputs.size(1);
+    const int64_t rows = idx.size(0);
     torch::Tensor target;
-    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
-      const int64_t r1 = std::min(n, r0 + kBlock);
-      const Batch b = select_rows(all, torch::arange(r0, r1, torch::kInt64));
-      const auto holder = holders.slice(0, r0, r1);
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+      const auto pick = idx.slice(0, r0, std::min(rows, r0 + kBlock));
+      const Batch b = select_rows(all, pick);
+      const auto holder = holders.index_select(0, pick);
       torch::Tensor sum, count;
       for (const auto& [shard, teacher] : teachers) {
         const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len - 1);
@@ -225,11 +227,21 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
         sum = sum.defined() ? sum + p * keep : p * keep;
         count = count.defined() ? count + keep : keep;
       }
-      if (!target.defined()) target = torch::empty({n, len - 1, sum.size(2)}, sum.options());
-      target.slice(0, r0, r1).copy_(sum / count);
+      if (!target.defined()) target = torch::empty({rows, len - 1, sum.size(2)}, sum.options());
+      target.slice(0, r0, r0 + pick.size(0)).copy_(sum / count);
     }
     return target;
-  }();
+  };
+  // The target does not change across steps: it is computed once and kept
+  // when it fits loo.target_cache_mb, else each step computes its own rows'
+  // (more teacher passes, bounded memory). 1 GiB holds ~2,800 rows of 47
+  // tokens over 2,000 pieces.
+  const double target_bytes = static_cast<double>(n) * static_cast<double>(len - 1) *
+                              static_cast<double>(text_encoder_shape(c).vocab_size) * sizeof(float);
+  const bool cached = target_bytes <= static_cast<double>(c.loo.target_cache_mb) * 1024.0 * 1024.0;
+  out.target_cached = cached;
+  const torch::Tensor target = cached ? loo_target(torch::arange(n, torch::kInt64)) : torch::Tensor();
+  auto target_of = [&](const torch::Tensor& idx) { return cached ? target.index_select(0, idx) : loo_target(idx); };
   // Soft cross-entropy of the student against the target over the rows'
   // predicted tokens, both softened by temperature t (Hinton et al. 2015):
   // the target as q^(1/t) renormalised, the student's logits divided by t,
@@ -248,17 +260,23 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
     const auto ce = (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
     return t == 1.0 ? ce : ce * (t * t);
   };
-  // KL = soft cross-entropy minus the target's entropy, which the student
-  // does not change: computed once for kl_before and kl_after.
-  const torch::Tensor entropy = [&]() {
-    torch::NoGradGuard no_grad;
-    const auto inside = predicted_inside(all);
-    return (-(target * target.clamp_min(1e-30).log()).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
-  }();
+  // Mean per-token KL(target || student) over every deleted row, in blocks
+  // of rows: neither the student's logits nor the target are ever held for
+  // all rows at once.
   auto mean_kl = [&]() {
     torch::NoGradGuard no_grad;
     net->eval();
-    return (soft_ce(net->forward(all, nullptr), target, all, 1.0) - entropy).item<double>();
+    double kl = 0.0, tokens = 0.0;
+    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+      const auto idx = torch::arange(r0, std::min(n, r0 + kBlock), torch::kInt64);
+      const Batch b = select_rows(all, idx);
+      const auto q = target_of(idx);
+      const auto lp = torch::log_softmax(net->forward(b, nullptr).slice(1, 0, len - 1), -1);
+      const auto inside = predicted_inside(b);
+      kl += ((q * (q.clamp_min(1e-30).log() - lp)).sum(-1) * inside).sum().item<double>();
+      tokens += inside.sum().item<double>();
+    }
+    return kl / std::max(1.0, tokens);
   };
   out.kl_before = mean_kl();
 
@@ -266,7 +284,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   for (auto& [name, t] : owned_parameters(family, *net)) params.push_back(t);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(c.loo.lr));
   const int64_t batch = c.loo.batch_size == 0 ? n : std::min(c.loo.batch_size, n);
-  const torch::Tensor whole_target = batch == n ? soften(target) : torch::Tensor();
+  const torch::Tensor whole_target = batch == n ? soften(cached ? target : loo_target(torch::arange(n, torch::kInt64))) : torch::Tensor();
   Batch retained;
   if (in.retained && c.loo.retain_batch > 0 && in.retained->size() > 0) retained = make_batch(in.retained->view());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
@@ -280,7 +298,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
       order.resize(static_cast<size_t>(batch));
       const auto idx = torch::tensor(order, torch::kInt64);
       b = select_rows(all, idx);
-      step_target = soften(target.index_select(0, idx));
+      step_target = soften(target_of(idx));
     }
     gen.set_current_seed(derive(c.seed, "loo-dropout", {seq, s}));
     adam.zero_grad();
