@@ -145,7 +145,7 @@ std::string Config::training_json() const {
   // before families existed, so the hash of every older run is unchanged.
   j["model"] = {{"type", model.type}};
   for (const auto& o : model_spec(model).options) {
-    if (!o.identity) continue;
+    if (!o.identity || (o.omit_default && model.option(o.key) == o.default_value)) continue;
     if (o.artifact) {
       // The file's content is the identity, wherever it lies.
       const std::string& path = model.get<std::string>(o.key);

@@ -29,6 +29,9 @@ struct ModelOptionSpec {
   // `train` copies it into the run (artifacts/<sha256><ext>) and the stored
   // config names the copy; the identity hash takes its SHA-256, not its path.
   bool artifact = false;
+  // A key added after runs existed: the identity leaves it out while it
+  // holds its default, so those runs keep their hash.
+  bool omit_default = false;
 };
 
 struct ModelSpec {

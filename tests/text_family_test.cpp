@@ -13,6 +13,7 @@
 #include "backbone.h"
 #include "nn/tensor_blobs.h"
 #include "checkpoint.h"
+#include "run_common.h"
 #include "shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
@@ -195,7 +196,7 @@ class EachTextFamily : public TextFamilies, public ::testing::WithParamInterface
 TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
   const std::string family = GetParam();
   std::string model = "  type: " + family + "\n  backbone: tiny.h5\n  dropout: 0.1\n";
-  if (family == "sisa-a") model += "  adapter_size: 4\n";
+  if (family == "sisa-a") model += "  adapter_size: 4\n  embedding_rank: 2\n";
   if (family == "sisa-fc") model += "  hidden: [8]\n";
   const std::string cfg = config(model, family);
   const std::string a = *dir_ / (family + "-a"), c = *dir_ / (family + "-c");
@@ -215,6 +216,7 @@ TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
   EXPECT_EQ(stored_bytes(a, {501}).size(), family == "sisa-fc" ? 2u : 1u) << "kept rows stay stored";
 
   // Checkpoints hold only what the shard trains (and its optimizer state).
+  int64_t embedding_adapters = 0;
   for (const auto& [rel, bytes] : test::snapshot(a)) {
     if (rel.rfind("ckpt/", 0) != 0) continue;
     const std::vector<uint8_t> raw(bytes.begin(), bytes.end());
@@ -226,9 +228,11 @@ TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
         const bool head = t.name.rfind("out.", 0) == 0;
         const bool own = t.name.find("adapter") != std::string::npos || t.name.find("norm") != std::string::npos;
         EXPECT_TRUE(head || own) << t.name;
+        embedding_adapters += t.name.find("adapter_emb_") != std::string::npos;
       }
     }
   }
+  if (family == "sisa-a") EXPECT_GT(embedding_adapters, 0) << "model.embedding_rank: 2 trains an embedding adapter";
   PredictRequest p;
   p.run_dir = a;
   p.output_csv = *dir_ / (family + "-predictions.csv");
@@ -447,6 +451,20 @@ TEST_F(TextFamilies, ConfigsThatCannotWorkAreRefusedByKey) {
   yaml.replace(yaml.find("max_tokens: 12"), 14, "max_tokens: 20");
   test::write_text(longer, yaml);
   refused(longer, "the encoder's max_len");
+  refused(config("  type: sisa-a\n  backbone: tiny.h5\n  embedding_rank: -1\n", "rank"),
+          "model.embedding_rank: must be >= 0");
+}
+
+// model.embedding_rank came after sisa-a runs existed: at its default it is
+// left out of the identity hash, so those runs keep theirs.
+TEST_F(TextFamilies, AnEmbeddingRankOfZeroKeepsTheIdentityOfOlderRuns) {
+  const nlohmann::json env = {{"any", "environment"}};
+  auto hash = [&](const std::string& model, const std::string& name) {
+    return identity_hash(Config::load(config("  type: sisa-a\n  backbone: tiny.h5\n" + model, name)), env);
+  };
+  const std::string older = hash("", "older");
+  EXPECT_EQ(hash("  embedding_rank: 0\n", "rank0"), older);
+  EXPECT_NE(hash("  embedding_rank: 2\n", "rank2"), older);
 }
 
 }  // namespace

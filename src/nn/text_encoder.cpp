@@ -14,10 +14,15 @@ torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen) {
   return x * mask / keep;
 }
 
-TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal)
+TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal,
+                         int64_t embedding_rank)
     : shape_(shape), dropout_(dropout), causal_(causal) {
   const int64_t d = shape.dim;
   tok_emb_ = register_module("tok_emb", torch::nn::Embedding(shape.vocab_size, d));
+  if (embedding_rank > 0) {
+    emb_down_ = register_module("adapter_emb_down", torch::nn::Embedding(shape.vocab_size, embedding_rank));
+    emb_up_ = register_module("adapter_emb_up", torch::nn::Linear(torch::nn::LinearOptions(embedding_rank, d).bias(false)));
+  }
   pos_emb_ = register_parameter("pos_emb", torch::zeros({shape.max_len, d}));
   emb_norm_ = register_module("emb_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   // Blocks are child modules named block<i>, so tensors read "block0.qkv.weight".
@@ -55,7 +60,9 @@ torch::Tensor TextEncoder::forward(const torch::Tensor& tokens, const torch::Ten
   const int64_t len = tokens.size(1);
   const auto positions = torch::arange(len, torch::kInt64);
   const auto pad_mask = positions.unsqueeze(0) >= lengths.unsqueeze(1);  // n, L: true past the end
-  auto x = tok_emb_->forward(tokens) + pos_emb_.slice(0, 0, len).unsqueeze(0);
+  auto x = tok_emb_->forward(tokens);
+  if (emb_down_) x = x + emb_up_->forward(emb_down_->forward(tokens));
+  x = x + pos_emb_.slice(0, 0, len).unsqueeze(0);
   x = dropout(emb_norm_->forward(x), dropout_, gen);
   auto adapt = [](torch::nn::Linear& down, torch::nn::Linear& up, const torch::Tensor& y) {
     if (!down) return y;
@@ -91,7 +98,9 @@ void TextEncoder::load(const ModelState& weights, const std::string& origin) {
   }
 }
 
-bool TextEncoder::is_adapter(const std::string& name) { return name.find(".adapter") != std::string::npos; }
+bool TextEncoder::is_adapter(const std::string& name) {
+  return name.rfind("adapter", 0) == 0 || name.find(".adapter") != std::string::npos;
+}
 
 bool TextEncoder::is_layer_norm(const std::string& name) { return name.find("norm") != std::string::npos; }
 

@@ -3,7 +3,11 @@
 // layout: x = LN(x + Drop(Attn(x))), x = LN(x + Drop(FF(x)))). With
 // adapter_size > 0 each block gets Houlsby adapters: a bottleneck
 // (down, GELU, up, plus the residual) after the attention projection and
-// after the feed-forward, before each residual add and LayerNorm. Padding is
+// after the feed-forward, before each residual add and LayerNorm. With
+// embedding_rank > 0 the token embeddings get a low-rank adapter too: a
+// trainable delta down[token] x up (vocab x r, then r x dim) added to the
+// frozen table, so a frozen backbone can still move what each word means
+// (LoRA's form, Hu et al. 2021, on the embedding). Padding is
 // masked by length, never by token id (SentencePiece's <unk> is id 0). A
 // causal encoder (the language-model family) lets each position attend only
 // to itself and earlier positions.
@@ -22,7 +26,8 @@ torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen);
 
 class TextEncoder : public torch::nn::Module {
  public:
-  TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal = false);
+  TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal = false,
+              int64_t embedding_rank = 0);
 
   // tokens, lengths: int64 [n, L], [n] (L <= max_len). Returns [n, L, dim].
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths, at::Generator* gen);
@@ -32,7 +37,7 @@ class TextEncoder : public torch::nn::Module {
   // Copies every tensor of `weights` into the encoder tensor of that name
   // (CorruptionError naming `origin` for a missing tensor or a shape mismatch).
   void load(const ModelState& weights, const std::string& origin);
-  // True for tensors of the Houlsby adapters and of the LayerNorms.
+  // True for tensors of the adapters (blocks and embeddings) and of the LayerNorms.
   static bool is_adapter(const std::string& name);
   static bool is_layer_norm(const std::string& name);
 
@@ -51,6 +56,8 @@ class TextEncoder : public torch::nn::Module {
   double dropout_;
   bool causal_;
   torch::nn::Embedding tok_emb_{nullptr};
+  torch::nn::Embedding emb_down_{nullptr};  // the embedding adapter (embedding_rank > 0)
+  torch::nn::Linear emb_up_{nullptr};
   torch::Tensor pos_emb_;
   torch::nn::LayerNorm emb_norm_{nullptr};
   std::vector<Block> blocks_;

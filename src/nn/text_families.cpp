@@ -2,7 +2,8 @@
 // nn/text_spec.cpp). Every shard builds its own encoder copy from the
 // backbone; what a shard owns, and so trains and checkpoints:
 //   transformer  every tensor (plain SISA; a backbone only sets the start)
-//   sisa-a       the adapters, the LayerNorms and the head
+//   sisa-a       the adapters (of the blocks, and of the embeddings with
+//                model.embedding_rank > 0), the LayerNorms and the head
 //   sisa-fc      the head; the frozen backbone is not part of the shard net,
 //                its pooled features come with the batch (cached at ingest)
 //                or are computed on the fly.
@@ -122,8 +123,10 @@ class TextNet : public ShardNet {
       width = frozen_->dim();
     } else {
       const BackboneShape shape = text_encoder_shape(c);
-      const int64_t adapters = family == "sisa-a" ? c.model.get<int64_t>("adapter_size") : 0;
-      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, adapters, dropout_));
+      const bool a = family == "sisa-a";
+      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, a ? c.model.get<int64_t>("adapter_size") : 0,
+                                                                          dropout_, false,
+                                                                          a ? c.model.get<int64_t>("embedding_rank") : 0));
       if (!backbone.empty()) encoder_->load(cached_backbone(backbone)->weights, backbone);
       width = shape.dim;
     }

@@ -3,7 +3,7 @@
 // pretrained backbone, or from scratch when model.backbone is empty),
 // "sisa-fc" (a frozen backbone, a per-shard head over its pooled features) and
 // "sisa-a" (a frozen backbone with per-shard Houlsby adapters, LayerNorms and
-// head). Torch-free: config checks read the backbone's shape from its file.
+// head, and optionally a low-rank adapter of the token embeddings). Torch-free: config checks read the backbone's shape from its file.
 #include "nn/text_spec.h"
 
 #include <algorithm>
@@ -164,7 +164,14 @@ ModelSpec text_model_spec(const std::string& name) {
                            return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)";
                          }});
   }
-  if (name == "sisa-a") s.options.push_back({"adapter_size", int64_t{32}, positive});
+  if (name == "sisa-a") {
+    s.options.push_back({"adapter_size", int64_t{32}, positive});
+    // The rank of the embedding adapter (text_encoder.h); 0: none, the
+    // token embeddings stay as pretrained (Houlsby et al.'s SISA-A).
+    s.options.push_back({"embedding_rank", int64_t{0}, [](const ModelOption& v) {
+                           return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)";
+                         }, true, false, /*omit_default=*/true});
+  }
   s.check = [name](const Config& c) { return check_text(c, name); };
   s.vocab_size = [](const Config& c) -> int64_t {
     const std::string path = backbone_of(c);
