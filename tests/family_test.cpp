@@ -293,4 +293,11 @@ TEST(HugePageAllocator, LargeTensorsAreHugePageAlignedAndComputeTheSameBits) {
   const auto small = head.clone();  // under 32 MiB: libtorch's own path
   EXPECT_TRUE(torch::equal(head.matmul(w), small.matmul(w)));
   EXPECT_TRUE(torch::equal(head.softmax(-1), small.softmax(-1)));
+  // Out of memory names the size, like libtorch's own allocator.
+  try {
+    torch::empty({int64_t{1} << 48}, torch::kFloat32);  // 1 PiB
+    ADD_FAILURE() << "a 1 PiB tensor was allocated";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("1125899906842624 bytes"), std::string::npos) << e.what();
+  }
 }

@@ -3,12 +3,12 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/Exception.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <new>
 
 namespace sisa {
 namespace {
@@ -22,10 +22,12 @@ constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kMapped = size_t{32} << 20;
 
 // Aligned to a huge page, so the whole block can be backed by them; freed
-// by free() like alloc_cpu's blocks.
+// by free() like alloc_cpu's blocks. Out of memory is libtorch's own error,
+// naming the size, as alloc_cpu reports it.
 void* huge_page_aligned(size_t n) {
   void* p = nullptr;
-  if (posix_memalign(&p, kHugePage, n) != 0) throw std::bad_alloc();
+  TORCH_CHECK(posix_memalign(&p, kHugePage, n) == 0, "not enough memory: you tried to allocate ", n,
+              " bytes (sisa's huge-page allocator; SISA_HUGE_PAGES=0 turns it off)");
   madvise(p, n & ~(kHugePage - 1), MADV_HUGEPAGE);  // advice: failure leaves 4 KiB pages
   return p;
 }
