@@ -240,7 +240,8 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
                               static_cast<double>(text_encoder_shape(c).vocab_size) * sizeof(float);
   const bool cached = target_bytes <= static_cast<double>(c.loo.target_cache_mb) * 1024.0 * 1024.0;
   out.target_cached = cached;
-  const torch::Tensor target = cached ? loo_target(torch::arange(n, torch::kInt64)) : torch::Tensor();
+  const auto every_row = torch::arange(n, torch::kInt64);
+  const torch::Tensor target = cached ? loo_target(every_row) : torch::Tensor();
   auto target_of = [&](const torch::Tensor& idx) { return cached ? target.index_select(0, idx) : loo_target(idx); };
   // Soft cross-entropy of the student against the target over the rows'
   // predicted tokens, both softened by temperature t (Hinton et al. 2015):
@@ -284,7 +285,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   for (auto& [name, t] : owned_parameters(family, *net)) params.push_back(t);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(c.loo.lr));
   const int64_t batch = c.loo.batch_size == 0 ? n : std::min(c.loo.batch_size, n);
-  const torch::Tensor whole_target = batch == n ? soften(cached ? target : loo_target(torch::arange(n, torch::kInt64))) : torch::Tensor();
+  const torch::Tensor whole_target = batch == n ? soften(cached ? target : loo_target(every_row)) : torch::Tensor();
   Batch retained;
   if (in.retained && c.loo.retain_batch > 0 && in.retained->size() > 0) retained = make_batch(in.retained->view());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);

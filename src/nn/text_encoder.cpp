@@ -21,7 +21,8 @@ TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, doubl
   tok_emb_ = register_module("tok_emb", torch::nn::Embedding(shape.vocab_size, d));
   if (embedding_rank > 0) {
     emb_down_ = register_module("adapter_emb_down", torch::nn::Embedding(shape.vocab_size, embedding_rank));
-    emb_up_ = register_module("adapter_emb_up", torch::nn::Linear(torch::nn::LinearOptions(embedding_rank, d).bias(false)));
+    emb_up_ = register_module("adapter_emb_up",
+                              torch::nn::Linear(torch::nn::LinearOptions(embedding_rank, d).bias(false)));
   }
   pos_emb_ = register_parameter("pos_emb", torch::zeros({shape.max_len, d}));
   emb_norm_ = register_module("emb_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));

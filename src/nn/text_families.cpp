@@ -124,9 +124,10 @@ class TextNet : public ShardNet {
     } else {
       const BackboneShape shape = text_encoder_shape(c);
       const bool a = family == "sisa-a";
-      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, a ? c.model.get<int64_t>("adapter_size") : 0,
-                                                                          dropout_, false,
-                                                                          a ? c.model.get<int64_t>("embedding_rank") : 0));
+      const int64_t adapters = a ? c.model.get<int64_t>("adapter_size") : 0;
+      const int64_t embedding_rank = a ? c.model.get<int64_t>("embedding_rank") : 0;
+      encoder_ = register_module("encoder",
+                                 std::make_shared<TextEncoder>(shape, adapters, dropout_, false, embedding_rank));
       if (!backbone.empty()) encoder_->load(cached_backbone(backbone)->weights, backbone);
       width = shape.dim;
     }

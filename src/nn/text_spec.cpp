@@ -3,7 +3,8 @@
 // pretrained backbone, or from scratch when model.backbone is empty),
 // "sisa-fc" (a frozen backbone, a per-shard head over its pooled features) and
 // "sisa-a" (a frozen backbone with per-shard Houlsby adapters, LayerNorms and
-// head, and optionally a low-rank adapter of the token embeddings). Torch-free: config checks read the backbone's shape from its file.
+// head, and optionally a low-rank adapter of the token embeddings).
+// Torch-free: config checks read the backbone's shape from its file.
 #include "nn/text_spec.h"
 
 #include <algorithm>
