@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <atomic>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "deletion_log.h"
 #include "deletion_tx.h"
@@ -178,8 +181,36 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
   std::string ids;
   for (int64_t id : doomed) ids += (ids.empty() ? "" : ",") + std::to_string(id);
 
+  // Kill moments come from this machine's own timing of an uninterrupted
+  // forget (a sanitized or loaded build starts several times slower): from
+  // half the time to acceptance (the log's first record) to the end, so
+  // kills land before acceptance, during the retrain and around the publish.
+  double to_accept = 0;
+  std::atomic<double> to_end{0};
+  {
+    const std::string run = dir_ / "timed";
+    fs::copy(base, run, fs::copy_options::recursive);
+    const std::string log = in_run(run, kLogFile);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto since = [&t0] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    std::thread forget([&] {
+      const auto r = test::run_sisa("forget -q -r " + run + " --ids " + ids);
+      to_end = since();
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+    });
+    while (to_end == 0 && !(fs::exists(log) && fs::file_size(log) > 0)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    to_accept = since();
+    forget.join();
+    ASSERT_EQ(stage_digests(run), after);
+    fs::remove_all(run);
+  }
+  ASSERT_LT(to_accept, to_end.load());
   std::mt19937 rng(20261128);
-  std::uniform_real_distribution<double> delay(0.2, 3.0);
+  std::uniform_real_distribution<double> delay(to_accept / 2, to_end.load());
   int killed = 0, accepted_runs = 0;
   for (int trial = 0; trial < 20; ++trial) {
     const std::string run = dir_ / ("kill-" + std::to_string(trial));

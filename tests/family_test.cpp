@@ -184,6 +184,9 @@ TEST_F(Family, FrozenTensorsComeFromASharedArtifact) {
 // tokenized at ingest by a SentencePiece model that the run pins as a shared
 // artifact; the same family then trains, forgets and verifies exactly.
 TEST_F(Family, TextRowsAreTokenizedWithATokenizerPinnedInTheRun) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "dlmopen (the SentencePiece plugin) is not supported under AddressSanitizer";
+#endif
   const std::vector<std::vector<std::string>> words = {
       {"cat", "dog", "horse", "bird", "fish", "wolf", "sheep", "goat", "mouse", "lion"},
       {"rain", "snow", "wind", "storm", "cloud", "sun", "fog", "hail", "frost", "thunder"},
