@@ -71,6 +71,7 @@ class Server:
                                    "--token-file", token_file, *extra], stdout=subprocess.PIPE, text=True, env=env())
         self.port = json.loads(self.p.stdout.readline())["port"]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = open(token_file).read().strip()  # receipts and /v1/status need it
 
     def post(self, path, body, token=None):
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
@@ -79,7 +80,8 @@ class Server:
         return json.loads(urllib.request.urlopen(req).read())
 
     def get(self, path):
-        return json.loads(urllib.request.urlopen(self.url + path).read())
+        req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"})
+        return json.loads(urllib.request.urlopen(req).read())
 
     def stop(self):
         self.p.terminate()

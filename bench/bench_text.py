@@ -67,7 +67,9 @@ def http_deletion(sisa, run_dir, doomed, env):
         t0 = time.monotonic()
         seq = json.loads(urllib.request.urlopen(req).read())["id"]
         while True:
-            state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/forget/{seq}").read())["state"]
+            poll = urllib.request.Request(f"http://127.0.0.1:{port}/v1/forget/{seq}",
+                                          headers={"Authorization": "Bearer bench-token-0123456789abcdef"})
+            state = json.loads(urllib.request.urlopen(poll).read())["state"]
             if state == "applied":
                 return time.monotonic() - t0
             if state == "failed":

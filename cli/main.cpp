@@ -184,7 +184,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   audit->add_option("--candidates", areq.candidates, "Random secrets each canary is ranked against")
       ->capture_default_str();
   audit->add_option("--beam", areq.beam, "Beam width of the extraction attack")->capture_default_str();
-  audit->add_option("--seed", areq.seed, "Draws the candidates")->capture_default_str();
+  audit->add_option("--seed", areq.seed, "Draws the candidates")->check(CLI::NonNegativeNumber)->capture_default_str();
   audit->add_option("--heldout-rows", areq.heldout_rows, "Perplexity on the first N test rows (0: all)")
       ->capture_default_str();
 
@@ -194,7 +194,7 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
   generate->add_option("--prompt", greq.prompt, "Text to continue")->required();
   generate->add_option("--max-tokens", greq.max_tokens, "Tokens to add at most")->capture_default_str();
   generate->add_option("--top-k", greq.top_k, "Sample from the k likeliest tokens (<= 1: greedy)")->capture_default_str();
-  generate->add_option("--seed", greq.seed, "Seed of top-k sampling")->capture_default_str();
+  generate->add_option("--seed", greq.seed, "Seed of top-k sampling")->check(CLI::NonNegativeNumber)->capture_default_str();
   generate->add_option("--model", greq.model, "student | teachers (default: the student if the run has one)");
 
   auto* score = app.add_subcommand("score", "Language models: per-token log-probabilities and perplexity of a text");

@@ -17,7 +17,7 @@ namespace {
 ArtifactRef pin(const RunDir& run, const std::string& key, const std::string& source) {
   std::vector<uint8_t> bytes;
   try {
-    bytes = read_file(source);
+    bytes = read_input_file(source, {key, kMaxArtifactBytes, ExitCode::kData});
   } catch (const Error& e) {
     throw DataError(key + ": cannot read shared artifact '" + source + "': " + e.what());
   }

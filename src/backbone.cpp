@@ -30,7 +30,7 @@ std::vector<uint8_t> encode_backbone(const Backbone& b) {
 }
 
 Backbone read_backbone(const std::string& path) {
-  const auto bytes = read_file(path);
+  const auto bytes = read_input_file(path, {"backbone", kMaxArtifactBytes, ExitCode::kData});
   nlohmann::json meta;
   Backbone b;
   b.weights = decode_state_file(ByteView(bytes), path, "sisa-backbone", kBackboneFormatVersion, &meta);

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "fs.h"
 #include "model_spec.h"
 #include "sisa/errors.h"
 #include "yaml_fields.h"
@@ -201,12 +202,9 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
 }
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("cannot read config file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const auto bytes = read_input_file(path, {"config file", kMaxConfigBytes, ExitCode::kUsage});
   const std::string base = fs::absolute(fs::path(path)).parent_path().string();
-  return parse(ss.str(), path, base, overrides);
+  return parse(std::string(bytes.begin(), bytes.end()), path, base, overrides);
 }
 
 Placement Config::placement() const {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <type_traits>
 
+#include "fs.h"
 #include "model_spec.h"
 #include "sha256.h"
 #include "sisa/config.h"
@@ -17,12 +18,8 @@ namespace {
 
 // The SHA-256 of a shared artifact; DataError naming the key and the file.
 std::string file_sha256(const std::string& path, const std::string& key) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(key + ": cannot read shared artifact '" + path + "'");
-  Sha256 h;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) h.update(reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(in.gcount()));
-  return h.hex();
+  check_input_file(path, {key, kMaxArtifactBytes, ExitCode::kData});
+  return sha256_file(path);
 }
 
 void emit_option(YAML::Emitter& out, const ModelOption& v) {

@@ -19,23 +19,36 @@
 
 #include "fs.h"
 #include "h5file.h"
+#include "strict_json.h"
 #include "sisa/errors.h"
 #include "text/tokenizer.h"
 
 namespace sisa {
 
+// A data file must exist and be a regular file (a FIFO or a device would
+// never end) of at most kMaxDataFileBytes.
+static void check_data_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  check_input_file(path, {"data file", kMaxDataFileBytes, ExitCode::kData});
+}
+
 // Reads a whole gzip (or plain) file: zlib's gzread handles both.
 static std::vector<uint8_t> read_gz(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  check_data_file(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw DataError("cannot open data file '" + path + "'");
   std::vector<uint8_t> out;
   uint8_t buf[1 << 16];
   int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  // The decompressed bytes are bounded too: a small gzip file can expand without end.
+  while ((n = gzread(f, buf, sizeof buf)) > 0 && out.size() <= kMaxDataFileBytes) out.insert(out.end(), buf, buf + n);
   const bool failed = n < 0;
   gzclose(f);
   if (failed) throw DataError("'" + path + "': corrupt gzip stream");
+  if (out.size() > kMaxDataFileBytes) {
+    throw DataError("data file '" + path + "' expands to more than " + std::to_string(kMaxDataFileBytes >> 30) +
+                    " GiB, the most sisa reads for one data file");
+  }
   return out;
 }
 
@@ -223,7 +236,7 @@ static void read_text_rows(const DataConfig& c, const std::string& path, std::is
 }
 
 Dataset load_csv(const DataConfig& c, const std::string& path, bool train) {
-  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  check_data_file(path);
   std::ifstream in(path);
   if (!in) throw DataError("cannot open data file '" + path + "'");
   std::vector<std::string> header;
@@ -267,7 +280,7 @@ Dataset load_csv(const DataConfig& c, const std::string& path, bool train) {
 }
 
 Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
-  if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
+  check_data_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot open data file '" + path + "'");
   const Tokenizer tokenizer(c.tokenizer);
@@ -282,9 +295,9 @@ Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
     const std::string where = path + ":" + std::to_string(no);
     nlohmann::json row;
     try {
-      row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw DataError(where + ": not valid JSON: " + e.what());
+      row = parse_strict_json(line);  // a field named twice is refused, as CSV and HTTP refuse it
+    } catch (const StrictJsonError& e) {
+      throw DataError(where + ": " + e.what());
     }
     if (!row.is_object()) throw DataError(where + ": not a JSON object");
     for (const auto& [key, value] : row.items()) {
@@ -325,7 +338,7 @@ Dataset load_jsonl(const DataConfig& c, const std::string& path, bool train) {
 
 Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
   if (!std::filesystem::exists(path)) throw DataError("data file not found: '" + path + "'");
-  const auto bytes = read_file(path);
+  const auto bytes = read_input_file(path, {"data file", kMaxDataFileBytes, ExitCode::kData});
   H5Image img(bytes, path);
   auto need = [&](const std::string& name) {
     if (!img.has(name)) throw DataError("'" + path + "': no dataset named '" + name + "'");
@@ -391,6 +404,7 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
 
 void load_weights_file(const DataConfig& c, Dataset& d) {
   const std::string& path = c.weights_file;
+  check_input_file(path, {"data.weights_file", kMaxDataFileBytes, ExitCode::kData});
   std::ifstream in(path);
   if (!in) throw DataError("data.weights_file: cannot read '" + path + "'");
   std::vector<std::string> header;

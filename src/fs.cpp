@@ -11,6 +11,7 @@
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "sisa/errors.h"
 
@@ -145,17 +146,19 @@ int open_for_read(const std::string& path, size_t* size) {
   return fd;
 }
 
-}  // namespace
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  size_t size = 0;
-  const int fd = open_for_read(path, &size);
-  // Read to the end, not to the size fstat gave: a pipe, a FIFO or
-  // /dev/stdin reports 0, and a file may grow while it is read.
-  std::vector<uint8_t> bytes(std::max<size_t>(size + 1, 4096));  // +1: room to see the end
+// Reads `fd` to its end (closing it), not to a size fstat gave: a file may
+// grow while it is read. More than `limit` bytes: false, with the first
+// limit + 1 bytes read.
+bool read_to_end(int fd, const std::string& path, uint64_t limit, size_t size_hint, std::vector<uint8_t>* out) {
+  std::vector<uint8_t>& bytes = *out;
+  bytes.assign(static_cast<size_t>(std::min<uint64_t>(std::max<size_t>(size_hint + 1, 4096), limit + 1)), 0);
   size_t got = 0;
   for (;;) {
-    if (got == bytes.size()) bytes.resize(bytes.size() * 2);
+    if (got == bytes.size()) {
+      if (got > limit) break;
+      bytes.resize(static_cast<size_t>(std::min<uint64_t>(uint64_t{bytes.size()} * 2, limit + 1)));
+    }
     const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -167,6 +170,77 @@ std::vector<uint8_t> read_file(const std::string& path) {
   }
   ::close(fd);
   bytes.resize(got);
+  return got <= limit;
+}
+
+std::string bound_text(uint64_t bytes) {
+  if (bytes >= kGiB && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + " GiB";
+  if (bytes >= kMiB && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+[[noreturn]] void too_large(const std::string& path, const InputFile& spec) {
+  throw_error(spec.error, spec.what + ": '" + path + "' holds more than " + bound_text(spec.max_bytes) +
+                              ", the most sisa reads for it");
+}
+
+// Opens an input file that must be regular (O_NONBLOCK: opening a FIFO
+// never waits for a writer); sets its size. The caller closes it.
+int open_input(const std::string& path, const InputFile& spec, uint64_t* size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) throw_error(spec.error, spec.what + ": '" + path + "' does not exist");
+    throw_io("cannot open", path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw_io("cannot stat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket"
+                                                                                        : "not a regular file";
+    throw_error(spec.error, spec.what + ": '" + path + "' is " + kind + "; sisa reads only regular files here");
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  if (*size > spec.max_bytes) {
+    ::close(fd);
+    too_large(path, spec);
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  size_t size = 0;
+  const int fd = open_for_read(path, &size);
+  std::vector<uint8_t> bytes;
+  read_to_end(fd, path, std::numeric_limits<uint64_t>::max() - 1, size, &bytes);
+  return bytes;
+}
+
+uint64_t check_input_file(const std::string& path, const InputFile& spec) {
+  uint64_t size = 0;
+  ::close(open_input(path, spec, &size));
+  return size;
+}
+
+std::vector<uint8_t> read_input_file(const std::string& path, const InputFile& spec) {
+  uint64_t size = 0;
+  const int fd = open_input(path, spec, &size);
+  std::vector<uint8_t> bytes;
+  if (!read_to_end(fd, path, spec.max_bytes, static_cast<size_t>(size), &bytes)) too_large(path, spec);
+  return bytes;
+}
+
+std::vector<uint8_t> read_stdin(const InputFile& spec) {
+  const int fd = ::dup(STDIN_FILENO);
+  if (fd < 0) throw_io("cannot read", "standard input");
+  std::vector<uint8_t> bytes;
+  if (!read_to_end(fd, "standard input", spec.max_bytes, 0, &bytes)) too_large("-", spec);
   return bytes;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sisa/errors.h"
+
 namespace sisa {
 
 // The seam every durable write goes through (as LevelDB's Env): each call is
@@ -44,7 +46,38 @@ void append_durable(Env& env, const std::string& path, const void* data, size_t 
 // Unlinks a file and syncs its directory.
 void remove_durable(Env& env, const std::string& path);
 
-std::vector<uint8_t> read_file(const std::string& path);  // IOError names the path
+// Files inside a run directory (listed as a closed world before they are
+// read, so never a FIFO or a device). IOError names the path.
+std::vector<uint8_t> read_file(const std::string& path);
+
+// A file the user names (a flag or a config key): what it is called in
+// errors, the most bytes it may hold, and the exit code of a file that is
+// not a regular file or is too large (docs/cli.md, "Input files").
+struct InputFile {
+  std::string what;             // "--token-file", "data.tokenizer", ...
+  uint64_t max_bytes = 0;
+  ExitCode error = ExitCode::kUsage;
+};
+// Bounds of the user's input files (docs/cli.md lists them).
+constexpr uint64_t kMiB = uint64_t{1} << 20, kGiB = uint64_t{1} << 30;
+constexpr uint64_t kMaxConfigBytes = 16 * kMiB;      // YAML configs
+constexpr uint64_t kMaxTokenFileBytes = 4096;        // --token-file
+constexpr uint64_t kMaxIdFileBytes = 1 * kGiB;       // --ids-file, --groups-file, --exclude-ids (and stdin)
+constexpr uint64_t kMaxTokenizerBytes = 256 * kMiB;  // a SentencePiece model
+constexpr uint64_t kMaxSecretsBytes = 256 * kMiB;    // sisa audit --secrets
+constexpr uint64_t kMaxArtifactBytes = 16 * kGiB;    // a backbone or other shared artifact
+constexpr uint64_t kMaxCorpusBytes = 16 * kGiB;      // pretraining and tokenizer corpora
+constexpr uint64_t kMaxDataFileBytes = 64 * kGiB;    // training and test data
+
+// Checks that `path` is a regular file of at most spec.max_bytes, without
+// blocking on a FIFO; returns its size. The error (of spec.error's type)
+// names spec.what, the path and the bound. IOError if it cannot be opened.
+uint64_t check_input_file(const std::string& path, const InputFile& spec);
+// check_input_file, then the whole file.
+std::vector<uint8_t> read_input_file(const std::string& path, const InputFile& spec);
+// Standard input (a pipe, a file or a terminal) to its end, refused past
+// spec.max_bytes: `--ids-file -`.
+std::vector<uint8_t> read_stdin(const InputFile& spec);
 
 // A read-only view of bytes owned elsewhere (a vector or a MappedFile).
 struct ByteView {

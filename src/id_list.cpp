@@ -73,12 +73,16 @@ std::string format_id_list(const std::vector<int64_t>& ids, size_t limit) {
 }
 
 std::vector<int64_t> read_id_file(const std::string& path) {
-  std::string text;
+  // A file must be regular (a FIFO or /dev/zero would never end); "-" reads
+  // standard input, a pipe included, up to the same bound.
+  const InputFile spec{"id file", kMaxIdFileBytes, ExitCode::kUsage};
+  std::vector<uint8_t> bytes;
   try {
-    text = read_text(path == "-" ? "/dev/stdin" : path);  // pipes and FIFOs are read to their end
+    bytes = path == "-" ? read_stdin(spec) : read_input_file(path, spec);
   } catch (const IOError& e) {
     throw UsageError(std::string("cannot read id file: ") + e.what());
   }
+  const std::string text(bytes.begin(), bytes.end());
   std::vector<int64_t> ids;
   size_t line_no = 0, start = 0;
   while (start <= text.size()) {

@@ -100,6 +100,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
                                    "it cannot be rebuilt: restore it from a backup of the run)");
     }
     Manifest m;
+    m.format_version = version.get<int>();
     m.identity_hash = j.at("identity_hash");
     m.config_hash = j.at("config_hash");
     m.environment = j.at("environment");

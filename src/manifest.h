@@ -59,6 +59,7 @@ struct StudentEntry {
 };
 
 struct Manifest {
+  int format_version = kManifestFormatVersion;  // as read; always written as the current one
   std::string identity_hash;  // training config + environment
   std::string config_hash;
   nlohmann::json environment;

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "fs.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
 #include "yaml_fields.h"
@@ -75,13 +76,10 @@ PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string&
 }
 
 PretrainConfig PretrainConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("cannot read config file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const auto bytes = read_input_file(path, {"config file", kMaxConfigBytes, ExitCode::kUsage});
   YAML::Node root;
   try {
-    root = YAML::Load(ss.str());
+    root = YAML::Load(std::string(bytes.begin(), bytes.end()));
   } catch (const YAML::Exception& e) {
     throw ConfigError(path + ": not valid YAML: " + e.msg);
   }

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -24,7 +25,9 @@
 #include "lm_models.h"
 #include "lm_runtime.h"
 #include "loo_student.h"
+#include "fs.h"
 #include "progress.h"
+#include "run_common.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
@@ -78,7 +81,17 @@ size_t secret_digits(const std::string& s) {
   return s.size() % 2 == 1 ? n : 0;
 }
 
-std::vector<Canary> read_secrets(const std::string& path, const Manifest& m) {
+// A whole field as a 64-bit integer ("12abc", "" and overflow are not).
+bool parse_int64(const std::string& s, int64_t* out) {
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+// The canaries file. Every id must be one the run held and every group must
+// be listed once: a canary the run never saw would be audited as if it had.
+std::vector<Canary> read_secrets(const std::string& path, const Manifest& m, const RunKeys& known,
+                                 const std::string& run_dir) {
+  check_input_file(path, {"--secrets", kMaxSecretsBytes, ExitCode::kUsage});
   std::ifstream in(path);
   if (!in) throw IOError("cannot read the secrets file '" + path + "'");
   std::string line;
@@ -89,19 +102,26 @@ std::vector<Canary> read_secrets(const std::string& path, const Manifest& m) {
   const std::set<int64_t> deleted_ids(m.deleted_ids.begin(), m.deleted_ids.end());
   const std::set<int64_t> deleted_groups(m.deleted_groups.begin(), m.deleted_groups.end());
   std::vector<Canary> out;
+  std::set<int64_t> groups_seen;
   for (int64_t row = 2; std::getline(in, line); ++row) {
     if (line.empty()) continue;
     const auto f = csv_fields(line);
     const std::string where = path + " line " + std::to_string(row);
     if (f.size() != 5) throw DataError(where + ": expected 5 fields");
     Canary c;
-    try {
-      c.group = std::stoll(f[0]);
-      c.repetitions = std::stoll(f[1]);
-      std::istringstream ids(f[4]);
-      for (int64_t id; ids >> id;) c.ids.push_back(id);
-    } catch (const std::exception&) {
-      throw DataError(where + ": group, repetitions and ids must be integers");
+    bool integers = parse_int64(f[0], &c.group) && parse_int64(f[1], &c.repetitions) && c.repetitions >= 0;
+    std::istringstream ids(f[4]);
+    for (std::string word; integers && ids >> word;) {
+      int64_t id = 0;
+      integers = parse_int64(word, &id);
+      c.ids.push_back(id);
+    }
+    if (!integers) throw DataError(where + ": group, repetitions and ids must be integers (repetitions >= 0)");
+    if (!groups_seen.insert(c.group).second) throw DataError(where + ": group " + f[0] + " is listed twice");
+    for (int64_t id : c.ids) {
+      if (!std::binary_search(known.ids.begin(), known.ids.end(), id)) {
+        throw DataError(where + ": id " + std::to_string(id) + " was never part of run '" + run_dir + "'");
+      }
     }
     c.prefix = f[2];
     c.secret = f[3];
@@ -341,6 +361,7 @@ nlohmann::json audit(const AuditRequest& req) {
   if (req.secrets.empty()) throw UsageError("--secrets is required (the canaries file of scripts/make-lm-corpus.sh)");
   if (req.candidates < 100 || req.candidates > 10000000) throw UsageError("--candidates must be in 100..10000000");
   if (req.beam < 1 || req.beam > 1000) throw UsageError("--beam must be in 1..1000");
+  if (req.heldout_rows < 0) throw UsageError("--heldout-rows must be >= 0 (0: every test row)");
   if (req.model != "both" && req.model != "student" && req.model != "teachers") {
     throw UsageError("--model must be student, teachers or both, not '" + req.model + "'");
   }
@@ -350,7 +371,7 @@ nlohmann::json audit(const AuditRequest& req) {
   const Config c = load_run_config(run, m);
   set_compute_threads(c.train.threads);
   const auto rt = LmRuntime::load(run, m, c);
-  const auto canaries = read_secrets(req.secrets, m);
+  const auto canaries = read_secrets(req.secrets, m, known_keys(run, m), req.run_dir);
   std::unique_ptr<Dataset> heldout;
   if (!c.data.test.empty()) {
     heldout = std::make_unique<Dataset>(load_source(c.data, Split::kTest));

@@ -127,6 +127,22 @@ Dataset load_all_rows(const RunDir& run, const Manifest& m) {
   return all;
 }
 
+RunKeys known_keys(const RunDir& run, const Manifest& m) {
+  RunKeys k{m.deleted_ids, m.deleted_groups};
+  for (const auto& e : m.entries) {
+    const auto bytes = read_verified(run, e.store);
+    std::vector<int64_t> ids, groups;
+    decode_store_keys(bytes, run.path(e.store.path), &ids, &groups);
+    k.ids.insert(k.ids.end(), ids.begin(), ids.end());
+    k.groups.insert(k.groups.end(), groups.begin(), groups.end());
+  }
+  for (auto* v : {&k.ids, &k.groups}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  return k;
+}
+
 ShardData make_shard_data(Dataset rows, const Config& c) {
   // Stores are written sorted; sorting again would copy every row.
   if (!std::is_sorted(rows.ids.begin(), rows.ids.end())) rows.sort_by_id();

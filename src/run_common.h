@@ -60,6 +60,12 @@ Dataset load_store(const RunDir& run, const ShardEntry& e);
 // Every row the run's shards hold now (deleted rows are gone from the
 // stores), sorted by id: `predict --split train` and the LOO student.
 Dataset load_all_rows(const RunDir& run, const Manifest& m);
+// Every sample id and group key the run ever held (its stores' keys and the
+// deleted ones), each sorted and unique; groups empty if the data has none.
+struct RunKeys {
+  std::vector<int64_t> ids, groups;
+};
+RunKeys known_keys(const RunDir& run, const Manifest& m);
 
 // Sorts by id and computes each row's slice from its placement key.
 ShardData make_shard_data(Dataset rows, const Config& c);

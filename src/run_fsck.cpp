@@ -181,6 +181,11 @@ nlohmann::json fsck(const std::string& run_dir) {
     problems.push_back(e.what());
     return report({}, nullptr);
   }
+  if (m.format_version == 1) {
+    problems.push_back(manifest_path(run_dir) +
+                       ": format version 1 carries no checksum, so an edit to it cannot be detected; if sisa "
+                       "wrote it (before version 2), `sisa repair` checks the run and rewrites it as version 2");
+  }
   bool config_ok = false;
   guard(&problems, [&] {
     load_run_config(run, m);

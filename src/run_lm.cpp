@@ -63,7 +63,15 @@ const LmScorer& LmRuntime::scorer(const std::string& model) const {
 
 namespace {
 
-std::vector<int32_t> encode_text(const Tokenizer& tok, const std::string& text, const char* what) {
+// The ids of a prompt or text the model reads whole. A text longer than the
+// tokenizer's bound for the model's positions is refused before it is
+// encoded: no text costs more than that bound to answer.
+std::vector<int32_t> encode_text(const Tokenizer& tok, const std::string& text, const char* what, int64_t max_tokens) {
+  if (text.size() > tok.byte_bound(max_tokens)) {
+    throw DataError(std::string(what) + " has " + std::to_string(text.size()) + " bytes; the model reads at most " +
+                    "data.max_tokens=" + std::to_string(max_tokens) + " tokens, and texts over " +
+                    std::to_string(tok.byte_bound(max_tokens)) + " bytes are refused before tokenizing");
+  }
   if (!valid_utf8(text)) throw DataError(std::string(what) + " is not valid UTF-8");
   if (blank_text(text)) throw DataError(std::string(what) + " is empty");
   return tok.encode(text);
@@ -77,7 +85,7 @@ nlohmann::json LmRuntime::generate(const std::string& prompt, int64_t max_tokens
   const LmScorer& s = scorer(name);
   if (max_tokens < 1 || max_tokens > 65536) throw UsageError("max_tokens must be in 1..65536");
   if (top_k < 0 || top_k > 1000000) throw UsageError("top_k must be in 0..1000000");
-  const auto ids = encode_text(*tokenizer_, prompt, "the prompt");
+  const auto ids = encode_text(*tokenizer_, prompt, "the prompt", s.max_tokens());
   if (static_cast<int64_t>(ids.size()) >= s.max_tokens()) {
     throw DataError("the prompt has " + std::to_string(ids.size()) + " tokens; the model reads at most data.max_tokens=" +
                     std::to_string(s.max_tokens()) + " in all");
@@ -97,7 +105,7 @@ nlohmann::json LmRuntime::generate(const std::string& prompt, int64_t max_tokens
 nlohmann::json LmRuntime::score(const std::string& text, const std::string& model) const {
   const std::string name = model.empty() ? default_model() : model;
   const LmScorer& s = scorer(name);
-  const auto ids = encode_text(*tokenizer_, text, "the text");
+  const auto ids = encode_text(*tokenizer_, text, "the text", s.max_tokens());
   if (ids.size() < 2) throw DataError("the text has " + std::to_string(ids.size()) + " token(s); scoring needs 2 or more");
   const auto lp = s.token_log_probs({ids})[0];
   double sum = 0.0;
@@ -126,7 +134,6 @@ std::shared_ptr<const LmRuntime> open_runtime(const std::string& run_dir) {
 
 nlohmann::json train_tokenizer(const TokenizerRequest& r) {
   if (r.vocab_size < 16 || r.vocab_size > 1000000) throw UsageError("--vocab-size must be in 16..1000000");
-  if (!std::filesystem::is_regular_file(r.corpus)) throw IOError("cannot read the corpus '" + r.corpus + "'");
   Tokenizer::train({r.corpus, r.out, static_cast<int>(r.vocab_size), "unigram", {}});
   return {{"tokenizer", r.out}, {"vocab_size", Tokenizer(r.out).vocab_size()}, {"sha256", sha256_file(r.out)}};
 }

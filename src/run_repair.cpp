@@ -249,7 +249,9 @@ nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
                  {"note", "the damaged student was replaced by one retrained without every deleted row"}};
     }
   }
-  if (!repaired.empty() || !student.is_null()) save_manifest(*run.env, run.root, m);
+  // A version-1 manifest (no checksum) is rewritten as the current version
+  // once every file it names has checked out above.
+  if (!repaired.empty() || !student.is_null() || m.format_version == 1) save_manifest(*run.env, run.root, m);
   auto recovered = recover_locked(run, m, c, {}, seams.runner);
   return {{"repaired_shards", repaired}, {"recovered", recovered}, {"log", log_report}, {"student", student}};
 }

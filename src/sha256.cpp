@@ -3,8 +3,10 @@
 #include <openssl/evp.h>
 
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 
+#include "fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -53,6 +55,7 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 std::string sha256_file(const std::string& path) {
+  check_input_file(path, {"a file to hash", std::numeric_limits<uint64_t>::max(), ExitCode::kIO});
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError("cannot read '" + path + "'");
   Sha256 h;

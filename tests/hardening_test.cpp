@@ -6,6 +6,8 @@
 // small defects a hostile review found.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -290,6 +292,67 @@ TEST_F(Hardening, ForgettingEverySampleLeavesAConsistentRunWithNoModel) {
   EXPECT_EQ(p.exit_code, code(ExitCode::kData)) << p.output;
   EXPECT_NE(p.output.find("every sample of the run has been deleted"), std::string::npos) << p.output;
   EXPECT_EQ(run_sisa("verify -q -r " + run_).exit_code, 0);
+}
+
+// Every file a user names must be a regular file of bounded size: /dev/zero,
+// a FIFO, a directory or an endless pipe is refused by name (once: unbounded
+// memory or a hang), with the exit code of what it was meant to be.
+TEST_F(Hardening, InputFilesMustBeRegularFilesOfBoundedSize) {
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  fs::create_directory(dir_ / "a-dir");
+  const std::string forget = "timeout -s KILL 60 ";  // a hang fails the test instead of stalling it
+  const auto refused = [&](const std::string& args, ExitCode want, const std::string& needle,
+                           const std::string& env = "") {
+    const auto before = test::snapshot(run_);
+    const auto r = run_sisa(args, env + forget);
+    EXPECT_EQ(r.exit_code, code(want)) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+    EXPECT_TRUE(test::snapshot(run_) == before) << args << ": the run changed";
+  };
+  for (const std::string& bad : std::vector<std::string>{"/dev/zero", dir_ / "fifo", dir_ / "a-dir"}) {
+    refused("forget -r " + run_ + " --ids-file " + bad, ExitCode::kUsage, "'" + bad + "' is");
+    refused("forget -r " + run_ + " --groups-file " + bad, ExitCode::kUsage, "'" + bad + "' is");
+    refused("train -c " + bad + " -r " + dir_ / "never", ExitCode::kUsage, "config file: '" + bad + "' is");
+    refused("serve -r " + run_ + " --port 0 --token-file " + bad, ExitCode::kUsage, "--token-file: '" + bad + "' is");
+  }
+  // Standard input is read to its end, but not past 1 GiB.
+  refused("forget -r " + run_ + " --ids-file -", ExitCode::kUsage, "holds more than 1 GiB", "yes 1 | ");
+  // Training data that is not a regular file: a data error.
+  test::write_text(dir_ / "fifo.yaml", test::config_yaml(dir_ / "fifo", dir_ / "train.csv", 5, 3,
+                                                         "  type: mlp\n  hidden: [8]\n", "  shards: 3\n  slices: 3\n",
+                                                         "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+  refused("train -c " + dir_ / "fifo.yaml" + " -r " + dir_ / "never", ExitCode::kData, "data file: '" + dir_ / "fifo" + "' is a FIFO");
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+}
+
+// The bearer token is one line of visible ASCII: a second line or binary
+// bytes would make a token no client can send, so the server refuses to start.
+TEST_F(Hardening, ATokenFileWithTwoLinesOrBinaryBytesIsRefused) {
+  for (const std::string& token : std::vector<std::string>{"first-line-of-the-token\nsecond-line-of-it\n", std::string("binary\0bytes-in-the-token", 25),
+                                  "a token with spaces inside\n"}) {
+    test::write_text(dir_ / "token", token);
+    const auto r = run_sisa("serve -r " + run_ + " --port 0 --token-file " + dir_ / "token", "timeout -s KILL 60");
+    EXPECT_EQ(r.exit_code, code(ExitCode::kUsage)) << r.output;
+    EXPECT_NE(r.output.find("one token of visible ASCII characters on one line"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("second-line"), std::string::npos) << "the token was echoed: " << r.output;
+  }
+}
+
+// A manifest without its checksum (format version 1) cannot show an edit:
+// fsck says so, and repair checks the run and writes it with its checksum.
+TEST_F(Hardening, AManifestWithoutItsChecksumFailsFsckUntilRepairUpgradesIt) {
+  const std::string path = manifest_path(run_);
+  json j = json::parse(read_text(path));
+  j["format_version"] = 1;
+  j.erase("checksum");
+  test::write_text(path, j.dump(1));
+  auto r = run_sisa("fsck -r " + run_);
+  EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << r.output;
+  EXPECT_NE(r.output.find("format version 1 carries no checksum"), std::string::npos) << r.output;
+  r = run_sisa("repair -q -r " + run_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(run_sisa("fsck -q -r " + run_).exit_code, 0);
+  EXPECT_EQ(json::parse(read_text(path))["format_version"], kManifestFormatVersion);
 }
 
 // A failed write (a full disk) leaves no temp file behind.

@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "deletion_log.h"
 #include "fault_env.h"
@@ -238,15 +241,46 @@ TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
   EXPECT_NE(cli.output.find("held-out perplexity"), std::string::npos) << cli.output;
 
   req.secrets = *dir_ / "missing.csv";
-  EXPECT_THROW(audit(req), IOError);
+  EXPECT_THROW(audit(req), UsageError);
   req.secrets = *dir_ / "canaries.csv";
   req.model = "nobody";
   EXPECT_THROW(audit(req), UsageError);
+  req.model = "both";
+  req.heldout_rows = -1;
+  EXPECT_THROW(audit(req), UsageError);
+  req.heldout_rows = 0;
+
+  // A canary the run never held, or a group listed twice, would be audited
+  // as if it had been trained: refused, naming the line.
+  const std::string secrets = test::read_text(*dir_ / "canaries.csv");
+  const auto audit_of = [&](const std::string& body) {
+    test::write_text(*dir_ / "bad-canaries.csv", body);
+    req.secrets = *dir_ / "bad-canaries.csv";
+    return audit(req);
+  };
+  try {
+    audit_of(secrets + "800099,1," + kPrefix + ",1 2 3 4 5 6,123456789\n");
+    ADD_FAILURE() << "a canary id outside the run was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("id 123456789 was never part of run"), std::string::npos) << e.what();
+  }
+  const std::string first = secrets.substr(secrets.find('\n') + 1, secrets.find('\n', secrets.find('\n') + 1) - secrets.find('\n'));
+  try {
+    audit_of(secrets + first);
+    ADD_FAILURE() << "a group listed twice was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("is listed twice"), std::string::npos) << e.what();
+  }
+  for (const std::string flag : {"--seed -1", "--heldout-rows -1"}) {
+    const auto r = test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv " + flag);
+    EXPECT_EQ(r.exit_code, 2) << flag << "\n" << r.output;
+  }
 }
 
 TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
   const std::string run = *dir_ / "base";
-  test::ServerProcess server("--run-dir " + run);
+  test::write_text(*dir_ / "token", "a-token-of-sixteen-chars\n");
+  test::ServerProcess server("--run-dir " + run + " --token-file " + *dir_ / "token");
   ASSERT_TRUE(server.running());
   auto c = server.client();
   for (const std::string model : {"student", "teachers"}) {
@@ -289,8 +323,59 @@ TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
   const auto predict = c.Post("/v1/predict", R"({"texts": ["the lord"]})", "application/json");
   ASSERT_TRUE(predict);
   EXPECT_EQ(predict->status, 501);
-  const auto st = nlohmann::json::parse(c.Get("/v1/status")->body);
+  const auto st = nlohmann::json::parse(server.admin().Get("/v1/status")->body);
   EXPECT_NE(st["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
+}
+
+// Hostile texts (issue #23): 8 MB prompts and texts are refused before they
+// are tokenized, on compute threads, while /healthz keeps answering; the
+// receipts and the status need the token, and no answer names a path of
+// this machine.
+TEST_F(Loo, HugeTextsAreRefusedAtOnceAndReceiptsNeedTheToken) {
+  const std::string run = *dir_ / "base";
+  test::write_text(*dir_ / "token", "a-token-of-sixteen-chars\n");
+  test::ServerProcess server("-q --run-dir " + run + " --token-file " + *dir_ / "token");
+  ASSERT_TRUE(server.running());
+  const std::string huge(8000000, 'x');  // 8 MB: under the 8 MiB body limit
+  std::atomic<int> refused{0}, other{0};
+  std::vector<std::thread> attackers;
+  for (int i = 0; i < 8; ++i) {
+    attackers.emplace_back([&, i] {
+      auto c = server.client();
+      const auto r = i % 2 ? c.Post("/v1/generate", nlohmann::json{{"prompt", huge}}.dump(), "application/json")
+                           : c.Post("/v1/score", nlohmann::json{{"text", huge}}.dump(), "application/json");
+      // 422 refused; 503 when the per-client body budget (32 MB) is spent.
+      ((r && (r->status == 422 || r->status == 503)) ? refused : other) += 1;
+      if (r && r->status == 422) {
+        EXPECT_NE(r->body.find("refused before tokenizing"), std::string::npos) << r->body;
+      }
+    });
+  }
+  auto c = server.client();
+  std::vector<double> latencies;
+  for (int i = 0; i < 40; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto h = c.Get("/healthz");
+    latencies.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    ASSERT_TRUE(h && h->status == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& t : attackers) t.join();
+  std::sort(latencies.begin(), latencies.end());
+  std::printf("/healthz under 8 hostile 8 MB texts: p50 %.2f ms, max %.2f ms\n", latencies[20] * 1e3, latencies.back() * 1e3);
+  EXPECT_EQ(refused, 8);
+  EXPECT_EQ(other, 0);
+  const auto g = c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json");
+  ASSERT_TRUE(g && g->status == 200);
+
+  for (const char* path : {"/v1/status", "/v1/forget/1"}) {
+    const auto r = c.Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << path << ": " << r->body;
+  }
+  const auto st = server.admin().Get("/v1/status");
+  ASSERT_TRUE(st && st->status == 200);
+  EXPECT_EQ(st->body.find(std::string(*dir_ / "")), std::string::npos) << "an absolute path in " << st->body;
 }
 
 // POST /v1/forget on a language-model run is the LOO deletion: the served
@@ -310,10 +395,10 @@ TEST_F(Loo, ServeForgetsWithTheLooUpdate) {
   const auto r = c.Post("/v1/forget", {{"Authorization", "Bearer " + token}}, R"({"groups": [800002]})", "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
-  const auto done = test::wait_applied(c, nlohmann::json::parse(r->body)["id"].get<uint64_t>());
+  const auto done = test::wait_applied(server, nlohmann::json::parse(r->body)["id"].get<uint64_t>());
   ASSERT_EQ(done["state"], "applied") << done.dump();
   EXPECT_NE(done["receipt"]["guarantee"]["student"].get<std::string>().find("approximate"), std::string::npos);
-  const auto st = nlohmann::json::parse(c.Get("/v1/status")->body);
+  const auto st = nlohmann::json::parse(server.admin().Get("/v1/status")->body);
   EXPECT_EQ(st["student"]["generation"], 1);
   const auto g = nlohmann::json::parse(c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json")->body);
   EXPECT_EQ(g["last_applied_request"], 1);

@@ -224,7 +224,9 @@ TEST_F(ServeAttack, SlowlorisAndAHeaderFloodNeitherCrashNorBloatNorStarveTheServ
   EXPECT_EQ(failures, 0);
   EXPECT_GT(latencies.size(), 50u);
   EXPECT_LT(latencies.back(), 2.0) << "a healthy request waited behind the attackers";
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps up to 256 MB of freed memory resident
   EXPECT_LT(rss_during - rss_before, 50 * 1024) << "KiB of RSS growth under attack";
+#endif
   EXPECT_EQ(slow_cut, 64);
   EXPECT_EQ(slow_overdue, 0) << "slow clients held their connections past the request deadline";
   EXPECT_GT(slow_408, 0);
@@ -404,7 +406,7 @@ TEST_F(ServeAttack, AnswersStayDefinedWithNoModelANoOpOrADamagedReceipt) {
     // Deleting every sample: applied, and predictions say there is no model.
     const auto r = c.Post("/v1/forget", bearer(), json{{"ids", ids}}.dump(), "application/json");
     ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
-    const json done = wait_applied(c, json::parse(r->body)["id"]);
+    const json done = wait_applied(server, json::parse(r->body)["id"]);
     ASSERT_EQ(done["state"], "applied") << done.dump();
     const auto p = c.Post("/v1/predict", one_input(), "application/json");
     ASSERT_TRUE(p);
@@ -428,7 +430,7 @@ TEST_F(ServeAttack, AnswersStayDefinedWithNoModelANoOpOrADamagedReceipt) {
   test::write_text(run_ + "/" + m.receipts.at(0).path, "{\"torn");
   ServerProcess server(serve_args());
   ASSERT_TRUE(server.running());
-  auto c = server.client();
+  auto c = server.admin();
   const auto r = c.Get("/v1/forget/1");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;

@@ -149,11 +149,11 @@ TEST_F(Serve, ForgetThroughTheApiEqualsTheCliBitForBit) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
   const uint64_t id = json::parse(r->body)["id"];
-  const json done = wait_applied(c, id);
+  const json done = wait_applied(server, id);
   ASSERT_EQ(done["state"], "applied") << done.dump();
   EXPECT_EQ(done["receipt"]["deleted_count"], 3);
   // The served ensemble is the new one.
-  const json st = json::parse(c.Get("/v1/status")->body);
+  const json st = json::parse(server.admin().Get("/v1/status")->body);
   const json cli_status = json::parse(run_sisa("status --json -r " + cli_run).output);
   for (size_t s = 0; s < 3; ++s) {
     EXPECT_EQ(st["shard_status"][s]["fingerprint"], cli_status["shard_status"][s]["fingerprint"]);
@@ -213,7 +213,7 @@ TEST_F(Serve, BadInputGetsA4xxJsonErrorAndChangesNothing) {
     EXPECT_EQ(j.value("error", ""), k.error) << k.body.substr(0, 60);
     EXPECT_FALSE(j.value("detail", "").empty());
   }
-  EXPECT_EQ(c.Get("/v1/forget/99")->status, 404);
+  EXPECT_EQ(server.admin().Get("/v1/forget/99")->status, 404);
   // Client bytes that are not UTF-8, echoed in an error, must not crash the server.
   const auto odd_path = c.Get("/%FF%FE");
   ASSERT_TRUE(odd_path);
@@ -327,7 +327,7 @@ TEST_F(Serve, PredictionsDuringALiveDeletionAllSucceedAndNeverMixGenerations) {
   const auto r = c.Post("/v1/forget", bearer(kToken), json{{"ids", ids}}.dump(), "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
-  const json done = wait_applied(c, json::parse(r->body)["id"]);
+  const json done = wait_applied(server, json::parse(r->body)["id"]);
   applied_seen = true;
   ASSERT_EQ(done["state"], "applied") << done.dump();
   ASSERT_EQ(done["receipt"]["shards"].size(), 3u);
@@ -359,7 +359,7 @@ TEST_F(Serve, AnAcceptedDeletionInterruptedByShutdownResumesAtTheNextStart) {
   ServerProcess again(serve_args());
   ASSERT_TRUE(again.running());
   auto c = again.client();
-  const json done = wait_applied(c, id);
+  const json done = wait_applied(again, id);
   ASSERT_EQ(done["state"], "applied") << done.dump();
   EXPECT_EQ(again.stop(), 0);
   EXPECT_EQ(test::stage_digests(run_), test::stage_digests(cli_run));
@@ -419,7 +419,7 @@ TEST_F(Serve, AFailedDeletionPausesDeletionsWhilePredictionsGoOn) {
   auto c = server.client();
   const auto r = c.Post("/v1/forget", bearer(kToken), R"({"ids": [1007]})", "application/json");
   ASSERT_TRUE(r && r->status == 202);
-  const json done = wait_applied(c, json::parse(r->body)["id"]);
+  const json done = wait_applied(server, json::parse(r->body)["id"]);
   ASSERT_EQ(done["state"], "failed") << done.dump();
   EXPECT_NE(done["error"].get<std::string>().find("ckpt/shard-"), std::string::npos) << done.dump();
   const auto p = c.Post("/v1/predict", json{{"inputs", inputs_json(test_inputs(), 0, 1)}}.dump(), "application/json");
@@ -461,7 +461,7 @@ TEST(ServeGroups, ForgettingADataSubjectThroughTheApiEqualsTheCli) {
   EXPECT_EQ(json::parse(bad->body)["error"], "unknown_groups");
   const auto r = c.Post("/v1/forget", bearer(kToken), R"({"groups": [3, 17]})", "application/json");
   ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
-  const json done = wait_applied(c, json::parse(r->body)["id"]);
+  const json done = wait_applied(server, json::parse(r->body)["id"]);
   ASSERT_EQ(done["state"], "applied") << done.dump();
   EXPECT_EQ(done["receipt"]["deleted_count"].get<int64_t>(), 30);  // 600 rows, 40 subjects: 15 rows each
   EXPECT_EQ(server.stop(), 0);

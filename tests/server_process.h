@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,6 +24,11 @@ namespace sisa::test {
 class ServerProcess {
  public:
   explicit ServerProcess(const std::string& args) {
+    if (const auto at = args.find("--token-file "); at != std::string::npos) {
+      const size_t from = at + 13, to = args.find(' ', from);
+      std::ifstream in(args.substr(from, to == std::string::npos ? std::string::npos : to - from));
+      std::getline(in, token_);
+    }
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -57,6 +63,13 @@ class ServerProcess {
     c.set_read_timeout(30, 0);
     return c;
   }
+  // A client that sends the server's bearer token (from the --token-file
+  // of its arguments) with every request: receipts and /v1/status need it.
+  httplib::Client admin() const {
+    httplib::Client c = client();
+    c.set_default_headers({{"Authorization", "Bearer " + token_}});
+    return c;
+  }
   // SIGTERM, then the exit code.
   int stop() {
     if (code_ < 0 && pid_ > 0) {
@@ -75,6 +88,7 @@ class ServerProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   pid_t pid_ = -1;
+  std::string token_;
   int port_ = -1;
   int code_ = -1;
 };
@@ -87,8 +101,10 @@ inline const bool kSigpipeIgnored = [] {
   return true;
 }();
 
-// Waits until GET /v1/forget/{id} answers `applied` or `failed`; returns the answer (null on timeout).
-inline nlohmann::json wait_applied(httplib::Client& c, uint64_t id) {
+// Waits until GET /v1/forget/{id} answers `applied` or `failed`; returns the
+// answer (null on timeout), asking with the server's token.
+inline nlohmann::json wait_applied(const ServerProcess& server, uint64_t id) {
+  auto c = server.admin();
   for (int i = 0; i < 600; ++i) {
     const auto r = c.Get(("/v1/forget/" + std::to_string(id)).c_str());
     if (r && r->status == 200) {

@@ -132,7 +132,8 @@ class TextFamilies : public ::testing::Test {
       probs.emplace_back(row.begin() + 3, row.end());
     }
     ASSERT_EQ(texts.size(), labels.size());
-    test::ServerProcess server("--run-dir " + run);
+    test::write_text(run + ".token", "a-token-of-sixteen-chars\n");
+    test::ServerProcess server("--run-dir " + run + " --token-file " + run + ".token");
     ASSERT_TRUE(server.running());
     auto c = server.client();
     const auto r = c.Post("/v1/predict", nlohmann::json{{"texts", texts}}.dump(), "application/json");
@@ -150,7 +151,13 @@ class TextFamilies : public ::testing::Test {
     const auto bad = c.Post("/v1/predict", R"({"texts": ["  "]})", "application/json");
     ASSERT_TRUE(bad);
     EXPECT_EQ(bad->status, 422);
-    const auto status = nlohmann::json::parse(c.Get("/v1/status")->body);
+    // 8 MB after a text: encoded from a bounded head, as training would, so the same answer.
+    const auto huge = c.Post("/v1/predict", nlohmann::json{{"texts", {texts[7] + " " + std::string(8000000, 'x')}}}.dump(),
+                             "application/json");
+    ASSERT_TRUE(huge);
+    ASSERT_EQ(huge->status, 200) << huge->body;
+    EXPECT_EQ(nlohmann::json::parse(huge->body)["texts_truncated"], 1);
+    const auto status = nlohmann::json::parse(server.admin().Get("/v1/status")->body);
     EXPECT_EQ(status["input"]["kind"], "text");
     EXPECT_EQ(status["model"]["backbone"]["sha256"], sha256_file(read_run_config_backbone(run)));
   }
@@ -421,6 +428,8 @@ TEST_F(TextFamilies, JsonLinesTrainAsTheSameRowsInCsv) {
   refused("{\"label\": 0, \"text\": \"cat\"}\n", "text.jsonl:1: no field 'id'");
   refused("{\"id\": 18446744073709551615, \"label\": 0, \"text\": \"cat\"}\n", "field 'id' must be a 64-bit integer");
   refused("{\"id\": 1, \"label\": 0, \"text\": \"ca\xff\"}\n", "text.jsonl:1: not valid JSON");
+  // A field named twice is refused (which value counts would be a guess), as CSV and HTTP refuse it.
+  refused("{\"id\": 1, \"id\": 2, \"label\": 0, \"text\": \"cat\"}\n", "text.jsonl:1: field \"id\" appears twice");
 }
 
 TEST_F(TextFamilies, ConfigsThatCannotWorkAreRefusedByKey) {
@@ -453,6 +462,14 @@ TEST_F(TextFamilies, ConfigsThatCannotWorkAreRefusedByKey) {
   refused(longer, "the encoder's max_len");
   refused(config("  type: sisa-a\n  backbone: tiny.h5\n  embedding_rank: -1\n", "rank"),
           "model.embedding_rank: must be >= 0");
+  // A directory where the tokenizer should be: refused by its key, no abort.
+  std::filesystem::create_directories(*dir_ / "tokdir");
+  std::string dir_tok = config("  type: transformer\n  dim: 16\n  layers: 1\n  heads: 2\n  ff: 32\n", "tokdir");
+  yaml = test::read_text(dir_tok);
+  yaml.replace(yaml.find("tiny.tokenizer.model"), 20, "tokdir");
+  test::write_text(dir_tok, yaml);
+  refused(dir_tok, "data.tokenizer: tokenizer: '");
+  refused(dir_tok, "is a directory");
 }
 
 // model.embedding_rank came after sisa-a runs existed: at its default it is

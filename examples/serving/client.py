@@ -32,7 +32,7 @@ status, out = call("POST", "/v1/forget", {"ids": [victim]}, auth=True)
 print("forget:", status, out)
 request_id = out["id"]
 for _ in range(600):
-    status, out = call("GET", f"/v1/forget/{request_id}")
+    status, out = call("GET", f"/v1/forget/{request_id}", auth=True)  # receipts need the token
     if out["state"] in ("applied", "failed"):
         break
     time.sleep(0.2)

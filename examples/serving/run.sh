@@ -38,12 +38,13 @@ echo "== curl: health, predict, status"
 curl -sf "$url/healthz"; echo
 curl -sf "$url/v1/predict" -H 'Content-Type: application/json' \
   -d "{\"inputs\": $(cat "$WORK/inputs.json"), \"aggregate\": \"mean\"}" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("labels", r["labels"])'
-curl -sf "$url/v1/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("serving", len(s["shard_status"]), "shards; last applied request", s["last_applied_request"])'
+auth="Authorization: Bearer $(cat "$WORK/forget.token")"  # status and receipts need the token too
+curl -sf -H "$auth" "$url/v1/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("serving", len(s["shard_status"]), "shards; last applied request", s["last_applied_request"])'
 
 echo "== curl: forget id 17 with the token, then poll"
-curl -sf "$url/v1/forget" -H "Authorization: Bearer $(cat "$WORK/forget.token")" -d '{"ids": [17]}'; echo
+curl -sf "$url/v1/forget" -H "$auth" -d '{"ids": [17]}'; echo
 for _ in $(seq 600); do
-  state=$(curl -sf "$url/v1/forget/1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  state=$(curl -sf -H "$auth" "$url/v1/forget/1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
   [[ $state == applied || $state == failed ]] && break
   sleep 0.2
 done

@@ -95,6 +95,7 @@ nlohmann::json pretrain(const PretrainRequest& req) {
   if (mask_id < 0) throw IOError(tok_path + ": the tokenizer lacks its <mask> piece");
   const auto lines = encode_corpus(c.corpus, tok, c.max_len);
   const auto n_lines = static_cast<int64_t>(lines.size());
+  if (n_lines == 0) throw DataError("'" + c.corpus + "': no line of two or more tokens to pretrain on");
   spdlog::info("pretrain: {} lines; {} steps of {} lines", n_lines, c.steps, c.batch_size);
 
   const BackboneShape shape{c.vocab_size, c.dim, c.layers, c.heads, c.ff, c.max_len};

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sys/stat.h>
 
+#include "fs.h"
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
 #include "nn/text_spec.h"
@@ -62,6 +63,7 @@ class FrozenBackbone {
       encoder_->eval();
       dim_ = b->shape.dim;
     } else {
+      check_input_file(path, {"model.backbone", kMaxArtifactBytes, ExitCode::kData});
       try {
         script_ = torch::jit::load(path);
       } catch (const c10::Error& e) {

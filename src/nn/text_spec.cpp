@@ -82,7 +82,8 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
       want = b.tokenizer_sha256;
     }
   } catch (const Error& err) {
-    return {"model.backbone: " + std::string(err.what())};
+    // Without a backbone the shape reads the tokenizer's vocabulary.
+    return {(path.empty() ? "data.tokenizer: " : "model.backbone: ") + std::string(err.what())};
   }
   for (const auto& why : shape_problems(shape)) e.push_back("model." + why);
   const int64_t width = c.data.input_shape.empty() ? 0 : c.data.input_shape[0];

@@ -1,5 +1,7 @@
 #include "serve/api.h"
 
+#include "strict_json.h"
+
 #include <cmath>
 #include <set>
 #include <vector>
@@ -126,72 +128,19 @@ class PredictParser : public json::json_sax_t {
   std::set<std::string> seen_keys_;
 };
 
-// Builds a DOM like json::parse, but refuses nesting deeper than
-// kMaxJsonDepth before it is built (nlohmann's dump() and comparisons
-// recurse, so an attacker's 100,000 nested arrays would overflow the stack)
-// and an object that names a key twice (which value counts would be a guess).
-constexpr int kMaxJsonDepth = 32;
-
-class StrictDomParser : public json::json_sax_t {
- public:
-  explicit StrictDomParser(json* out) : dom_(*out, true) {}
-
-  bool null() override { return dom_.null(); }
-  bool boolean(bool v) override { return dom_.boolean(v); }
-  bool number_integer(number_integer_t v) override { return dom_.number_integer(v); }
-  bool number_unsigned(number_unsigned_t v) override { return dom_.number_unsigned(v); }
-  bool number_float(number_float_t v, const string_t& s) override { return dom_.number_float(v, s); }
-  bool string(string_t& v) override { return dom_.string(v); }
-  bool binary(binary_t& v) override { return dom_.binary(v); }
-  bool start_object(std::size_t n) override {
-    enter();
-    keys_.emplace_back();
-    return dom_.start_object(n);
-  }
-  bool key(string_t& k) override {
-    if (!keys_.back().insert(k).second) {
-      throw ApiError(400, "duplicate_field", "field \"" + k + "\" appears twice in one object");
-    }
-    return dom_.key(k);
-  }
-  bool end_object() override {
-    --depth_;
-    keys_.pop_back();
-    return dom_.end_object();
-  }
-  bool start_array(std::size_t n) override {
-    enter();
-    keys_.emplace_back();  // unused: keeps one entry per open container
-    return dom_.start_array(n);
-  }
-  bool end_array() override {
-    --depth_;
-    keys_.pop_back();
-    return dom_.end_array();
-  }
-  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
-    throw ApiError(400, "malformed_json", "body is not valid JSON at byte " + std::to_string(position) + ": " + e.what());
-  }
-
- private:
-  void enter() {
-    if (++depth_ > kMaxJsonDepth) {
-      throw ApiError(400, "too_deep", "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-    }
-  }
-  nlohmann::detail::json_sax_dom_parser<json> dom_;
-  int depth_ = 0;
-  std::vector<std::set<std::string>> keys_;
-};
-
-json parse_strict(const std::string& body) {
-  json out;
-  StrictDomParser parser(&out);
-  json::sax_parse(body, &parser);
-  return out;
-}
-
 }  // namespace
+
+json parse_request_json(const std::string& body) {
+  try {
+    return parse_strict_json(body);
+  } catch (const StrictJsonError& e) {
+    switch (e.kind()) {
+      case StrictJsonError::Kind::kTooDeep: throw ApiError(400, "too_deep", e.what());
+      case StrictJsonError::Kind::kDuplicateKey: throw ApiError(400, "duplicate_field", e.what());
+      default: throw ApiError(400, "malformed_json", std::string("body is ") + e.what());
+    }
+  }
+}
 
 std::string error_body(const std::string& error, const std::string& detail) {
   // `detail` may quote client bytes (a path, a JSON parse error) that are not
@@ -210,7 +159,7 @@ PredictInput parse_predict(const std::string& body, int64_t width, double scale,
 }
 
 PredictInput parse_predict_texts(const std::string& body, const Tokenizer& tokenizer, int64_t max_tokens) {
-  const json j = parse_strict(body);
+  const json j = parse_request_json(body);
   if (!j.is_object()) throw ApiError(400, "bad_request", "expected {\"texts\": [\"...\", ...]}");
   PredictInput in;
   for (const auto& [k, v] : j.items()) {
@@ -280,7 +229,7 @@ std::string render_predict(const PredictInput& in, const EnsembleOutput& out, co
 }
 
 ForgetInput parse_forget(const std::string& body) {
-  const json j = parse_strict(body);
+  const json j = parse_request_json(body);
   if (!j.is_object() || j.contains("ids") == j.contains("groups")) {
     throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]} or {\"groups\": [group, ...]}");
   }

@@ -29,6 +29,9 @@ class ApiError : public std::runtime_error {
   std::string error_;
 };
 std::string error_body(const std::string& error, const std::string& detail);
+// A request body as JSON, nesting bounded and duplicate keys refused:
+// ApiError 400 malformed_json, too_deep or duplicate_field.
+nlohmann::json parse_request_json(const std::string& body);
 
 struct PredictInput {
   int64_t n = 0;

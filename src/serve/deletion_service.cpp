@@ -18,19 +18,9 @@ DeletionService::DeletionService(const std::string& run_dir, bool force_environm
   ensemble_ = Ensemble::load(run_, m, writer_.config);
   // An id the run ever held is a valid request (already deleted ones are
   // reported as such in the receipt); anything else is rejected up front.
-  known_ids_ = m.deleted_ids;
-  known_groups_ = m.deleted_groups;
-  for (const auto& e : m.entries) {
-    const auto bytes = read_verified(run_, e.store);
-    std::vector<int64_t> ids, groups;
-    decode_store_keys(bytes, run_.path(e.store.path), &ids, &groups);
-    known_ids_.insert(known_ids_.end(), ids.begin(), ids.end());
-    known_groups_.insert(known_groups_.end(), groups.begin(), groups.end());
-  }
-  for (auto* v : {&known_ids_, &known_groups_}) {
-    std::sort(v->begin(), v->end());
-    v->erase(std::unique(v->begin(), v->end()), v->end());
-  }
+  RunKeys keys = known_keys(run_, m);
+  known_ids_ = std::move(keys.ids);
+  known_groups_ = std::move(keys.groups);
   // Receipts are checked now, so that answering about one never fails.
   for (const auto& r : m.receipts) {
     try {

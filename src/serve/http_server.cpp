@@ -1,6 +1,7 @@
 // The endpoints of `sisa serve` over the event-driven transport
 // (http_transport.h). Handlers are thin: parsing and rendering live in
 // api.cpp, state in DeletionService.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -8,6 +9,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "serve/deletion_service.h"
 #include "serve/http_transport.h"
 #include "serve/metrics.h"
+#include "serve/work_queue.h"
 #include "sha256.h"
 #include "sisa/errors.h"
 #include "sisa/serve.h"
@@ -31,11 +35,24 @@ using json = nlohmann::json;
 std::atomic<int> g_signal{0};  // lock-free, so safe to set from a signal handler
 static_assert(std::atomic<int>::is_always_lock_free);
 
+// The bearer token: one line of at least 16 visible ASCII characters
+// (whitespace around it is dropped). Anything else (a second line, spaces inside,
+// binary bytes) is refused: no client could ever send it in a header. The
+// token itself is never echoed.
 std::string read_token(const std::string& path) {
-  const auto bytes = read_file(path);
+  const auto bytes = read_input_file(path, {"--token-file", kMaxTokenFileBytes, ExitCode::kUsage});
   std::string token(bytes.begin(), bytes.end());
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+  for (size_t i = 0; i < token.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(token[i]);
+    if (ch < 0x21 || ch > 0x7e) {
+      throw UsageError("--token-file '" + path + "': byte " + std::to_string(i) + " is " +
+                       (ch == '\n' || ch == '\r' ? std::string("a line break inside the token")
+                                                  : std::string("not a visible ASCII character")) +
+                       "; the file must hold one token of visible ASCII characters on one line");
+    }
+  }
   if (token.size() < 16) {
     throw UsageError("--token-file '" + path + "' holds a token of " + std::to_string(token.size()) +
                      " characters; use at least 16 (e.g. openssl rand -hex 32)");
@@ -109,11 +126,33 @@ class Server {
     // Text runs tokenize in the server with the run's own tokenizer copy, as training did.
     if (tokens_ && !c.data.tokenizer.empty()) tokenizer_ = std::make_unique<Tokenizer>(c.data.tokenizer);
     model_ = model_json(c);
+    std::error_code ignored;
+    for (const auto& p : {std::filesystem::absolute(o.run_dir, ignored).lexically_normal(),
+                          std::filesystem::weakly_canonical(o.run_dir, ignored)}) {
+      std::string dir = p.string();
+      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      if (dir.size() > 1) run_paths_.push_back(dir);
+    }
   }
 
-  void handle(const HttpRequest& req, const HttpTransport::Reply& reply) {
-    if (req.path == "/v1/predict" && req.method == "POST") return predict(req, reply);
-    reply(route(req));
+  // Every answer leaves through here: no absolute path of this machine (a
+  // message naming a run file) reaches a client; run files are named
+  // relative to the run.
+  void handle(HttpRequest& req, const HttpTransport::Reply& reply) {
+    const HttpTransport::Reply private_reply = [this, reply](HttpResponse r) {
+      for (const auto& dir : run_paths_) {
+        for (size_t at = r.body.find(dir); at != std::string::npos; at = r.body.find(dir, at)) {
+          const bool inside = at + dir.size() < r.body.size() && r.body[at + dir.size()] == '/';
+          r.body.replace(at, dir.size() + (inside ? 1 : 0), inside ? "" : "<run>");
+        }
+      }
+      reply(std::move(r));
+    };
+    if (req.method == "POST" && req.path == "/v1/predict") return predict(req, private_reply);
+    if (req.method == "POST" && (req.path == "/v1/generate" || req.path == "/v1/score")) {
+      return language(req, private_reply);
+    }
+    private_reply(route(req));
   }
 
   void observe(const HttpRequest& req, int status, double seconds) {
@@ -136,11 +175,17 @@ class Server {
     if (p == "/v1/forget") return req.method == "POST" ? forget(req) : wrong_method("POST");
     if (std::regex_match(p, m, forget_status)) {
       if (req.method != "GET") return wrong_method("GET");
+      // A receipt names who asked to be forgotten: only for the token's holder.
+      if (auto refused = unauthorized(req, "GET /v1/forget/{id}")) return *refused;
       const json r = service_.request(std::stoull(m[1].str()));
       return r.is_null() ? error(404, "unknown_request", "no deletion request " + m[1].str()) : answer(200, r);
     }
-    if (p == "/v1/status") return req.method == "GET" ? answer(200, status()) : wrong_method("GET");
-    if (p == "/v1/generate" || p == "/v1/score") return req.method == "POST" ? language(req) : wrong_method("POST");
+    if (p == "/v1/status") {
+      if (req.method != "GET") return wrong_method("GET");
+      if (auto refused = unauthorized(req, "GET /v1/status")) return *refused;
+      return answer(200, status());
+    }
+    if (p == "/v1/generate" || p == "/v1/score") return wrong_method("POST");
     if (p == "/healthz") return req.method == "GET" ? health() : wrong_method("GET");
     if (p == "/metrics") {
       if (req.method != "GET") return wrong_method("GET");
@@ -152,24 +197,43 @@ class Server {
     return error(404, "not_found", "no endpoint " + req.method + " " + p);
   }
 
-  // Language-model runs: the student (or the teachers) of the current snapshot.
-  HttpResponse language(const HttpRequest& req) {
-    if (const std::string stale = service_.stale_reason(); !stale.empty()) {
-      return error(503, "models_out_of_date", stale);
+  // The bearer token's check: nothing if it holds, else the answer (403 with
+  // no --token-file: nothing is served that needs it; 401 otherwise).
+  std::optional<HttpResponse> unauthorized(const HttpRequest& req, const std::string& what) const {
+    if (token_.empty()) {
+      return error(403, "forbidden", what + " is disabled: start sisa serve with --token-file");
     }
-    const auto snapshot = service_.ensemble();
-    if (!snapshot->language_models()) {
-      return error(501, "unsupported_input", "this run's model family '" + family_ +
-                                                 "' is not a language model: use /v1/predict");
-    }
-    try {
-      return answer(200, answer_language(req.path, req.body, *snapshot->language_models()));
-    } catch (const ApiError& e) {
-      return error(e.status(), e.error(), e.what());
-    }
+    if (same_secret(bearer_token(req.authorization), token_)) return std::nullopt;
+    HttpResponse r = error(401, "unauthorized", what + " needs 'Authorization: Bearer <token>'");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sisa\"");
+    return r;
   }
 
-  void predict(const HttpRequest& req, const HttpTransport::Reply& reply) {
+  // Language-model runs: the student (or the teachers) of the current
+  // snapshot, on a compute thread (tokenizing and decoding are the work).
+  void language(HttpRequest& req, const HttpTransport::Reply& reply) {
+    if (const std::string stale = service_.stale_reason(); !stale.empty()) {
+      return reply(error(503, "models_out_of_date", stale));
+    }
+    auto snapshot = service_.ensemble();
+    if (!snapshot->language_models()) {
+      return reply(error(501, "unsupported_input", "this run's model family '" + family_ +
+                                                        "' is not a language model: use /v1/predict"));
+    }
+    work_.post([snapshot = std::move(snapshot), path = req.path, body = std::move(req.body), reply]() mutable {
+      try {
+        reply(answer(200, answer_language(path, body, *snapshot->language_models())));
+      } catch (const ApiError& e) {
+        reply(error(e.status(), e.error(), e.what()));
+      } catch (const std::exception& e) {
+        spdlog::error("POST {}: {}", path, e.what());
+        reply(error(500, "internal", e.what()));
+      }
+      release(body);
+    });
+  }
+
+  void predict(HttpRequest& req, const HttpTransport::Reply& reply) {
     if (const std::string stale = service_.stale_reason(); !stale.empty()) {
       return reply(error(503, "models_out_of_date", stale));
     }
@@ -182,14 +246,38 @@ class Server {
       return reply(error(501, "unsupported_input", "this run reads token ids without a tokenizer (data.tokenizer); "
                                                    "/v1/predict takes texts or feature rows (use sisa predict)"));
     }
+    // A small body of numbers is parsed here (a lone client is spared two
+    // thread hops); texts, and bodies that take long to parse, go to a
+    // compute thread.
+    if (!tokens_ && req.body.size() <= kInlineBodyBytes) return parse_and_submit(req.body, reply);
+    work_.post([this, body = std::move(req.body), reply]() mutable {
+      parse_and_submit(body, reply);
+      release(body);
+    });
+  }
+
+  // Frees a request body once it is parsed. After a large one, freed memory
+  // goes back to the OS: sisa keeps freed heap for reuse (cli/main.cpp), and
+  // a few hostile 8 MB texts would otherwise stay resident for good.
+  static void release(std::string& body) {
+    const bool large = body.size() >= kTrimBodyBytes;
+    std::string().swap(body);
+    if (large) malloc_trim(0);
+  }
+
+  // Parses a predict body and queues it to the batcher; answers parse errors.
+  void parse_and_submit(const std::string& body, const HttpTransport::Reply& reply) {
     std::shared_ptr<const PredictInput> in;
     try {
-      in = std::make_shared<const PredictInput>(tokens_ ? parse_predict_texts(req.body, *tokenizer_, max_tokens_)
-                                                        : parse_predict(req.body, width_, scale_, offset_));
+      in = std::make_shared<const PredictInput>(tokens_ ? parse_predict_texts(body, *tokenizer_, max_tokens_)
+                                                        : parse_predict(body, width_, scale_, offset_));
     } catch (const ApiError& e) {
       return reply(error(e.status(), e.error(), e.what()));
     } catch (const DataError& e) {
       return reply(error(422, "bad_text", e.what()));
+    } catch (const std::exception& e) {
+      spdlog::error("POST /v1/predict: {}", e.what());
+      return reply(error(500, "internal", e.what()));
     }
     // One ensemble snapshot per batch, so never a mix of generations.
     const auto answer = [this, in, reply](PredictBatcher::Result r, std::exception_ptr failed) {
@@ -226,14 +314,7 @@ class Server {
   }
 
   HttpResponse forget(const HttpRequest& req) {
-    if (token_.empty()) {
-      return error(403, "forbidden", "deletion over HTTP is disabled: start sisa serve with --token-file");
-    }
-    if (!same_secret(bearer_token(req.authorization), token_)) {
-      HttpResponse r = error(401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer <token>'");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sisa\"");
-      return r;
-    }
+    if (auto refused = unauthorized(req, "POST /v1/forget (deletion over HTTP)")) return *refused;
     try {
       const ForgetInput in = parse_forget(req.body);
       try {
@@ -274,8 +355,7 @@ class Server {
                         {"fingerprint", s.fingerprint}, {"state_digest", s.state_digest}});
     }
     const std::string paused = service_.paused_reason();
-    return {{"run_dir", options_.run_dir},
-            {"shard_status", shards},
+    return {{"shard_status", shards},
             {"last_applied_request", e->last_applied()},
             {"pending_requests", service_.pending_ids()},
             {"deletions", token_.empty() ? "disabled (no --token-file)" : paused.empty() ? "enabled" : "paused: " + paused},
@@ -286,7 +366,7 @@ class Server {
             {"student", e->language_models() && e->language_models()->student_generation() >= 0
                             ? json{{"generation", e->language_models()->student_generation()},
                                    {"guarantee", LmRuntime::guarantee("student")},
-                                   {"audit", "sisa audit --run-dir " + options_.run_dir + " --secrets <canaries.csv>"}}
+                                   {"audit", "sisa audit --run-dir <run> --secrets <canaries.csv>"}}
                             : json()},
             {"classes", e->classes()}};
   }
@@ -329,9 +409,15 @@ class Server {
     return metrics_.render(out);
   }
 
+  // Predict bodies up to this size are parsed on the event-loop thread:
+  // about 60 inputs of 784 numbers, under a millisecond to parse.
+  static constexpr size_t kInlineBodyBytes = 256u << 10;
+  static constexpr size_t kTrimBodyBytes = 1u << 20;
+
   const ServeOptions& options_;
   DeletionService& service_;
   const std::string token_;
+  std::vector<std::string> run_paths_;  // the run directory's absolute spellings, kept out of answers
   double scale_ = 1.0, offset_ = 0.0;
   int64_t width_ = 0, max_tokens_ = 0;
   bool tokens_ = false, language_model_ = false;
@@ -348,6 +434,9 @@ class Server {
   PredictBatcher batcher_{[this] { return service_.ensemble(); },
                           static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 256,
                           options_.serving_nice};
+  // Parsing, tokenizing and language-model answers (work_queue.h); last,
+  // so it is destroyed first and its jobs finish while the batcher lives.
+  WorkQueue work_{static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), options_.serving_nice};
 };
 
 void check_options(const ServeOptions& o) {
@@ -420,7 +509,7 @@ int serve(const ServeOptions& o) {
   limits.nice = o.serving_nice;
   raise_fd_limit(limits.max_connections);
   HttpTransport transport(
-      limits, [&server](const HttpRequest& r, const HttpTransport::Reply& reply) { server.handle(r, reply); },
+      limits, [&server](HttpRequest& r, const HttpTransport::Reply& reply) { server.handle(r, reply); },
       [&server](const HttpRequest& r, int status, double s) { server.observe(r, status, s); }, error_body);
   const int port = transport.bind(o.host, o.port);
   service.start();

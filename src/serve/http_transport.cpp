@@ -123,7 +123,7 @@ class HttpTransport::Impl {
   }
 
   // Runs the handler; a handler that throws before replying gets a 500.
-  void handle(const HttpRequest& request, const Reply& reply) {
+  void handle(HttpRequest& request, const Reply& reply) {
     auto replied = std::make_shared<std::atomic<bool>>(false);
     const Reply once = [replied, reply](HttpResponse r) {
       if (!replied->exchange(true)) reply(std::move(r));

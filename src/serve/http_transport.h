@@ -52,9 +52,10 @@ class HttpTransport {
  public:
   // Answers a request by calling `reply` once, at once or later from any
   // thread (an answer computed in a batch). The request is valid only
-  // during the call.
+  // during the call; the handler may move its body out (to parse it on
+  // another thread without a copy).
   using Reply = std::function<void(HttpResponse)>;
-  using Handler = std::function<void(const HttpRequest& request, Reply reply)>;
+  using Handler = std::function<void(HttpRequest& request, Reply reply)>;
   // Called once per answered request, handled or refused by the transport
   // itself (then `request` holds what was read: maybe nothing).
   using Observer = std::function<void(const HttpRequest& request, int status, double seconds)>;

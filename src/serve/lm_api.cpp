@@ -41,13 +41,8 @@ int64_t integer_field(const json& body, const char* key, int64_t fallback, int64
 }  // namespace
 
 json answer_language(const std::string& path, const std::string& body, const LmRuntime& lm) {
-  json in;
-  try {
-    in = json::parse(body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, "bad_json", std::string("the body is not JSON: ") + e.what());
-  }
-  if (!in.is_object()) throw ApiError(400, "bad_json", "the body must be a JSON object");
+  const json in = parse_request_json(body);
+  if (!in.is_object()) throw ApiError(400, "bad_request", "the body must be a JSON object");
   const bool generate = path == "/v1/generate";
   const std::set<std::string> allowed =
       generate ? std::set<std::string>{"prompt", "max_tokens", "top_k", "seed", "model"} : std::set<std::string>{"text", "model"};

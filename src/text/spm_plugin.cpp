@@ -86,13 +86,37 @@ void sisa_spm_free_bytes(char* bytes) { std::free(bytes); }
 
 // A processor for the model file, or null (err says why).
 void* sisa_spm_load(const char* model_path, char* err, size_t errlen) {
-  auto p = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const auto status = p->Load(model_path);
-  if (!status.ok()) {
-    fail(status.ToString(), err, errlen);
+  try {
+    auto p = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto status = p->Load(model_path);
+    if (!status.ok()) {
+      fail(status.ToString(), err, errlen);
+      return nullptr;
+    }
+    return p.release();
+  } catch (const std::exception& e) {  // nothing may unwind across this C interface
+    fail(e.what(), err, errlen);
     return nullptr;
   }
-  return p.release();
+}
+
+// The longest piece that text can match, in bytes of text: the word
+// boundary mark U+2581 stands for one space. Control, unknown, unused and
+// byte-fallback pieces never match text and are left out.
+size_t sisa_spm_longest_piece(void* handle) {
+  auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
+  static const std::string kSpace = "\xe2\x96\x81";
+  size_t longest = 1;
+  for (int i = 0; i < p->GetPieceSize(); ++i) {
+    if (p->IsControl(i) || p->IsUnknown(i) || p->IsUnused(i) || p->IsByte(i)) continue;
+    const std::string& piece = p->IdToPiece(i);
+    size_t bytes = piece.size();
+    for (size_t at = piece.find(kSpace); at != std::string::npos; at = piece.find(kSpace, at + kSpace.size())) {
+      bytes -= kSpace.size() - 1;
+    }
+    longest = std::max(longest, bytes);
+  }
+  return longest;
 }
 
 int sisa_spm_vocab_size(void* handle) {
@@ -102,29 +126,37 @@ int sisa_spm_vocab_size(void* handle) {
 // The ids of `text` into `out` (at most `cap`; *n is the full count).
 int sisa_spm_encode(void* handle, const char* text, size_t len, int32_t* out, size_t cap, size_t* n, char* err,
                     size_t errlen) {
-  std::vector<int> ids;
-  const auto status =
-      static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Encode(std::string(text, len), &ids);
-  if (!status.ok()) return fail(status.ToString(), err, errlen);
-  *n = ids.size();
-  for (size_t i = 0; i < ids.size() && i < cap; ++i) out[i] = static_cast<int32_t>(ids[i]);
-  return 0;
+  try {
+    std::vector<int> ids;
+    const auto status =
+        static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Encode(std::string(text, len), &ids);
+    if (!status.ok()) return fail(status.ToString(), err, errlen);
+    *n = ids.size();
+    for (size_t i = 0; i < ids.size() && i < cap; ++i) out[i] = static_cast<int32_t>(ids[i]);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what(), err, errlen);
+  }
 }
 
 // The text of `ids` into `out` (at most `cap` bytes; *len is the full size).
 int sisa_spm_decode(void* handle, const int32_t* ids, size_t n, char* out, size_t cap, size_t* len, char* err,
                     size_t errlen) {
-  auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
-  std::vector<int> v(ids, ids + n);
-  for (int id : v) {
-    if (id < 0 || id >= p->GetPieceSize()) return fail("token id " + std::to_string(id) + " is not in the vocabulary", err, errlen);
+  try {
+    auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
+    std::vector<int> v(ids, ids + n);
+    for (int id : v) {
+      if (id < 0 || id >= p->GetPieceSize()) return fail("token id " + std::to_string(id) + " is not in the vocabulary", err, errlen);
+    }
+    std::string text;
+    const auto status = p->Decode(v, &text);
+    if (!status.ok()) return fail(status.ToString(), err, errlen);
+    *len = text.size();
+    std::memcpy(out, text.data(), std::min(cap, text.size()));
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what(), err, errlen);
   }
-  std::string text;
-  const auto status = p->Decode(v, &text);
-  if (!status.ok()) return fail(status.ToString(), err, errlen);
-  *len = text.size();
-  std::memcpy(out, text.data(), std::min(cap, text.size()));
-  return 0;
 }
 
 // The id of `piece`, or -1 if the model does not have it (SentencePiece maps unknown pieces to <unk>).

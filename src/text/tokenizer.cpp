@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -20,6 +21,7 @@ struct Plugin {
   int (*encode)(void*, const char*, size_t, int32_t*, size_t, size_t*, char*, size_t) = nullptr;
   int (*decode)(void*, const int32_t*, size_t, char*, size_t, size_t*, char*, size_t) = nullptr;
   void (*release)(void*) = nullptr;
+  size_t (*longest_piece)(void*) = nullptr;
 };
 
 // Loaded once, next to libsisa.so (the build tree or an install), into a
@@ -46,7 +48,9 @@ const Plugin& plugin() {
     q.release = reinterpret_cast<decltype(q.release)>(dlsym(h, "sisa_spm_free"));
     q.piece_id = reinterpret_cast<decltype(q.piece_id)>(dlsym(h, "sisa_spm_piece_id"));
     q.free_bytes = reinterpret_cast<decltype(q.free_bytes)>(dlsym(h, "sisa_spm_free_bytes"));
-    if (!q.train || !q.free_bytes || !q.piece_id || !q.load || !q.vocab_size || !q.encode || !q.decode || !q.release) {
+    q.longest_piece = reinterpret_cast<decltype(q.longest_piece)>(dlsym(h, "sisa_spm_longest_piece"));
+    if (!q.train || !q.free_bytes || !q.piece_id || !q.load || !q.vocab_size || !q.encode || !q.decode || !q.release ||
+        !q.longest_piece) {
       throw IOError(path + ": not a sisa SentencePiece plugin");
     }
     return q;
@@ -89,9 +93,31 @@ bool valid_utf8(std::string_view s) {
 }
 
 Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
+  // SentencePiece reads the file itself: a directory, a FIFO or /dev/zero
+  // must be refused before it tries.
+  check_input_file(model_path, {"tokenizer", kMaxTokenizerBytes, ExitCode::kUsage});
   char err[512] = {0};
   handle_ = plugin().load(model_path.c_str(), err, sizeof err);
   if (!handle_) throw IOError("cannot load SentencePiece model '" + model_path + "': " + err);
+  longest_piece_ = plugin().longest_piece(handle_);
+}
+
+size_t Tokenizer::byte_bound(int64_t max_tokens) const {
+  return static_cast<size_t>(std::max<int64_t>(max_tokens, 1)) * 4 * longest_piece_;
+}
+
+std::string_view Tokenizer::bounded(std::string_view text, int64_t max_tokens) const {
+  static constexpr const char* kSpace = " \t\n\r";
+  const size_t bound = byte_bound(max_tokens);
+  if (text.size() <= bound) return text;
+  // Leading whitespace yields no token: it must not fill the bound.
+  text.remove_prefix(std::min(text.find_first_not_of(kSpace), text.size()));
+  if (text.size() <= bound) return text;
+  const size_t space = text.find_last_of(kSpace, bound);
+  if (space != std::string_view::npos && space > 0) return text.substr(0, space);
+  size_t cut = bound;  // no word boundary: cut at a character boundary
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
 }
 
 Tokenizer::~Tokenizer() {
@@ -102,8 +128,9 @@ bool blank_text(std::string_view text) { return text.find_first_not_of(" \t\n\r"
 
 bool append_token_row(const Tokenizer& tokenizer, std::string_view text, int64_t max_tokens,
                       std::vector<int32_t>* tokens, std::vector<int32_t>* lengths) {
-  std::vector<int32_t> ids = tokenizer.encode(text);
-  const bool cut = static_cast<int64_t>(ids.size()) > max_tokens;
+  const std::string_view head = tokenizer.bounded(text, max_tokens);
+  std::vector<int32_t> ids = tokenizer.encode(head);
+  const bool cut = static_cast<int64_t>(ids.size()) > max_tokens || head.size() < text.size();
   if (cut) ids.resize(static_cast<size_t>(max_tokens));
   lengths->push_back(static_cast<int32_t>(ids.size()));
   ids.resize(static_cast<size_t>(max_tokens), 0);
@@ -154,11 +181,14 @@ void Tokenizer::train(const TokenizerTraining& o) {
   std::string control;
   for (const auto& s : o.control_symbols) control += (control.empty() ? "" : ",") + s;
   if (!control.empty()) flags += " --control_symbols=" + control;
+  check_input_file(o.input, {"corpus", kMaxCorpusBytes, ExitCode::kData});
   char err[1024] = {0};
   char* model = nullptr;
   size_t n = 0;
   if (plugin().train(flags.c_str(), o.input.c_str(), &model, &n, err, sizeof err) != 0) {
-    throw IOError("SentencePiece training on '" + o.input + "' failed: " + err);
+    // The file was readable: what fails is the text (empty, or too little for the vocabulary).
+    throw DataError("SentencePiece cannot train a " + std::to_string(o.vocab_size) + "-piece tokenizer on '" +
+                    o.input + "': " + err);
   }
   const std::string bytes(model, n);
   plugin().free_bytes(model);

@@ -24,7 +24,8 @@ struct TokenizerTraining {
 
 class Tokenizer {
  public:
-  // IOError naming the file if the model cannot be loaded (or the plugin is missing).
+  // UsageError if the path is not a regular file of at most 256 MiB; IOError
+  // naming the file if the model cannot be loaded (or the plugin is missing).
   explicit Tokenizer(const std::string& model_path);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
@@ -35,16 +36,28 @@ class Tokenizer {
   // The text of token ids (DataError for an id outside the vocabulary).
   std::string decode(const std::vector<int32_t>& ids) const;
   int vocab_size() const;
+  // The bytes of text that rows of `max_tokens` tokens are encoded from:
+  // 4 x max_tokens x the longest piece (in bytes of text), so text of
+  // ordinary words and spacing yields max_tokens tokens well within it,
+  // while a hostile text costs bounded work.
+  size_t byte_bound(int64_t max_tokens) const;
+  // `text` if it fits byte_bound(max_tokens), else its head cut before the
+  // last whitespace within the bound (at a character boundary if there is
+  // none): SentencePiece's pieces never span a word boundary, so whole words
+  // encode to the head of the whole text's ids.
+  std::string_view bounded(std::string_view text, int64_t max_tokens) const;
   // The id of a piece (a control symbol), or -1 if the model lacks it.
   int piece_id(const std::string& piece) const;
   const std::string& path() const { return path_; }
 
-  // Trains a model; IOError with SentencePiece's message on failure.
+  // Trains a model. The corpus must be a regular file of at most 16 GiB;
+  // DataError with SentencePiece's message if it cannot train on the text.
   static void train(const TokenizerTraining& options);
 
  private:
   std::string path_;
   void* handle_ = nullptr;
+  size_t longest_piece_ = 1;
 };
 
 // True if `text` is well-formed UTF-8.
@@ -52,10 +65,11 @@ bool valid_utf8(std::string_view text);
 // True if `text` holds nothing but spaces, tabs and line breaks.
 bool blank_text(std::string_view text);
 
-// Appends one model input row: the ids of `text` cut to `max_tokens`, then 0
-// padding up to it, and the row's length. Training (data_loaders.cpp) and
-// serving encode through this, so a text gives the same row in both. Returns
-// whether the text was cut. The caller checks blank_text and valid_utf8.
+// Appends one model input row: the ids of tokenizer.bounded(text) cut to
+// `max_tokens`, then 0 padding up to it, and the row's length. Training
+// (data_loaders.cpp) and serving encode through this, so a text gives the
+// same row in both, and no text costs more than byte_bound to encode.
+// Returns whether the text was cut. The caller checks blank_text and valid_utf8.
 bool append_token_row(const Tokenizer& tokenizer, std::string_view text, int64_t max_tokens,
                       std::vector<int32_t>* tokens, std::vector<int32_t>* lengths);
 
