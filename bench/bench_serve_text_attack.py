@@ -8,6 +8,7 @@ per-client body budget does not turn them away; the slowloris clients use
 127.0.0.2 and the healthy client 127.0.0.1.
 
 Measured per server: the healthy client's /healthz p50/p99/max and errors,
+the latency of an ordinary request to the attacked endpoint meanwhile,
 each hostile request's status and time to its answer, the server's RSS
 before, at its peak and after, whether it survived; and that a receipt and
 /v1/status answer 401 without the token, and no answer names the run's
@@ -133,16 +134,24 @@ def attack(sisa, lib, run, token_file, endpoints, seconds):
             stop.wait(0.05)
 
     health, health_errors = [], [0]
+    ordinary, ordinary_errors = [], [0]
+    path0, field0 = endpoints[0]
+    small = json.dumps({field0: ["in the beginning"] if field0 == "texts" else "in the beginning"})
 
     def healthy():
+        """/healthz, and every fifth time an ordinary request of the attacked endpoint."""
+        i = 0
         while not stop.is_set():
+            i += 1
+            path, body, times, errors = (("/healthz", None, health, health_errors) if i % 5 else
+                                         (path0, small, ordinary, ordinary_errors))
             t0 = time.monotonic()
             try:
-                status, _ = server.request("GET", "/healthz", timeout=5)
-                health.append(time.monotonic() - t0)
-                health_errors[0] += status != 200
+                status, _ = server.request("POST" if body else "GET", path, body, timeout=10)
+                times.append(time.monotonic() - t0)
+                errors[0] += status != 200
             except OSError:
-                health_errors[0] += 1
+                errors[0] += 1
             stop.wait(0.02)
 
     background = [threading.Thread(target=watch), threading.Thread(target=slowloris, args=(server.port, 64, stop)),
@@ -183,10 +192,13 @@ def attack(sisa, lib, run, token_file, endpoints, seconds):
         private.append(os.path.abspath(run) not in status_body.decode())
     server.stop()
     health.sort()
+    ordinary.sort()
     pct = (lambda q: health[min(len(health) - 1, int(len(health) * q))] * 1e3) if health else (lambda q: float("nan"))
     return {"health_n": len(health), "health_errors": health_errors[0], "p50": pct(0.5), "p99": pct(0.99),
             "max": health[-1] * 1e3 if health else float("nan"), "hostile": results, "rss": (before, peak[0], after),
-            "survived": survived, "private": private}
+            "survived": survived, "private": private,
+            "ordinary": (ordinary[len(ordinary) // 2] * 1e3 if ordinary else float("nan"),
+                         ordinary[-1] * 1e3 if ordinary else float("nan"), ordinary_errors[0], len(ordinary))}
 
 
 def main():
@@ -202,9 +214,10 @@ def main():
     targets = [("text classifier", runs["text"], [("/v1/predict", "texts")]),
                ("language model", runs["lm"], [("/v1/generate", "prompt"), ("/v1/score", "text")])]
     builds = [("this build", a.sisa, None)] + ([("other build", a.other, a.other_lib)] if a.other else [])
-    print("| build | run | /healthz p50 / p99 / max ms (errors) | hostile answers (status: count, slowest s) "
-          "| RSS MiB before / peak / after | survived | 401 without token; no abs path |")
-    print("|---|---|---|---|---|---|---|")
+    print("| build | run | /healthz p50 / p99 / max ms (errors) | ordinary request p50 / max ms (errors) "
+          "| hostile answers (status: count, slowest s) | RSS MiB before / peak / after | survived "
+          "| 401 without token; no abs path |")
+    print("|---|---|---|---|---|---|---|---|")
     for bname, sisa, lib in builds:
         for tname, run, endpoints in targets:
             r = attack(sisa, lib, run, f"{a.work}/token", endpoints, a.seconds)
@@ -216,7 +229,8 @@ def main():
             hostile = "; ".join(f"{k}: {n}, {w:.2f}" for k, (n, w) in sorted(by.items()))
             b, p, af = r["rss"]
             print(f"| {bname} | {tname} | {r['p50']:.2f} / {r['p99']:.2f} / {r['max']:.2f} ({r['health_errors']} of "
-                  f"{r['health_n'] + r['health_errors']}) | {hostile} | {b:.0f} / {p:.0f} / {af:.0f} | "
+                  f"{r['health_n'] + r['health_errors']}) | {r['ordinary'][0]:.1f} / {r['ordinary'][1]:.1f} "
+                  f"({r['ordinary'][2]} of {r['ordinary'][3] + r['ordinary'][2]}) | {hostile} | {b:.0f} / {p:.0f} / {af:.0f} | "
                   f"{'yes' if r['survived'] else 'NO'} | {r['private']} |", flush=True)
 
 
