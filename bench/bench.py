@@ -53,7 +53,7 @@ M64 = (1 << 64) - 1
 
 
 def mix64(x):
-    """SplitMix64 finalizer, as src/placement.cpp (pinned by the same test vector)."""
+    """SplitMix64 finalizer, as src/core/placement.cpp (pinned by the same test vector)."""
     x = (x + 0x9E3779B97F4A7C15) & M64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64

@@ -6,10 +6,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "fs.h"
-#include "manifest.h"
+#include "util/fs.h"
+#include "format/manifest.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "run/seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
 
@@ -206,8 +207,9 @@ TEST_F(CliRun, VerifySaysDiffersWhenADeletionLostTheOptimizerState) {
   ForgetRequest req;
   req.run_dir = run_;
   req.keys = {id_at(1, 1)};
-  req.trainer.restore_optimizer_state = false;
-  forget(req);
+  RunSeams control;
+  control.trainer.restore_optimizer_state = false;
+  forget(req, control);
   auto r = run_sisa("verify -r " + run_ + " --shards 0,1");
   EXPECT_EQ(r.exit_code, code(ExitCode::kVerifyFailed)) << r.output;
   EXPECT_NE(r.output.find("MISMATCH"), std::string::npos) << r.output;

@@ -12,12 +12,12 @@
 #include <thread>
 
 #include "comm/communicator.h"
-#include "manifest.h"
-#include "run_common.h"
-#include "shard_jobs.h"
+#include "format/manifest.h"
+
+#include "run/shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run_seams.h"
+#include "run/seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
 

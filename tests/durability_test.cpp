@@ -10,14 +10,15 @@
 #include <random>
 #include <thread>
 
-#include "deletion_log.h"
-#include "deletion_tx.h"
-#include "fs.h"
-#include "manifest.h"
-#include "run_common.h"
+#include "format/deletion_log.h"
+#include "run/deletion_tx.h"
+#include "util/fs.h"
+#include "format/manifest.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run_seams.h"
+#include "run/seams.h"
 #include "sisa/run.h"
 #include "fault_env.h"
 #include "test_util.h"

@@ -7,10 +7,11 @@
 #include <filesystem>
 #include <set>
 
-#include "manifest.h"
+#include "format/manifest.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "run/seams.h"
 #include "sisa/run.h"
 #include "nn/stacked_mlp.h"
 #include "test_util.h"
@@ -111,8 +112,9 @@ TEST_F(Exactness, SkippingAdamStateIsNotExact) {
   train({cfg, {}, a, {}});
   train({cfg, {}, c, {id}});
   ForgetRequest req{a, {id}};
-  req.trainer.restore_optimizer_state = false;
-  forget(req);
+  RunSeams control;
+  control.trainer.restore_optimizer_state = false;
+  forget(req, control);
   const auto got = stage_digests(a), want = stage_digests(c);  // shard s, stage r at 5 s + r
   for (int r = 0; r <= 4; ++r) EXPECT_EQ(got[r], want[r]);       // shard 0 untouched
   EXPECT_EQ(got[5 + 1], want[5 + 1]);  // shard 1's C_1 is reused untouched

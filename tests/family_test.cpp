@@ -52,20 +52,26 @@ class BagOfWords : public ShardNet {
   torch::Tensor embed_, bias_, prior_;
 };
 
+// The torch-free half: the family's keys (a shipped family keeps this in
+// src/config/, where the sanitizer build and every command can read it).
+ModelSpec bag_of_words_spec() {
+  ModelSpec s;
+  s.name = "test-bag-of-words";
+  s.input = InputKind::kTokens;
+  s.options = {
+      {"vocab", int64_t{32},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 2 ? "" : std::string("must be >= 2"); }},
+      {"prior", std::string(), nullptr, /*identity=*/true, /*artifact=*/true},
+  };
+  s.vocab_size = [](const Config& c) { return c.model.get<int64_t>("vocab"); };
+  return s;
+}
+SISA_REGISTER_MODEL_SPEC(bag_of_words_spec);
+
+// The torch half.
 class BagOfWordsFamily : public ModelFamily {
  public:
-  ModelSpec spec() const override {
-    ModelSpec s;
-    s.name = "test-bag-of-words";
-    s.input = InputKind::kTokens;
-    s.options = {
-        {"vocab", int64_t{32},
-         [](const ModelOption& v) { return std::get<int64_t>(v) >= 2 ? "" : std::string("must be >= 2"); }},
-        {"prior", std::string(), nullptr, /*identity=*/true, /*artifact=*/true},
-    };
-    s.vocab_size = [](const Config& c) { return c.model.get<int64_t>("vocab"); };
-    return s;
-  }
+  std::string name() const override { return "test-bag-of-words"; }
   std::shared_ptr<ShardNet> build(const Config& c) const override {
     return std::make_shared<BagOfWords>(c.model.get<int64_t>("vocab"), c.data.num_classes,
                                         c.model.get<std::string>("prior"));

@@ -1,11 +1,11 @@
-// Fault injection through the Env seam (src/fs.h), for the crash-safety
+// Fault injection through the Env seam (src/util/fs.h), for the crash-safety
 // tests (tests/durability_test.cpp, tests/loo_test.cpp).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 
 namespace sisa::test {

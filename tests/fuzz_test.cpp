@@ -10,8 +10,8 @@
 #include <fstream>
 #include <random>
 
-#include "deletion_log.h"
-#include "fs.h"
+#include "format/deletion_log.h"
+#include "util/fs.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"

@@ -12,10 +12,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "deletion_log.h"
-#include "fs.h"
-#include "manifest.h"
-#include "run_common.h"
+#include "format/deletion_log.h"
+#include "util/fs.h"
+#include "format/manifest.h"
+
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "test_util.h"

@@ -13,12 +13,12 @@
 #include <set>
 #include <thread>
 
-#include "deletion_log.h"
+#include "format/deletion_log.h"
 #include "fault_env.h"
-#include "manifest.h"
-#include "run_seams.h"
+#include "format/manifest.h"
+#include "run/seams.h"
 #include "server_process.h"
-#include "shard_store.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
 #include "sisa/run.h"

@@ -21,8 +21,8 @@
 #include <sstream>
 #include <thread>
 
-#include "fs.h"
-#include "manifest.h"
+#include "util/fs.h"
+#include "format/manifest.h"
 #include "server_process.h"
 #include "sisa/errors.h"
 #include "test_util.h"

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "fs.h"
-#include "h5file.h"
-#include "manifest.h"
+#include "util/fs.h"
+#include "format/h5file.h"
+#include "format/manifest.h"
 #include "sisa/placement.h"
 
 namespace fs = std::filesystem;

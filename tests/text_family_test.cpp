@@ -10,16 +10,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "backbone.h"
+#include "format/backbone.h"
 #include "nn/tensor_blobs.h"
-#include "checkpoint.h"
-#include "run_common.h"
-#include "shard_store.h"
+#include "format/checkpoint.h"
+#include "config/environment.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
 #include "sisa/run.h"
 #include "server_process.h"
-#include "sha256.h"
+#include "util/sha256.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 

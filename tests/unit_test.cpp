@@ -8,13 +8,14 @@
 #include <fstream>
 #include <set>
 
-#include "checkpoint.h"
-#include "deletion_log.h"
-#include "fs.h"
-#include "h5file.h"
-#include "manifest.h"
+#include "config/config_keys.h"
+#include "format/checkpoint.h"
+#include "format/deletion_log.h"
+#include "util/fs.h"
+#include "format/h5file.h"
+#include "format/manifest.h"
 #include "serve/api.h"
-#include "shard_store.h"
+#include "format/shard_store.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
@@ -331,6 +332,281 @@ TEST(Config, IdentityOfBuiltInFamiliesIsPinned) {
   // An integer where the family declares a number is read as that number.
   const Config c = Config::parse(kMinimal, "x.yaml", "", {"model.dropout=0"});
   EXPECT_NE(c.training_json().find("\"dropout\":0.0"), std::string::npos) << c.training_json();
+}
+
+// The identity JSON and config.yaml of every section's keys, pinned as 62b387b
+// wrote them (before the keys were declared in one table): older runs keep
+// their hash and their stored config, whichever sections they use.
+TEST(Config, EverySectionsIdentityAndYamlArePinned) {
+  TempDir t;
+  const std::string dir = t / "";
+  { std::ofstream(dir + "tok.model") << "a tokenizer's bytes"; }
+  const char* a = "seed: 3\ndata: {format: csv, train: t.csv, num_classes: 4, input_shape: [6], group_column: g, weight_column: w, scale: 0.5, offset: -1}\n"
+                  "sisa: {shards: 4, slices: 3, placement: weighted, heavy_weight: 0.25, heavy_shards: 1, heavy_slices: 2}\n"
+                  "model: {type: mlp, hidden: [8, 4], activation: tanh}\ntrain: {epochs: 6, optimizer: sgd, lr: 0.1, momentum: 0.9, threads: 2}\n";
+  const char* b = "data: {format: hdf5, train: t.h5, input_shape: [16], ids_dataset: ids, groups_dataset: groups}\n"
+                  "model: {type: lm, vocab_size: 50, dim: 16, layers: 1, heads: 2, ff: 32}\n"
+                  "loo: {student: true, steps: 5, lr: 0.01, batch_size: 4, temperature: 2, retain_batch: 3, target_cache_mb: 7}\n";
+  const char* c = "data: {format: csv, train: t.csv, num_classes: 3, input_shape: [12], text_column: text, tokenizer: tok.model, max_tokens: 12}\n"
+                  "model: {type: transformer, vocab_size: 40, dim: 16, layers: 1, heads: 2, ff: 32}\n";
+  const char* d = "data: {format: hdf5, train: t.h5, input_shape: [16]}\nmodel: {type: lm, vocab_size: 50, dim: 16, layers: 1, heads: 2, ff: 32}\nloo: {student: true}\n";
+  const std::vector<std::string> json = {
+      R"({"data":{"grouped":true,"input_shape":[6],"num_classes":4,"offset":-1.0,"scale":0.5},"model":{"activation":"tanh","batch_norm":true,"channels":[32,64],"dropout":0.0,"hidden":[8,4],"type":"mlp"},"placement_version":1,"seed":3,"sisa":{"heavy_shards":1,"heavy_slices":2,"heavy_weight":0.25,"placement":"weighted","shards":4,"slices":3},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":6,"eps":1e-08,"lr":0.1,"momentum":0.9,"optimizer":"sgd","threads":2,"weight_decay":0.0}})",
+      R"({"data":{"grouped":true,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":4,"epochs":0,"lr":0.01,"retain_batch":3,"steps":5,"target_cache_mb":7,"temperature":2.0},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})",
+      R"({"data":{"grouped":false,"input_shape":[12],"max_tokens":12,"num_classes":3,"offset":0.0,"scale":1.0,"tokenizer":{"sha256":"979f9fdfb5e7d856d6c5202d739d7111cb9c519312d6825d78bd6fd2576d4fdd"}},"model":{"backbone":null,"dim":16,"dropout":0.1,"ff":32,"heads":2,"hidden":[],"layers":1,"type":"transformer","vocab_size":40},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})",
+      R"({"data":{"grouped":false,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":0,"epochs":0,"lr":0.001,"retain_batch":0,"steps":20},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})"};
+  const std::vector<std::string> yaml = {
+      R"(seed: 3
+data:
+  format: csv
+  train: {dir}/t.csv
+  train_labels: ""
+  test: ""
+  test_labels: ""
+  num_classes: 4
+  input_shape: [6]
+  scale: 0.5
+  offset: -1
+  label_column: label
+  id_column: ""
+  group_column: g
+  inputs_dataset: inputs
+  labels_dataset: labels
+  ids_dataset: ""
+  groups_dataset: ""
+  lengths_dataset: lengths
+  weight_column: w
+  weights_dataset: ""
+  weights_file: ""
+  text_column: ""
+  tokenizer: ""
+  max_tokens: 128
+sisa:
+  shards: 4
+  slices: 3
+  placement: weighted
+  heavy_weight: 0.25
+  heavy_shards: 1
+  heavy_slices: 2
+model:
+  type: mlp
+  hidden: [8, 4]
+  activation: tanh
+  dropout: 0
+  channels: [32, 64]
+  batch_norm: true
+train:
+  epochs: 6
+  batch_size: 64
+  optimizer: sgd
+  lr: 0.10000000000000001
+  momentum: 0.90000000000000002
+  weight_decay: 0
+  beta1: 0.90000000000000002
+  beta2: 0.999
+  eps: 1e-08
+  threads: 2
+)",
+      R"(seed: 0
+data:
+  format: hdf5
+  train: {dir}/t.h5
+  train_labels: ""
+  test: ""
+  test_labels: ""
+  num_classes: 0
+  input_shape: [16]
+  scale: 1
+  offset: 0
+  label_column: label
+  id_column: ""
+  group_column: ""
+  inputs_dataset: inputs
+  labels_dataset: labels
+  ids_dataset: ids
+  groups_dataset: groups
+  lengths_dataset: lengths
+  weight_column: ""
+  weights_dataset: ""
+  weights_file: ""
+  text_column: ""
+  tokenizer: ""
+  max_tokens: 128
+sisa:
+  shards: 5
+  slices: 4
+  placement: uniform
+  heavy_weight: 0.5
+  heavy_shards: 1
+  heavy_slices: 1
+model:
+  type: lm
+  dropout: 0.10000000000000001
+  dim: 16
+  layers: 1
+  heads: 2
+  ff: 32
+  vocab_size: 50
+train:
+  epochs: 10
+  batch_size: 64
+  optimizer: adam
+  lr: 0.001
+  momentum: 0
+  weight_decay: 0
+  beta1: 0.90000000000000002
+  beta2: 0.999
+  eps: 1e-08
+  threads: 1
+loo:
+  student: true
+  epochs: 0
+  steps: 5
+  lr: 0.01
+  batch_size: 4
+  temperature: 2
+  retain_batch: 3
+  target_cache_mb: 7
+)",
+      R"(seed: 0
+data:
+  format: csv
+  train: {dir}/t.csv
+  train_labels: ""
+  test: ""
+  test_labels: ""
+  num_classes: 3
+  input_shape: [12]
+  scale: 1
+  offset: 0
+  label_column: label
+  id_column: ""
+  group_column: ""
+  inputs_dataset: inputs
+  labels_dataset: labels
+  ids_dataset: ""
+  groups_dataset: ""
+  lengths_dataset: lengths
+  weight_column: ""
+  weights_dataset: ""
+  weights_file: ""
+  text_column: text
+  tokenizer: {dir}/tok.model
+  max_tokens: 12
+sisa:
+  shards: 5
+  slices: 4
+  placement: uniform
+  heavy_weight: 0.5
+  heavy_shards: 1
+  heavy_slices: 1
+model:
+  type: transformer
+  backbone: ""
+  dropout: 0.10000000000000001
+  hidden: []
+  dim: 16
+  layers: 1
+  heads: 2
+  ff: 32
+  vocab_size: 40
+train:
+  epochs: 10
+  batch_size: 64
+  optimizer: adam
+  lr: 0.001
+  momentum: 0
+  weight_decay: 0
+  beta1: 0.90000000000000002
+  beta2: 0.999
+  eps: 1e-08
+  threads: 1
+)",
+      R"(seed: 0
+data:
+  format: hdf5
+  train: {dir}/t.h5
+  train_labels: ""
+  test: ""
+  test_labels: ""
+  num_classes: 0
+  input_shape: [16]
+  scale: 1
+  offset: 0
+  label_column: label
+  id_column: ""
+  group_column: ""
+  inputs_dataset: inputs
+  labels_dataset: labels
+  ids_dataset: ""
+  groups_dataset: ""
+  lengths_dataset: lengths
+  weight_column: ""
+  weights_dataset: ""
+  weights_file: ""
+  text_column: ""
+  tokenizer: ""
+  max_tokens: 128
+sisa:
+  shards: 5
+  slices: 4
+  placement: uniform
+  heavy_weight: 0.5
+  heavy_shards: 1
+  heavy_slices: 1
+model:
+  type: lm
+  dropout: 0.10000000000000001
+  dim: 16
+  layers: 1
+  heads: 2
+  ff: 32
+  vocab_size: 50
+train:
+  epochs: 10
+  batch_size: 64
+  optimizer: adam
+  lr: 0.001
+  momentum: 0
+  weight_decay: 0
+  beta1: 0.90000000000000002
+  beta2: 0.999
+  eps: 1e-08
+  threads: 1
+loo:
+  student: true
+  epochs: 0
+  steps: 20
+  lr: 0.001
+  batch_size: 0
+  retain_batch: 0
+)"};
+  const char* configs[] = {a, b, c, d};
+  for (size_t i = 0; i < 4; ++i) {
+    const Config cfg = Config::parse(configs[i], "p.yaml", t.path());
+    EXPECT_EQ(cfg.training_json(), json[i]) << "config " << i;
+    std::string want = yaml[i];
+    for (size_t at = want.find("{dir}"); at != std::string::npos; at = want.find("{dir}", at)) want.replace(at, 5, t.path());
+    EXPECT_EQ(cfg.to_yaml(), want) << "config " << i;
+  }
+}
+
+// Every key is declared once (src/config/config_keys.cpp); docs/config.md's
+// key table is that declaration, rendered. On a mismatch the table to paste
+// is written to config-keys.md in the test's directory.
+TEST(Config, TheDocsKeyTableIsTheDeclaredOne) {
+  const std::string docs = read_text(std::string(SISA_SOURCE_DIR) + "/docs/config.md");
+  const std::string begin = "<!-- keys: generated from src/config/config_keys.cpp -->\n";
+  const std::string end = "<!-- end of keys -->";
+  const size_t from = docs.find(begin), to = docs.find(end);
+  ASSERT_NE(from, std::string::npos) << "docs/config.md lacks " << begin;
+  ASSERT_NE(to, std::string::npos) << "docs/config.md lacks " << end;
+  const std::string want = config_keys_markdown();
+  if (docs.substr(from + begin.size(), to - from - begin.size()) != want) {
+    std::ofstream("config-keys.md") << want;
+    ADD_FAILURE() << "docs/config.md's key table differs from the declared keys; the declared table is in "
+                  << std::filesystem::absolute("config-keys.md");
+  }
 }
 
 TEST(Config, ModelKeysComeFromTheFamily) {

@@ -8,7 +8,7 @@
 
 namespace sisa {
 
-struct RunSeams;  // private to the library (src/run_seams.h)
+struct RunSeams;  // private to the library (src/run/seams.h)
 
 class Cluster {
  public:
@@ -32,7 +32,7 @@ class Cluster {
   [[noreturn]] void abort(int exit_code);
 
  private:
-  friend RunSeams seams_of(Cluster* cluster);  // reads the runner (src/run_seams.h)
+  friend RunSeams seams_of(Cluster* cluster);  // reads the runner (src/run/seams.h)
   struct Impl;  // the communicator, the MPI plugin's state, the runner
   std::unique_ptr<Impl> impl_;
 };

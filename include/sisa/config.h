@@ -67,14 +67,14 @@ struct SisaConfig {
 };
 
 // One value of a model family's option (`model.<key>`). Its type is the type
-// of the default the family declares (src/model_spec.h).
+// of the default the family declares (src/config/model_spec.h).
 using ModelOption = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
 
 struct ModelConfig {
   std::string type = "mlp";  // check: a registered model family (built in: mlp, cnn)
   // The family's own keys, as given in YAML or by --set. A key not given has
   // the default its family declares once, with its check, beside its name
-  // (mlp and cnn: src/nn/dense_spec.cpp). Read values with get<T>(key).
+  // (mlp and cnn: src/config/dense_spec.cpp). Read values with get<T>(key).
   std::map<std::string, ModelOption> options;
 
   // The value in force: given or declared default. Throws ConfigError naming

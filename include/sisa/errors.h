@@ -49,6 +49,13 @@ SISA_DEFINE_ERROR(InterruptedError, ExitCode::kInterrupted)
 
 #undef SISA_DEFINE_ERROR
 
+// Every shard is empty (every sample was deleted): there is nothing to
+// predict with. A DataError (exit 3); `serve` answers 409.
+class NoModelError : public DataError {
+ public:
+  using DataError::DataError;
+};
+
 // Throws the error type that `code` stands for: an error that crossed a
 // process boundary (a worker rank's) keeps its type, not just its code.
 [[noreturn]] inline void throw_error(ExitCode code, const std::string& message) {

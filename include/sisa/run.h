@@ -8,8 +8,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sisa/shard_trainer.h"
-
 namespace sisa {
 
 class Cluster;  // sisa/cluster.h: under mpirun, shards go to its worker ranks
@@ -29,7 +27,6 @@ struct ForgetRequest {
   std::vector<int64_t> keys;  // sample ids, or group keys when by_group
   bool by_group = false;
   bool force_environment = false;  // run even if the numeric environment differs
-  TrainerOptions trainer;          // tests only
   Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Exact deletion of one batch. Returns the receipt.

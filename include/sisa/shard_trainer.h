@@ -34,7 +34,7 @@ struct TrainerOptions {
   // (what the reference implementation does). Breaks exactness under Adam.
   bool restore_optimizer_state = true;
   // Serve's shutdown flag. The trainer itself does not read it: the stage
-  // runner (train_stages in src/run_common.cpp) checks it after every epoch
+  // runner (train_stages in src/run/stages.cpp) checks it after every epoch
   // and throws InterruptedError; nothing of the stage is kept.
   const std::atomic<bool>* stop = nullptr;
 };

@@ -9,10 +9,11 @@
 #include <sstream>
 #include <type_traits>
 
-#include "fs.h"
-#include "model_spec.h"
+#include "util/fs.h"
+#include "config/config_keys.h"
+#include "config/model_spec.h"
 #include "sisa/errors.h"
-#include "yaml_fields.h"
+#include "config/yaml_fields.h"
 
 namespace fs = std::filesystem;
 
@@ -106,91 +107,29 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin,
   std::vector<std::string> errors;
   FieldReader r(&errors);
   Config c;
-  if (r.check_map(root, "", {"seed", "data", "sisa", "model", "train", "loo"})) {
-    r.get(root, "", "seed", &c.seed, "a non-negative integer");
-    const YAML::Node d = root["data"];
-    if (r.check_map(d, "data",
-                    {"format", "train", "train_labels", "test", "test_labels", "num_classes",
-                     "input_shape", "scale", "offset", "label_column", "id_column",
-                     "group_column", "inputs_dataset", "labels_dataset", "ids_dataset",
-                     "groups_dataset", "lengths_dataset", "weight_column", "weights_dataset",
-                     "weights_file", "text_column", "tokenizer", "max_tokens"})) {
-      r.get(d, "data", "format", &c.data.format, "a string");
-      r.get(d, "data", "train", &c.data.train, "a path");
-      r.get(d, "data", "train_labels", &c.data.train_labels, "a path");
-      r.get(d, "data", "test", &c.data.test, "a path");
-      r.get(d, "data", "test_labels", &c.data.test_labels, "a path");
-      r.get(d, "data", "num_classes", &c.data.num_classes, "an integer");
-      r.get(d, "data", "input_shape", &c.data.input_shape, "a list of integers");
-      r.get(d, "data", "scale", &c.data.scale, "a number");
-      r.get(d, "data", "offset", &c.data.offset, "a number");
-      r.get(d, "data", "label_column", &c.data.label_column, "a string");
-      r.get(d, "data", "id_column", &c.data.id_column, "a string");
-      r.get(d, "data", "group_column", &c.data.group_column, "a string");
-      r.get(d, "data", "inputs_dataset", &c.data.inputs_dataset, "a string");
-      r.get(d, "data", "labels_dataset", &c.data.labels_dataset, "a string");
-      r.get(d, "data", "ids_dataset", &c.data.ids_dataset, "a string");
-      r.get(d, "data", "groups_dataset", &c.data.groups_dataset, "a string");
-      r.get(d, "data", "lengths_dataset", &c.data.lengths_dataset, "a string");
-      r.get(d, "data", "weight_column", &c.data.weight_column, "a string");
-      r.get(d, "data", "weights_dataset", &c.data.weights_dataset, "a string");
-      r.get(d, "data", "weights_file", &c.data.weights_file, "a path");
-      r.get(d, "data", "text_column", &c.data.text_column, "a string");
-      r.get(d, "data", "tokenizer", &c.data.tokenizer, "a path");
-      r.get(d, "data", "max_tokens", &c.data.max_tokens, "an integer");
-    }
-    const YAML::Node s = root["sisa"];
-    if (r.check_map(s, "sisa", {"shards", "slices", "placement", "heavy_weight", "heavy_shards", "heavy_slices"})) {
-      r.get(s, "sisa", "shards", &c.sisa.shards, "an integer");
-      r.get(s, "sisa", "slices", &c.sisa.slices, "an integer");
-      r.get(s, "sisa", "placement", &c.sisa.placement, "a string");
-      r.get(s, "sisa", "heavy_weight", &c.sisa.heavy_weight, "a number");
-      r.get(s, "sisa", "heavy_shards", &c.sisa.heavy_shards, "an integer");
-      r.get(s, "sisa", "heavy_slices", &c.sisa.heavy_slices, "an integer");
-    }
-    read_model(root["model"], r, &c.model);
-    const YAML::Node t = root["train"];
-    if (r.check_map(t, "train",
-                    {"epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                     "beta1", "beta2", "eps", "threads"})) {
-      r.get(t, "train", "epochs", &c.train.epochs, "an integer");
-      r.get(t, "train", "batch_size", &c.train.batch_size, "an integer");
-      r.get(t, "train", "optimizer", &c.train.optimizer, "a string");
-      r.get(t, "train", "lr", &c.train.lr, "a number");
-      r.get(t, "train", "momentum", &c.train.momentum, "a number");
-      r.get(t, "train", "weight_decay", &c.train.weight_decay, "a number");
-      r.get(t, "train", "beta1", &c.train.beta1, "a number");
-      r.get(t, "train", "beta2", &c.train.beta2, "a number");
-      r.get(t, "train", "eps", &c.train.eps, "a number");
-      r.get(t, "train", "threads", &c.train.threads, "an integer");
-    }
-    const YAML::Node l = root["loo"];
-    if (r.check_map(l, "loo", {"student", "epochs", "steps", "lr", "batch_size", "temperature", "retain_batch",
-                                      "target_cache_mb"})) {
-      r.get(l, "loo", "student", &c.loo.student, "true or false");
-      r.get(l, "loo", "epochs", &c.loo.epochs, "an integer");
-      r.get(l, "loo", "steps", &c.loo.steps, "an integer");
-      r.get(l, "loo", "lr", &c.loo.lr, "a number");
-      r.get(l, "loo", "batch_size", &c.loo.batch_size, "an integer");
-      r.get(l, "loo", "temperature", &c.loo.temperature, "a number");
-      r.get(l, "loo", "retain_batch", &c.loo.retain_batch, "an integer");
-      r.get(l, "loo", "target_cache_mb", &c.loo.target_cache_mb, "an integer");
+  const auto& table = config_keys();
+  auto top = top_level_keys(table);
+  top.insert("model");
+  if (r.check_map(root, "", top)) {
+    read_section(root, table, "", r, &c);
+    for (const char* section : {"data", "sisa", "model", "train", "loo"}) {
+      if (section == std::string("model")) {
+        read_model(root["model"], r, &c.model);
+      } else if (r.check_map(root[section], section, keys_of(table, section))) {
+        read_section(root[section], table, section, r, &c);
+      }
     }
   }
-  if (const ModelSpec* spec = find_model_spec(c.model.type)) c.data.unlabeled = spec->language_model;
-  if (const ModelSpec* spec = find_model_spec(c.model.type)) {
+  const ModelSpec* spec = find_model_spec(c.model.type);
+  if (spec) {
+    c.data.unlabeled = spec->language_model;
     for (const auto& o : spec->options) {
       const auto it = c.model.options.find(o.key);
       if (!o.artifact || it == c.model.options.end()) continue;
       if (auto* path = std::get_if<std::string>(&it->second)) *path = resolve_path(*path, base_dir);
     }
   }
-  c.data.train = resolve_path(c.data.train, base_dir);
-  c.data.train_labels = resolve_path(c.data.train_labels, base_dir);
-  c.data.test = resolve_path(c.data.test, base_dir);
-  c.data.test_labels = resolve_path(c.data.test_labels, base_dir);
-  c.data.weights_file = resolve_path(c.data.weights_file, base_dir);
-  c.data.tokenizer = resolve_path(c.data.tokenizer, base_dir);
+  resolve_paths(table, base_dir, &c);
 
   if (errors.empty()) errors = c.validate();
   if (!errors.empty()) {

@@ -1,4 +1,4 @@
-#include "environment.h"
+#include "config/environment.h"
 
 #include <link.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +9,7 @@
 
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "util/sha256.h"
 
 namespace sisa {
 namespace {
@@ -82,6 +83,10 @@ void check_environment(const nlohmann::json& recorded, int64_t threads, bool for
   for (const auto& d : diffs) msg += "\n  " + d;
   if (!force) throw EnvironmentError(msg + "\n(use --force to proceed anyway)");
   spdlog::warn("{}\n(--force given: proceeding)", msg);
+}
+
+std::string identity_hash(const Config& c, const nlohmann::json& environment) {
+  return sha256_hex(c.training_json() + "\n" + environment.dump());
 }
 
 }  // namespace sisa

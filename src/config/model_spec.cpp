@@ -1,4 +1,4 @@
-#include "model_spec.h"
+#include "config/model_spec.h"
 
 #include <map>
 #include <mutex>
@@ -15,11 +15,7 @@ struct Registry {
 };
 
 Registry& registry() {
-  static Registry* r = [] {
-    auto* reg = new Registry;  // never destroyed: read during static destruction too
-    for (const char* name : {"mlp", "cnn"}) reg->specs.emplace(name, dense_model_spec(name));
-    return reg;
-  }();
+  static Registry* r = new Registry;  // never destroyed: read during static destruction too
   return *r;
 }
 
@@ -57,6 +53,12 @@ std::vector<std::string> model_family_names() {
   std::vector<std::string> names;
   for (const auto& kv : r.specs) names.push_back(kv.first);
   return names;
+}
+
+const ModelSpec& registered_spec(const std::string& name) {
+  ModelConfig m;
+  m.type = name;
+  return model_spec(m);
 }
 
 const ModelSpec& model_spec(const ModelConfig& model) {

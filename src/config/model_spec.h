@@ -32,6 +32,8 @@ struct ModelOptionSpec {
   // A key added after runs existed: the identity leaves it out while it
   // holds its default, so those runs keep their hash.
   bool omit_default = false;
+  // Its line in the docs' key table.
+  std::string doc;
 };
 
 struct ModelSpec {
@@ -65,7 +67,24 @@ std::vector<std::string> model_family_names();
 // config's family reads, and token ids are below its vocabulary size.
 void check_model_inputs(const Dataset& rows, const Config& config, const std::string& origin);
 
-// The built-in dense families, "mlp" and "cnn" (src/nn/dense_spec.cpp).
-ModelSpec dense_model_spec(const std::string& name);
+// The registered spec of a family that must exist (a built-in one's torch
+// half asks for its own); ConfigError naming it otherwise.
+const ModelSpec& registered_spec(const std::string& name);
+
+}  // namespace sisa
+
+// At namespace scope beside a spec's declaration: registers the spec made by
+// `factory()` (a function returning a ModelSpec) at start-up, torch-free, so
+// every command and the sanitizer build can parse the family's configs.
+#define SISA_REGISTER_MODEL_SPEC(factory)                                                  \
+  static const bool SISA_REGISTRATION_NAME(sisa_model_spec_registered_, __COUNTER__) = [] { \
+    ::sisa::register_model_spec(factory());                                                \
+    return true;                                                                           \
+  }()
+// A name of its own for each registration in a file.
+#define SISA_REGISTRATION_NAME(prefix, n) SISA_REGISTRATION_NAME_(prefix, n)
+#define SISA_REGISTRATION_NAME_(prefix, n) prefix##n
+
+namespace sisa {
 
 }  // namespace sisa

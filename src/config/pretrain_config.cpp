@@ -3,12 +3,73 @@
 #include <fstream>
 #include <sstream>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
-#include "yaml_fields.h"
+#include "config/fields.h"
+#include "config/yaml_fields.h"
 
 namespace sisa {
+
+namespace {
+
+using F = Field<PretrainConfig>;
+
+std::string ok_if(bool ok, const char* why) { return ok ? std::string() : why; }
+
+// Every key of a pretraining config, declared once (config/fields.h). The
+// identity (to_json, stored in the backbone) is every key but the corpus path.
+const std::vector<F>& pretrain_keys() {
+  // clang-format off
+  static const std::vector<F> table = {
+    {"", "seed", [](PretrainConfig& c) -> FieldRef { return &c.seed; }, "a non-negative integer", nullptr,
+     "every draw of pretraining derives from it"},
+    {"", "corpus", [](PretrainConfig& c) -> FieldRef { return &c.corpus; }, "a path",
+     [](const PretrainConfig& c) { return ok_if(!c.corpus.empty(), "required (a text file, one sentence per line)"); },
+     "UTF-8 text, one sentence per line", true, never<PretrainConfig>},
+    {"tokenizer", "vocab_size", [](PretrainConfig& c) -> FieldRef { return &c.vocab_size; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.vocab_size >= 16 && c.vocab_size <= 1000000, "must be in 16..1000000"); },
+     "pieces of the tokenizer trained first"},
+    {"encoder", "dim", [](PretrainConfig& c) -> FieldRef { return &c.dim; }, "an integer",
+     [](const PretrainConfig& c) {
+       return ok_if(c.heads >= 1 && c.dim >= 1 && c.dim % c.heads == 0, "must be a positive multiple of encoder.heads");
+     },
+     "model width"},
+    {"encoder", "layers", [](PretrainConfig& c) -> FieldRef { return &c.layers; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.layers >= 1, "must be >= 1"); }, "transformer blocks"},
+    {"encoder", "heads", [](PretrainConfig& c) -> FieldRef { return &c.heads; }, "an integer", nullptr,
+     "attention heads"},
+    {"encoder", "ff", [](PretrainConfig& c) -> FieldRef { return &c.ff; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.ff >= 1, "must be >= 1"); }, "feed-forward width"},
+    {"encoder", "max_len", [](PretrainConfig& c) -> FieldRef { return &c.max_len; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.max_len >= 8 && c.max_len <= 4096, "must be in 8..4096"); },
+     "the longest input in tokens (longer lines are cut)"},
+    {"train", "steps", [](PretrainConfig& c) -> FieldRef { return &c.steps; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.steps >= 1, "must be >= 1"); }, "optimizer steps"},
+    {"train", "batch_size", [](PretrainConfig& c) -> FieldRef { return &c.batch_size; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.batch_size >= 1, "must be >= 1"); }, "lines per step"},
+    {"train", "warmup", [](PretrainConfig& c) -> FieldRef { return &c.warmup; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.warmup >= 0, "must be >= 0"); },
+     "linear warm-up steps, then linear decay to 0"},
+    {"train", "lr", [](PretrainConfig& c) -> FieldRef { return &c.lr; }, "a number",
+     [](const PretrainConfig& c) { return ok_if(c.lr > 0.0, "must be > 0"); }, "peak AdamW learning rate"},
+    {"train", "weight_decay", [](PretrainConfig& c) -> FieldRef { return &c.weight_decay; }, "a number",
+     [](const PretrainConfig& c) { return ok_if(c.weight_decay >= 0.0, "must be >= 0"); }, "AdamW's"},
+    {"train", "mask_prob", [](PretrainConfig& c) -> FieldRef { return &c.mask_prob; }, "a number",
+     [](const PretrainConfig& c) { return ok_if(c.mask_prob > 0.0 && c.mask_prob < 1.0, "must be in (0, 1)"); },
+     "share of tokens predicted (80% <mask>, 10% random, 10% kept)"},
+    {"train", "dropout", [](PretrainConfig& c) -> FieldRef { return &c.dropout; }, "a number",
+     [](const PretrainConfig& c) { return ok_if(c.dropout >= 0.0 && c.dropout < 1.0, "must be in [0, 1)"); },
+     "in [0, 1)"},
+    {"train", "threads", [](PretrainConfig& c) -> FieldRef { return &c.threads; }, "an integer",
+     [](const PretrainConfig& c) { return ok_if(c.threads >= 1, "must be >= 1"); },
+     "changes the bits, like train.threads"},
+  };
+  // clang-format on
+  return table;
+}
+
+}  // namespace
 
 PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string& origin, const std::string& base_dir) {
   YAML::Node root;
@@ -20,53 +81,15 @@ PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string&
   PretrainConfig c;
   std::vector<std::string> errors;
   FieldReader r(&errors);
-  if (r.check_map(root, "", {"seed", "corpus", "tokenizer", "encoder", "train"})) {
-    r.get(root, "", "seed", &c.seed, "a non-negative integer");
-    r.get(root, "", "corpus", &c.corpus, "a path");
-    if (r.check_map(root["tokenizer"], "tokenizer", {"vocab_size"})) {
-      r.get(root["tokenizer"], "tokenizer", "vocab_size", &c.vocab_size, "an integer");
-    }
-    const YAML::Node e = root["encoder"];
-    if (r.check_map(e, "encoder", {"dim", "layers", "heads", "ff", "max_len"})) {
-      r.get(e, "encoder", "dim", &c.dim, "an integer");
-      r.get(e, "encoder", "layers", &c.layers, "an integer");
-      r.get(e, "encoder", "heads", &c.heads, "an integer");
-      r.get(e, "encoder", "ff", &c.ff, "an integer");
-      r.get(e, "encoder", "max_len", &c.max_len, "an integer");
-    }
-    const YAML::Node t = root["train"];
-    if (r.check_map(t, "train", {"steps", "batch_size", "warmup", "lr", "weight_decay", "mask_prob", "dropout",
-                                 "threads"})) {
-      r.get(t, "train", "steps", &c.steps, "an integer");
-      r.get(t, "train", "batch_size", &c.batch_size, "an integer");
-      r.get(t, "train", "warmup", &c.warmup, "an integer");
-      r.get(t, "train", "lr", &c.lr, "a number");
-      r.get(t, "train", "weight_decay", &c.weight_decay, "a number");
-      r.get(t, "train", "mask_prob", &c.mask_prob, "a number");
-      r.get(t, "train", "dropout", &c.dropout, "a number");
-      r.get(t, "train", "threads", &c.threads, "an integer");
+  const auto& table = pretrain_keys();
+  if (r.check_map(root, "", top_level_keys(table))) {
+    read_section(root, table, "", r, &c);
+    for (const char* section : {"tokenizer", "encoder", "train"}) {
+      if (r.check_map(root[section], section, keys_of(table, section))) read_section(root[section], table, section, r, &c);
     }
   }
-  c.corpus = resolve_path(c.corpus, base_dir);
-  auto check = [&errors](bool ok, const char* what) {
-    if (!ok) errors.push_back(what);
-  };
-  if (errors.empty()) {
-    check(!c.corpus.empty(), "corpus: required (a text file, one sentence per line)");
-    check(c.vocab_size >= 16 && c.vocab_size <= 1000000, "tokenizer.vocab_size: must be in 16..1000000");
-    check(c.layers >= 1, "encoder.layers: must be >= 1");
-    check(c.heads >= 1 && c.dim >= 1 && c.dim % c.heads == 0, "encoder.dim: must be a positive multiple of encoder.heads");
-    check(c.ff >= 1, "encoder.ff: must be >= 1");
-    check(c.max_len >= 8 && c.max_len <= 4096, "encoder.max_len: must be in 8..4096");
-    check(c.steps >= 1, "train.steps: must be >= 1");
-    check(c.batch_size >= 1, "train.batch_size: must be >= 1");
-    check(c.warmup >= 0, "train.warmup: must be >= 0");
-    check(c.lr > 0.0, "train.lr: must be > 0");
-    check(c.weight_decay >= 0.0, "train.weight_decay: must be >= 0");
-    check(c.mask_prob > 0.0 && c.mask_prob < 1.0, "train.mask_prob: must be in (0, 1)");
-    check(c.dropout >= 0.0 && c.dropout < 1.0, "train.dropout: must be in [0, 1)");
-    check(c.threads >= 1, "train.threads: must be >= 1");
-  }
+  resolve_paths(table, base_dir, &c);
+  if (errors.empty()) errors = check_fields(table, c);
   if (!errors.empty()) {
     std::string msg = origin + ": invalid pretrain config:";
     for (const auto& e : errors) msg += "\n  " + e;
@@ -91,18 +114,9 @@ PretrainConfig PretrainConfig::load(const std::string& path, const std::vector<s
 }
 
 nlohmann::json PretrainConfig::to_json() const {
-  return {{"seed", seed},
-          {"tokenizer", {{"vocab_size", vocab_size}}},
-          {"encoder", {{"dim", dim}, {"layers", layers}, {"heads", heads}, {"ff", ff}, {"max_len", max_len}}},
-          {"train",
-           {{"steps", steps},
-            {"batch_size", batch_size},
-            {"warmup", warmup},
-            {"lr", lr},
-            {"weight_decay", weight_decay},
-            {"mask_prob", mask_prob},
-            {"dropout", dropout},
-            {"threads", threads}}}};
+  nlohmann::json j = nlohmann::json::object();
+  identity_fields(pretrain_keys(), *this, &j);
+  return j;
 }
 
 std::string tokenizer_path_for(const std::string& out) {

@@ -5,11 +5,11 @@
 // "sisa-a" (a frozen backbone with per-shard Houlsby adapters, LayerNorms and
 // head, and optionally a low-rank adapter of the token embeddings).
 // Torch-free: config checks read the backbone's shape from its file.
-#include "nn/text_spec.h"
+#include "config/text_spec.h"
 
 #include <algorithm>
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "sisa/errors.h"
 #include "text/tokenizer.h"
 
@@ -53,18 +53,27 @@ BackboneShape shape_of(const Config& c) {
   return s;
 }
 
-std::vector<std::string> check_text(const Config& c, const std::string& family) {
+// What sets the text families apart in their checks.
+struct TextVariant {
+  const char* name;
+  bool needs_backbone;    // sisa-fc and sisa-a freeze one; a transformer may start from scratch
+  bool script_backbone;   // a TorchScript backbone is frozen: only a head over it can train (sisa-fc)
+};
+
+std::vector<std::string> check_text(const Config& c, const TextVariant& variant) {
   std::vector<std::string> e;
   const std::string path = backbone_of(c);
+  const std::string family = variant.name;
   if (path.empty()) {
-    if (family != "transformer") e.push_back("model.backbone: family '" + family + "' needs a pretrained backbone");
-    if (family == "transformer" && c.model.get<int64_t>("vocab_size") == 0 && c.data.tokenizer.empty()) {
+    if (variant.needs_backbone) {
+      e.push_back("model.backbone: family '" + family + "' needs a pretrained backbone");
+    } else if (c.model.get<int64_t>("vocab_size") == 0 && c.data.tokenizer.empty()) {
       e.push_back("model.vocab_size: needed without a backbone or data.tokenizer");
     }
     if (!e.empty()) return e;
   }
   if (!path.empty() && !is_native_backbone(path)) {
-    if (family != "sisa-fc") {
+    if (!variant.script_backbone) {
       e.push_back("model.backbone: a TorchScript backbone ('" + path + "') is frozen: only family sisa-fc can use it");
     } else if (c.data.text_column.empty()) {
       e.push_back("model.backbone: a TorchScript backbone needs data.text_column and data.tokenizer");
@@ -106,21 +115,21 @@ std::vector<std::string> check_text(const Config& c, const std::string& family) 
   return e;
 }
 
-}  // namespace
-
-ModelSpec lm_model_spec() {
+// A causal language model (decoder-only transformer), trained from scratch per shard.
+ModelSpec lm_spec() {
   ModelSpec s;
   s.name = "lm";
   s.input = InputKind::kTokens;
   s.language_model = true;
   s.options = {
-      {"dropout", 0.1, probability},
-      {"dim", int64_t{128}, positive},
-      {"layers", int64_t{2}, positive},
-      {"heads", int64_t{4}, positive},
-      {"ff", int64_t{256}, positive},
+      {"dropout", 0.1, probability, true, false, false, "in [0, 1)"},
+      {"dim", int64_t{128}, positive, true, false, false, "width"},
+      {"layers", int64_t{2}, positive, true, false, false, "blocks"},
+      {"heads", int64_t{4}, positive, true, false, false, "attention heads"},
+      {"ff", int64_t{256}, positive, true, false, false, "feed-forward width"},
       {"vocab_size", int64_t{0},
-       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; }},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; },
+       true, false, false, "0: the tokenizer's size"},
   };
   s.check = [](const Config& c) {
     std::vector<std::string> e;
@@ -144,46 +153,71 @@ ModelSpec lm_model_spec() {
   return s;
 }
 
-ModelSpec text_model_spec(const std::string& name) {
+// The keys every text family has, its checks, and its vocabulary.
+ModelSpec text_spec(const TextVariant& variant) {
   ModelSpec s;
-  s.name = name;
+  s.name = variant.name;
   s.input = InputKind::kTokens;
   s.options = {
-      // A backbone from `sisa pretrain` (.h5), or for sisa-fc a TorchScript
-      // file; a shared artifact. Empty: a transformer trained from scratch.
-      {"backbone", std::string(), nullptr, true, /*artifact=*/true},
-      {"dropout", 0.1, probability},
-      // Hidden widths of the head over the pooled features ([] = one linear layer).
-      {"hidden", std::vector<int64_t>{}, widths},
+      {"backbone", std::string(), nullptr, true, /*artifact=*/true, false,
+       "a backbone from `sisa pretrain` (.h5), or for sisa-fc a TorchScript file; a shared artifact. Empty: a "
+       "transformer trained from scratch"},
+      {"dropout", 0.1, probability, true, false, false, "in [0, 1)"},
+      {"hidden", std::vector<int64_t>{}, widths, true, false, false,
+       "hidden widths of the head over the pooled features ([]: one linear layer)"},
   };
-  if (name == "transformer") {
-    // The encoder's shape when there is no backbone (ignored with one).
-    s.options.push_back({"dim", int64_t{128}, positive});
-    s.options.push_back({"layers", int64_t{2}, positive});
-    s.options.push_back({"heads", int64_t{4}, positive});
-    s.options.push_back({"ff", int64_t{256}, positive});
-    s.options.push_back({"vocab_size", int64_t{0}, [](const ModelOption& v) {
-                           return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)";
-                         }});
-  }
-  if (name == "sisa-a") {
-    s.options.push_back({"adapter_size", int64_t{32}, positive});
-    // The rank of the embedding adapter (text_encoder.h); 0: none, the
-    // token embeddings stay as pretrained (Houlsby et al.'s SISA-A).
-    s.options.push_back({"embedding_rank", int64_t{0}, [](const ModelOption& v) {
-                           return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)";
-                         }, true, false, /*omit_default=*/true});
-  }
-  s.check = [name](const Config& c) { return check_text(c, name); };
+  s.check = [variant](const Config& c) { return check_text(c, variant); };
   s.vocab_size = [](const Config& c) -> int64_t {
     const std::string path = backbone_of(c);
     if (!path.empty() && !is_native_backbone(path)) return Tokenizer(c.data.tokenizer).vocab_size();
     return shape_of(c).vocab_size;
   };
-  // sisa-fc: the head is dense layers fc0..fcK, out over the pooled features.
-  s.stackable_mlp = name == "sisa-fc";
   return s;
 }
+
+// Plain SISA: every tensor trained per shard, from a backbone or from scratch.
+ModelSpec transformer_spec() {
+  ModelSpec s = text_spec({"transformer", false, false});
+  // The encoder's shape when there is no backbone (ignored with one).
+  s.options.push_back({"dim", int64_t{128}, positive, true, false, false, "without a backbone: the width"});
+  s.options.push_back({"layers", int64_t{2}, positive, true, false, false, "without a backbone: blocks"});
+  s.options.push_back({"heads", int64_t{4}, positive, true, false, false, "without a backbone: attention heads"});
+  s.options.push_back({"ff", int64_t{256}, positive, true, false, false, "without a backbone: feed-forward width"});
+  s.options.push_back({"vocab_size", int64_t{0},
+                       [](const ModelOption& v) {
+                         return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)";
+                       },
+                       true, false, false, "without a backbone: 0 takes the tokenizer's size"});
+  return s;
+}
+
+// A frozen backbone, a per-shard head over its pooled features (cached at ingest).
+ModelSpec sisa_fc_spec() {
+  ModelSpec s = text_spec({"sisa-fc", true, true});
+  s.stackable_mlp = true;  // the head is dense layers fc0..fcK, out over the pooled features
+  return s;
+}
+
+// A frozen backbone with per-shard Houlsby adapters, LayerNorms and head.
+ModelSpec sisa_a_spec() {
+  ModelSpec s = text_spec({"sisa-a", true, false});
+  s.options.push_back({"adapter_size", int64_t{32}, positive, true, false, false, "each adapter's bottleneck"});
+  // The rank of the embedding adapter (text_encoder.h); 0: none, the
+  // token embeddings stay as pretrained (Houlsby et al.'s SISA-A).
+  s.options.push_back({"embedding_rank", int64_t{0},
+                       [](const ModelOption& v) {
+                         return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)";
+                       },
+                       true, false, /*omit_default=*/true, "rank of the embedding adapter; 0: none"});
+  return s;
+}
+
+}  // namespace
+
+SISA_REGISTER_MODEL_SPEC(transformer_spec);
+SISA_REGISTER_MODEL_SPEC(sisa_fc_spec);
+SISA_REGISTER_MODEL_SPEC(sisa_a_spec);
+SISA_REGISTER_MODEL_SPEC(lm_spec);
 
 BackboneShape text_encoder_shape(const Config& c) { return shape_of(c); }
 

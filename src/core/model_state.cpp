@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "sha256.h"
+#include "util/sha256.h"
 
 namespace sisa {
 

@@ -1,7 +1,7 @@
 // The readers of the user's source files (IDX, CSV, HDF5). Each checks the
 // shape of what it reads and names the file, row or column at fault;
 // load_source (src/dataset.cpp) then checks ids, labels and values.
-#include "data_loaders.h"
+#include "data/data_loaders.h"
 
 #include <zlib.h>
 
@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fs.h"
-#include "h5file.h"
-#include "strict_json.h"
+#include "util/fs.h"
+#include "format/h5file.h"
+#include "util/strict_json.h"
 #include "sisa/errors.h"
 #include "text/tokenizer.h"
 

@@ -1,5 +1,5 @@
 // Readers of the user's source files, one per data.format. Internal to
-// load_source (src/dataset.cpp), which checks what they return.
+// load_source (src/data/load_source.cpp), which checks what they return.
 #pragma once
 
 #include <string>

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <limits>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -1,6 +1,6 @@
-#include "backbone.h"
+#include "format/backbone.h"
 
-#include "checkpoint.h"
+#include "format/checkpoint.h"
 #include "sisa/errors.h"
 
 namespace sisa {

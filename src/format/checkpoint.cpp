@@ -1,8 +1,8 @@
-#include "checkpoint.h"
+#include "format/checkpoint.h"
 
 #include <nlohmann/json.hpp>
 
-#include "h5file.h"
+#include "format/h5file.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/model_state.h"
 
 namespace sisa {

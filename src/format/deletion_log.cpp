@@ -1,4 +1,4 @@
-#include "deletion_log.h"
+#include "format/deletion_log.h"
 
 #include <unistd.h>
 #include <zlib.h>
@@ -9,7 +9,7 @@
 #include <mutex>
 #include <set>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -1,4 +1,4 @@
-#include "h5file.h"
+#include "format/h5file.h"
 
 #include <hdf5.h>
 #include <hdf5_hl.h>

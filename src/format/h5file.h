@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/model_state.h"
 
 namespace sisa {

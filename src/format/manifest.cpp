@@ -1,10 +1,10 @@
-#include "manifest.h"
+#include "format/manifest.h"
 
 #include <algorithm>
 #include <filesystem>
 
-#include "fs.h"
-#include "sha256.h"
+#include "util/fs.h"
+#include "util/sha256.h"
 #include "sisa/errors.h"
 
 namespace fs = std::filesystem;

@@ -1,11 +1,11 @@
-#include "shard_store.h"
+#include "format/shard_store.h"
 
 #include <cmath>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
-#include "h5file.h"
+#include "format/h5file.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/dataset.h"
 
 namespace sisa {

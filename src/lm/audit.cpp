@@ -22,15 +22,18 @@
 #include <map>
 #include <set>
 
-#include "lm_models.h"
-#include "lm_runtime.h"
-#include "loo_student.h"
-#include "fs.h"
-#include "progress.h"
-#include "run_common.h"
+#include "nn/lm_models.h"
+#include "lm/lm_runtime.h"
+#include "lm/loo_student.h"
+#include "util/fs.h"
+#include "util/progress.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
+#include "sisa/shard_trainer.h"
 #include "text/tokenizer.h"
 
 namespace sisa {

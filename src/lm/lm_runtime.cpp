@@ -3,13 +3,15 @@
 #include <cmath>
 #include <filesystem>
 
-#include "ensemble.h"
-#include "lm_models.h"
-#include "lm_runtime.h"
-#include "loo_student.h"
-#include "model_spec.h"
+#include "nn/lm_models.h"
+#include "lm/lm_runtime.h"
+#include "lm/loo_student.h"
+#include "sisa/shard_trainer.h"
+#include "store/closed_world.h"
+#include "store/run_files.h"
+#include "config/model_spec.h"
 #include "sisa/errors.h"
-#include "sha256.h"
+#include "util/sha256.h"
 #include "sisa/pretrain.h"
 #include "sisa/run.h"
 #include "text/tokenizer.h"
@@ -131,12 +133,6 @@ std::shared_ptr<const LmRuntime> open_runtime(const std::string& run_dir) {
 }
 
 }  // namespace
-
-nlohmann::json train_tokenizer(const TokenizerRequest& r) {
-  if (r.vocab_size < 16 || r.vocab_size > 1000000) throw UsageError("--vocab-size must be in 16..1000000");
-  Tokenizer::train({r.corpus, r.out, static_cast<int>(r.vocab_size), "unigram", {}});
-  return {{"tokenizer", r.out}, {"vocab_size", Tokenizer(r.out).vocab_size()}, {"sha256", sha256_file(r.out)}};
-}
 
 nlohmann::json generate(const GenerateRequest& r) {
   return open_runtime(r.run_dir)->generate(r.prompt, r.max_tokens, r.top_k, r.seed, r.model);

@@ -12,7 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "run_common.h"
+#include "format/manifest.h"
+#include "sisa/config.h"
+#include "sisa/dataset.h"
+#include "sisa/model_state.h"
+#include "store/run_dir.h"
 
 namespace sisa {
 

@@ -1,14 +1,15 @@
-#include "loo_student.h"
+#include "lm/loo_student.h"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
 
-#include "checkpoint.h"
-#include "lm_models.h"
-#include "progress.h"
-#include "shard_store.h"
+#include "format/checkpoint.h"
+#include "store/run_files.h"
+#include "nn/lm_models.h"
+#include "util/progress.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 
 namespace sisa {

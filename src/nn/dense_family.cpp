@@ -1,6 +1,6 @@
 // The built-in dense families. "mlp": dense layers over the flattened input.
 // "cnn": conv3x3 (padding 1) -> [BatchNorm] -> ReLU -> maxpool2 blocks, then
-// the same dense layers. Their keys are declared in nn/dense_spec.cpp.
+// the same dense layers. Their keys are declared in config/dense_spec.cpp.
 #include "nn/model_family.h"
 
 namespace sisa {
@@ -8,7 +8,8 @@ namespace {
 
 class DenseNet : public ShardNet {
  public:
-  explicit DenseNet(const Config& config);
+  // `conv`: conv blocks (model.channels) before the dense layers (the cnn).
+  DenseNet(const Config& config, bool conv);
   torch::Tensor forward(const Batch& batch, at::Generator* dropout) override;
 
  private:
@@ -24,7 +25,7 @@ class DenseNet : public ShardNet {
   std::vector<torch::nn::Linear> dense_;  // hidden layers, then the output layer
 };
 
-DenseNet::DenseNet(const Config& config)
+DenseNet::DenseNet(const Config& config, bool conv)
     : hidden_(config.model.get<std::vector<int64_t>>("hidden")),
       channels_(config.model.get<std::vector<int64_t>>("channels")),
       tanh_(config.model.get<std::string>("activation") == "tanh"),
@@ -32,7 +33,7 @@ DenseNet::DenseNet(const Config& config)
       input_shape_(config.data.input_shape) {
   int64_t features = 1;
   for (auto d : input_shape_) features *= d;
-  if (config.model.type == "cnn") {
+  if (conv) {
     int64_t channels = input_shape_[0], h = input_shape_[1], w = input_shape_[2];
     for (size_t i = 0; i < channels_.size(); ++i) {
       convs_.push_back(register_module(
@@ -83,22 +84,26 @@ torch::Tensor DenseNet::forward(const Batch& batch, at::Generator* dropout) {
   return dense_.back()->forward(x);
 }
 
-class DenseFamily : public ModelFamily {
+// Dense layers over the flattened input (keys: config/dense_spec.cpp).
+class MlpFamily : public ModelFamily {
  public:
-  explicit DenseFamily(std::string name) : name_(std::move(name)) {}
-  ModelSpec spec() const override { return dense_model_spec(name_); }
-  std::shared_ptr<ShardNet> build(const Config& config) const override { return std::make_shared<DenseNet>(config); }
+  std::string name() const override { return "mlp"; }
+  std::shared_ptr<ShardNet> build(const Config& config) const override {
+    return std::make_shared<DenseNet>(config, /*conv=*/false);
+  }
+};
 
- private:
-  std::string name_;
+// Conv blocks, then the same dense layers.
+class CnnFamily : public ModelFamily {
+ public:
+  std::string name() const override { return "cnn"; }
+  std::shared_ptr<ShardNet> build(const Config& config) const override {
+    return std::make_shared<DenseNet>(config, /*conv=*/true);
+  }
 };
 
 }  // namespace
-
-// Registered by the family registry itself (nn/model_family.cpp), before any
-// other family, because the spec registry knows these two without torch.
-std::shared_ptr<const ModelFamily> make_dense_family(const std::string& name) {
-  return std::make_shared<const DenseFamily>(name);
-}
-
 }  // namespace sisa
+
+SISA_REGISTER_MODEL_FAMILY(sisa::MlpFamily);
+SISA_REGISTER_MODEL_FAMILY(sisa::CnnFamily);

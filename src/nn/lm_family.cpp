@@ -4,10 +4,10 @@
 // is next-token cross-entropy over each row's real tokens. A transformer
 // rather than the paper's LSTM: it reuses the text families' blocks, and the
 // audit's exposure and extraction measure the model, not its architecture.
-// Keys and checks: lm_model_spec() in nn/text_spec.cpp.
+// Keys and checks: lm_spec() in config/text_spec.cpp.
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
-#include "nn/text_spec.h"
+#include "config/text_spec.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -35,7 +35,7 @@ class LanguageModel : public ShardNet {
 
 class LanguageModelFamily : public ModelFamily {
  public:
-  ModelSpec spec() const override { return lm_model_spec(); }
+  std::string name() const override { return "lm"; }
   std::shared_ptr<ShardNet> build(const Config& c) const override { return std::make_shared<LanguageModel>(c); }
 
   // The mean over every predicted token of the batch: position t predicts

@@ -1,6 +1,6 @@
 // Scoring, decoding, the student's training and the leave-one-out update
 // (src/lm_models.h) over the language-model family of nn/lm_family.cpp.
-#include "lm_models.h"
+#include "nn/lm_models.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -9,7 +9,6 @@
 
 #include "nn/model_family.h"
 #include "nn/tensor_blobs.h"
-#include "nn/text_spec.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/shard_trainer.h"
@@ -237,7 +236,7 @@ LooResult loo_update(const Config& c, const ModelState& student, const LooInputs
   // (more teacher passes, bounded memory). 1 GiB holds ~2,800 rows of 47
   // tokens over 2,000 pieces.
   const double target_bytes = static_cast<double>(n) * static_cast<double>(len - 1) *
-                              static_cast<double>(text_encoder_shape(c).vocab_size) * sizeof(float);
+                              static_cast<double>(model_spec(c.model).vocab_size(c)) * sizeof(float);
   const bool cached = target_bytes <= static_cast<double>(c.loo.target_cache_mb) * 1024.0 * 1024.0;
   out.target_cached = cached;
   const auto every_row = torch::arange(n, torch::kInt64);

@@ -10,8 +10,6 @@
 
 namespace sisa {
 
-std::shared_ptr<const ModelFamily> make_dense_family(const std::string& name);  // nn/dense_family.cpp
-
 namespace {
 
 struct Families {
@@ -20,13 +18,7 @@ struct Families {
 };
 
 Families& families() {
-  static Families* f = [] {
-    auto* all = new Families;  // never destroyed: static destructors may still look families up
-    // The built-in specs are registered by the spec registry itself
-    // (src/model_spec.cpp), so torch-free code can parse their configs.
-    for (const char* name : {"mlp", "cnn"}) all->by_name.emplace(name, make_dense_family(name));
-    return all;
-  }();
+  static Families* f = new Families;  // never destroyed: static destructors may still look families up
   return *f;
 }
 
@@ -38,11 +30,10 @@ bool ends_with(const std::string& s, const char* suffix) {
 }  // namespace
 
 void register_model_family(std::shared_ptr<const ModelFamily> family) {
-  const std::string name = family->spec().name;
+  const std::string name = family->name();
   Families& f = families();
   std::lock_guard<std::mutex> lock(f.mu);
   if (f.by_name.count(name)) throw ConfigError("model family '" + name + "' is registered twice");
-  register_model_spec(family->spec());
   f.by_name.emplace(name, std::move(family));
 }
 

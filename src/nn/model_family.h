@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "model_spec.h"
+#include "config/model_spec.h"
 #include "sisa/model_state.h"
 
 namespace sisa {
@@ -40,8 +40,10 @@ class ShardNet : public torch::nn::Module {
 class ModelFamily {
  public:
   virtual ~ModelFamily() = default;
-  // Name, keys, input kind, capabilities (the torch-free half).
-  virtual ModelSpec spec() const = 0;
+  // The model.type it answers to. Its keys, input kind and capabilities
+  // are the torch-free half, a ModelSpec registered under the same name
+  // (SISA_REGISTER_MODEL_SPEC, src/config/model_spec.h).
+  virtual std::string name() const = 0;
   virtual std::shared_ptr<ShardNet> build(const Config& config) const = 0;
   // Draws the shard's initial owned tensors from `gen`, seeded from
   // H(seed, "init", shard); never from libtorch's global generator. Frozen
@@ -68,7 +70,7 @@ class ModelFamily {
   virtual torch::Tensor cached_features(const Config& config, const Batch& batch) const { return {}; }
 };
 
-// Adds a family and its spec. ConfigError if the name is taken.
+// Adds a family (its spec is registered on its own). ConfigError if the name is taken.
 void register_model_family(std::shared_ptr<const ModelFamily> family);
 // The family named by model.type (ConfigError naming it).
 const ModelFamily& model_family(const std::string& type);
@@ -93,8 +95,8 @@ Batch select_rows(const Batch& batch, const torch::Tensor& idx);
 }  // namespace sisa
 
 // At namespace scope in the family's .cpp (or a test): registers it at start-up.
-#define SISA_REGISTER_MODEL_FAMILY(Class)                                           \
-  static const bool sisa_model_family_registered_##Class = [] {                     \
-    ::sisa::register_model_family(std::make_shared<const Class>());                 \
-    return true;                                                                    \
+#define SISA_REGISTER_MODEL_FAMILY(Class)                                                    \
+  static const bool SISA_REGISTRATION_NAME(sisa_model_family_registered_, __COUNTER__) = [] { \
+    ::sisa::register_model_family(std::make_shared<const Class>());                          \
+    return true;                                                                             \
   }()

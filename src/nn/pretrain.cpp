@@ -10,12 +10,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "backbone.h"
-#include "fs.h"
+#include "format/backbone.h"
+#include "util/fs.h"
 #include "nn/tensor_blobs.h"
 #include "nn/text_encoder.h"
-#include "progress.h"
-#include "sha256.h"
+#include "util/progress.h"
+#include "util/sha256.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/pretrain.h"

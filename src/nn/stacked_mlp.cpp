@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "model_spec.h"
+#include "config/model_spec.h"
 #include "sisa/shard_trainer.h"
 #include "sisa/errors.h"
 

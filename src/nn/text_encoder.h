@@ -16,7 +16,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
 
-#include "backbone.h"
+#include "format/backbone.h"
 
 namespace sisa {
 

@@ -1,5 +1,5 @@
 // The text families over a transformer encoder (keys and checks in
-// nn/text_spec.cpp). Every shard builds its own encoder copy from the
+// config/text_spec.cpp), one class each over a common TextFamily. Every shard builds its own encoder copy from the
 // backbone; what a shard owns, and so trains and checkpoints:
 //   transformer  every tensor (plain SISA; a backbone only sets the start)
 //   sisa-a       the adapters (of the blocks, and of the embeddings with
@@ -14,10 +14,10 @@
 #include <mutex>
 #include <sys/stat.h>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
-#include "nn/text_spec.h"
+#include "config/text_spec.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -114,22 +114,27 @@ std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
   return load_once<FrozenBackbone>(path, [](const std::string& p) { return std::make_shared<const FrozenBackbone>(p); });
 }
 
+// What a shard computes its pooled features with: its own encoder (with
+// adapters of this size and an embedding adapter of this rank; 0: none), or
+// the frozen backbone (sisa-fc).
+struct TextFeatures {
+  bool frozen = false;
+  int64_t adapter_size = 0, embedding_rank = 0;
+};
+
 class TextNet : public ShardNet {
  public:
-  TextNet(const Config& c, const std::string& family)
+  TextNet(const Config& c, const TextFeatures& kind)
       : dropout_(c.model.get<double>("dropout")), backbone_(c.model.get<std::string>("backbone")) {
     const std::string& backbone = backbone_;
     int64_t width = 0;
-    if (family == "sisa-fc") {
+    if (kind.frozen) {
       frozen_ = cached_frozen(backbone);
       width = frozen_->dim();
     } else {
       const BackboneShape shape = text_encoder_shape(c);
-      const bool a = family == "sisa-a";
-      const int64_t adapters = a ? c.model.get<int64_t>("adapter_size") : 0;
-      const int64_t embedding_rank = a ? c.model.get<int64_t>("embedding_rank") : 0;
-      encoder_ = register_module("encoder",
-                                 std::make_shared<TextEncoder>(shape, adapters, dropout_, false, embedding_rank));
+      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, kind.adapter_size, dropout_, false,
+                                                                          kind.embedding_rank));
       if (!backbone.empty()) encoder_->load(cached_backbone(backbone)->weights, backbone);
       width = shape.dim;
     }
@@ -163,13 +168,11 @@ class TextNet : public ShardNet {
   std::vector<torch::nn::Linear> head_;
 };
 
+// What the three families share: a TextNet, started from the backbone.
 class TextFamily : public ModelFamily {
  public:
-  explicit TextFamily(std::string name) : name_(std::move(name)) {}
-  ModelSpec spec() const override { return text_model_spec(name_); }
-
   std::shared_ptr<ShardNet> build(const Config& c) const override {
-    auto net = std::make_shared<TextNet>(c, name_);
+    auto net = std::make_shared<TextNet>(c, features(c));
     for (auto& p : net->named_parameters(true)) {
       if (!owns(p.key())) p.value().set_requires_grad(false);  // frozen: no gradient is computed for it
     }
@@ -191,42 +194,54 @@ class TextFamily : public ModelFamily {
     }
   }
 
-  bool owns(const std::string& name) const override {
-    if (name_ != "sisa-a" || name.rfind("encoder.", 0) != 0) return true;
-    return TextEncoder::is_adapter(name) || TextEncoder::is_layer_norm(name);
-  }
+ protected:
+  virtual TextFeatures features(const Config& c) const = 0;
+};
 
+// Plain SISA: a shard trains every tensor (a backbone only sets the start).
+class TransformerFamily : public TextFamily {
+ public:
+  std::string name() const override { return "transformer"; }
+
+ protected:
+  TextFeatures features(const Config&) const override { return {}; }
+};
+
+// SISA-FC: a head over the frozen backbone's pooled features, which the
+// engine computes once per row at ingest and stores with the row.
+class SisaFcFamily : public TextFamily {
+ public:
+  std::string name() const override { return "sisa-fc"; }
   int64_t cached_feature_width(const Config& c) const override {
-    return name_ == "sisa-fc" ? cached_frozen(c.model.get<std::string>("backbone"))->dim() : 0;
+    return cached_frozen(c.model.get<std::string>("backbone"))->dim();
   }
-
   torch::Tensor cached_features(const Config& c, const Batch& batch) const override {
     return cached_frozen(c.model.get<std::string>("backbone"))->features(batch.inputs, batch.lengths);
   }
 
- private:
-  std::string name_;
+ protected:
+  TextFeatures features(const Config&) const override { return {true, 0, 0}; }
 };
 
-class TransformerFamily : public TextFamily {
- public:
-  TransformerFamily() : TextFamily("transformer") {}
-};
-class SisaFcFamily : public TextFamily {
- public:
-  SisaFcFamily() : TextFamily("sisa-fc") {}
-};
+// SISA-A: a shard owns the adapters, the LayerNorms and the head; the rest
+// of the encoder is the backbone's, frozen and in no checkpoint.
 class SisaAFamily : public TextFamily {
  public:
-  SisaAFamily() : TextFamily("sisa-a") {}
+  std::string name() const override { return "sisa-a"; }
+  bool owns(const std::string& name) const override {
+    if (name.rfind("encoder.", 0) != 0) return true;
+    return TextEncoder::is_adapter(name) || TextEncoder::is_layer_norm(name);
+  }
+
+ protected:
+  TextFeatures features(const Config& c) const override {
+    return {false, c.model.get<int64_t>("adapter_size"), c.model.get<int64_t>("embedding_rank")};
+  }
 };
 
 }  // namespace
 }  // namespace sisa
 
-using sisa::SisaAFamily;
-using sisa::SisaFcFamily;
-using sisa::TransformerFamily;
-SISA_REGISTER_MODEL_FAMILY(TransformerFamily);
-SISA_REGISTER_MODEL_FAMILY(SisaFcFamily);
-SISA_REGISTER_MODEL_FAMILY(SisaAFamily);
+SISA_REGISTER_MODEL_FAMILY(sisa::TransformerFamily);
+SISA_REGISTER_MODEL_FAMILY(sisa::SisaFcFamily);
+SISA_REGISTER_MODEL_FAMILY(sisa::SisaAFamily);

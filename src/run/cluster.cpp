@@ -1,6 +1,6 @@
 #include "sisa/cluster.h"
 
-#include "run_seams.h"
+#include "run/seams.h"
 
 #include <dlfcn.h>
 
@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "comm/communicator.h"
-#include "shard_jobs.h"
+#include "run/shard_jobs.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -1,4 +1,4 @@
-#include "deletion_cost.h"
+#include "run/deletion_cost.h"
 
 #include <unordered_set>
 

@@ -2,7 +2,7 @@
 // take (docs/design.md, "A deletion"): accept (validate, log `accepted`
 // durably) -> plan -> shard jobs -> a manifest edit built on a copy -> the
 // derived-model hook -> commit (receipt, publish, purge, log `applied`).
-#include "deletion_tx.h"
+#include "run/deletion_tx.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,13 +11,16 @@
 #include <map>
 #include <set>
 
-#include "deletion_log.h"
-#include "environment.h"
-#include "loo_student.h"
-#include "fs.h"
-#include "run_common.h"
-#include "shard_jobs.h"
-#include "shard_store.h"
+#include "format/deletion_log.h"
+#include "config/environment.h"
+#include "lm/loo_student.h"
+#include "util/fs.h"
+#include "run/stages.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "run/shard_jobs.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
 #include "sisa/placement.h"

@@ -18,8 +18,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deletion_log.h"
-#include "run_common.h"
+#include "format/deletion_log.h"
+#include "format/manifest.h"
+#include "sisa/config.h"
+#include "sisa/dataset.h"
+#include "sisa/shard_trainer.h"
+#include "store/run_dir.h"
 
 namespace sisa {
 

@@ -1,11 +1,12 @@
-#include "ensemble.h"
+#include "run/ensemble.h"
 
-#include "lm_runtime.h"
+#include "lm/lm_runtime.h"
 
 #include <algorithm>
 
 #include "nn/stacked_mlp.h"
 #include "sisa/errors.h"
+#include "store/run_files.h"
 
 namespace sisa {
 

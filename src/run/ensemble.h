@@ -8,8 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "run_common.h"
+#include "format/manifest.h"
+#include "sisa/config.h"
+#include "sisa/dataset.h"
 #include "sisa/errors.h"
+#include "sisa/model_state.h"
+#include "sisa/shard_trainer.h"
+#include "store/run_dir.h"
 
 namespace sisa {
 class StackedMlp;
@@ -18,12 +23,6 @@ class LmRuntime;
 
 namespace sisa {
 
-// Every shard is empty (every sample was deleted): there is nothing to
-// predict with. A DataError (exit 3); `serve` answers 409.
-class NoModelError : public DataError {
- public:
-  using DataError::DataError;
-};
 
 struct EnsembleShard {
   int64_t shard = 0;

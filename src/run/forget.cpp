@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <chrono>
 
-#include "deletion_log.h"
-#include "deletion_tx.h"
-#include "run_common.h"
-#include "run_seams.h"
+#include "format/deletion_log.h"
+#include "run/deletion_tx.h"
+#include "run/writer.h"
+#include "util/progress.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "run/seams.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 
@@ -34,7 +37,7 @@ nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
   Writer w(run, req.force_environment);
   Manifest& m = w.manifest;
   const Config& c = w.config;
-  recover_locked(run, m, c, req.trainer, seams.runner);
+  recover_locked(run, m, c, seams.trainer, seams.runner);
 
   // The plan comes first: it finds which keys the run holds (and reports a
   // damaged store or checkpoint) before anything is written.
@@ -64,7 +67,7 @@ nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
             {"total_seconds", since(t0)}};
   }
   const LogRecord rec = accept_request(run, seq, checked);
-  auto receipt = execute_request(run, m, c, rec, std::move(plan), req.trainer, seams.runner);
+  auto receipt = execute_request(run, m, c, rec, std::move(plan), seams.trainer, seams.runner);
   receipt["receipt_path"] = run.path(receipt_file(seq));
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;

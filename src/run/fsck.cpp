@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <set>
 
-#include "checkpoint.h"
-#include "deletion_log.h"
-#include "fs.h"
-#include "run_common.h"
-#include "shard_store.h"
+#include "format/checkpoint.h"
+#include "format/deletion_log.h"
+#include "util/fs.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 

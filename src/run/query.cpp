@@ -6,15 +6,18 @@
 #include <fstream>
 #include <set>
 
-#include "deletion_log.h"
-#include "ensemble.h"
-#include "environment.h"
-#include "fs.h"
-#include "loo_student.h"
-#include "model_spec.h"
-#include "run_common.h"
-#include "run_seams.h"
-#include "shard_jobs.h"
+#include "format/deletion_log.h"
+#include "run/ensemble.h"
+#include "config/environment.h"
+#include "util/fs.h"
+#include "lm/loo_student.h"
+#include "config/model_spec.h"
+#include "run/stages.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "run/seams.h"
+#include "run/shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
 

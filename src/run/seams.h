@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sisa/run.h"
+#include "sisa/shard_trainer.h"
 
 namespace sisa {
 
@@ -16,6 +17,9 @@ class ShardRunner;
 struct RunSeams {
   Env* env = nullptr;            // null: the real file system
   ShardRunner* runner = nullptr;  // null: every shard trains in this process
+  // How forget's retrains run: tests drop the optimizer state to prove that
+  // verify notices (a negative control); never set by a command.
+  TrainerOptions trainer;
 };
 
 // A cluster's runner (null without one, or with a single rank).

@@ -1,4 +1,4 @@
-#include "shard_jobs.h"
+#include "run/shard_jobs.h"
 
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -8,10 +8,13 @@
 #include <numeric>
 
 #include "comm/communicator.h"
-#include "environment.h"
-#include "fs.h"
-#include "run_common.h"
-#include "shard_store.h"
+#include "config/environment.h"
+#include "util/fs.h"
+#include "run/stages.h"
+#include "store/journal.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "manifest.h"
-#include "progress.h"
+#include "format/manifest.h"
+#include "util/progress.h"
 #include "sisa/shard_trainer.h"
 
 namespace sisa {

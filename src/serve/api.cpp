@@ -1,6 +1,6 @@
 #include "serve/api.h"
 
-#include "strict_json.h"
+#include "util/strict_json.h"
 
 #include <cmath>
 #include <set>

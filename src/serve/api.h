@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ensemble.h"
+#include "run/ensemble.h"
 #include "text/tokenizer.h"
 
 namespace sisa {

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "ensemble.h"
+#include "run/ensemble.h"
 #include "serve/api.h"
 
 namespace sisa {

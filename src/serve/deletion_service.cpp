@@ -4,10 +4,11 @@
 
 #include <algorithm>
 
-#include "deletion_tx.h"
-#include "fs.h"
-#include "shard_store.h"
+#include "run/deletion_tx.h"
+#include "util/fs.h"
+#include "format/shard_store.h"
 #include "sisa/errors.h"
+#include "store/run_files.h"
 
 namespace sisa {
 

@@ -20,9 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deletion_log.h"
-#include "ensemble.h"
-#include "run_common.h"
+#include "format/deletion_log.h"
+#include "run/ensemble.h"
+#include "run/writer.h"
+#include "store/run_dir.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -14,16 +14,16 @@
 #include <regex>
 #include <thread>
 
-#include "fs.h"
-#include "model_spec.h"
-#include "lm_runtime.h"
+#include "util/fs.h"
+#include "config/model_spec.h"
+#include "lm/lm_runtime.h"
 #include "serve/api.h"
 #include "serve/batcher.h"
 #include "serve/deletion_service.h"
 #include "serve/http_transport.h"
 #include "serve/metrics.h"
 #include "serve/work_queue.h"
-#include "sha256.h"
+#include "util/sha256.h"
 #include "sisa/errors.h"
 #include "sisa/serve.h"
 

@@ -1,7 +1,7 @@
 // The language-model endpoints of `sisa serve` (src/serve/api.h).
 #include <set>
 
-#include "lm_runtime.h"
+#include "lm/lm_runtime.h"
 #include "serve/api.h"
 #include "sisa/errors.h"
 

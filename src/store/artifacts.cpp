@@ -1,11 +1,11 @@
-#include "artifacts.h"
+#include "store/artifacts.h"
 
 #include <filesystem>
 #include <regex>
 
-#include "fs.h"
-#include "model_spec.h"
-#include "sha256.h"
+#include "util/fs.h"
+#include "config/model_spec.h"
+#include "util/sha256.h"
 #include "sisa/errors.h"
 
 namespace fs = std::filesystem;

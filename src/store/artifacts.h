@@ -8,8 +8,9 @@
 
 #include <vector>
 
-#include "manifest.h"
-#include "run_common.h"
+#include "format/manifest.h"
+#include "sisa/config.h"
+#include "store/run_dir.h"
 
 namespace sisa {
 

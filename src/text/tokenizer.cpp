@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {

@@ -1,4 +1,4 @@
-#include "sha256.h"
+#include "util/sha256.h"
 
 #include <openssl/evp.h>
 
@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "fs.h"
+#include "util/fs.h"
 #include "sisa/errors.h"
 
 namespace sisa {

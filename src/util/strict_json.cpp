@@ -1,4 +1,4 @@
-#include "strict_json.h"
+#include "util/strict_json.h"
 
 #include <set>
 #include <vector>
