@@ -34,8 +34,10 @@ void write_csv(const Dataset& d, const std::string& path);
 // Datasets x (float32 features or int32 token ids), y, id, [subject], [lengths].
 void write_hdf5(const Dataset& d, const std::string& path);
 
-// A config YAML for `data_path` (csv or hdf5 chosen by extension) with
-// `extra` lines appended under the right sections via --set style keys.
+// A config YAML over `train_path` and `test_path` (csv or hdf5, chosen by the
+// extension): seed 7, `width` features (or input_shape, if given), `classes`
+// classes, and the model, sisa and train sections' lines as given
+// (`model_yaml` etc., each line indented by two spaces).
 std::string config_yaml(const std::string& train_path, const std::string& test_path,
                         int64_t width, int64_t classes, const std::string& model_yaml,
                         const std::string& sisa_yaml, const std::string& train_yaml,

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "config/config_keys.h"
+#include "lm/audit_stats.h"
 #include "format/checkpoint.h"
 #include "format/deletion_log.h"
 #include "util/fs.h"
@@ -677,7 +679,7 @@ TEST(Config, TypedErrors) {
 TEST(IdList, StrictParsing) {
   EXPECT_EQ(parse_id_list("17, 4711,59999", "--ids"), (std::vector<int64_t>{17, 4711, 59999}));
   EXPECT_EQ(parse_id_list("9223372036854775807", "--ids").at(0), INT64_MAX);
-  for (const char* bad : {"-1", "1,,2", "12a", "9223372036854775808", "99999999999999999999", "",
+  for (const char* bad : {"-1", "1,,2", "1,2,", ",1", "12a", "9223372036854775808", "99999999999999999999", "",
                           "1 2", "+3", "0x10"}) {
     EXPECT_THROW(parse_id_list(bad, "--ids"), UsageError) << bad;
   }
@@ -912,4 +914,51 @@ TEST(ServeApi, DeepNestingAndDuplicateKeysAreRefused) {
   } catch (const sisa::ApiError& e) {
     EXPECT_EQ(e.error(), "duplicate_field");
   }
+}
+
+// The audit's statistics (lm/audit_stats.h) against values known in closed form.
+TEST(AuditStats, SkewNormalCdfMatchesItsClosedForms) {
+  EXPECT_NEAR(normal_cdf(0.0), 0.5, 1e-15);
+  EXPECT_NEAR(normal_cdf(1.959963984540054), 0.975, 1e-12);
+  // P(X <= xi) = 1/2 - arctan(alpha) / pi for a skew-normal.
+  for (double alpha : {0.0, 1.0, -2.0, 5.0}) {
+    EXPECT_NEAR((SkewNormal{1.5, 2.0, alpha}.cdf(1.5)), 0.5 - std::atan(alpha) / M_PI, 1e-9) << alpha;
+  }
+  // With alpha 0 it is the normal, far tail included (relative precision).
+  const double tail = SkewNormal{0.0, 1.0, 0.0}.cdf(-10.0);
+  EXPECT_NEAR(tail / 7.619853024160527e-24, 1.0, 1e-6);
+  EXPECT_EQ((SkewNormal{0.0, 1.0, 0.0}.cdf(50.0)), 1.0);
+}
+
+TEST(AuditStats, SkewNormalFitRecoversItsParameters) {
+  // X = xi + omega (delta |U0| + sqrt(1 - delta^2) U1) is skew-normal with
+  // shape alpha = delta / sqrt(1 - delta^2).
+  const double xi = 1.0, omega = 2.0, alpha = 3.0, delta = alpha / std::sqrt(1.0 + alpha * alpha);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(400000);
+  for (auto& v : x) v = xi + omega * (delta * std::abs(normal(rng)) + std::sqrt(1.0 - delta * delta) * normal(rng));
+  const SkewNormal s = SkewNormal::fit(x);
+  EXPECT_NEAR(s.xi, xi, 0.05);
+  EXPECT_NEAR(s.omega, omega, 0.05);
+  EXPECT_NEAR(s.alpha, alpha, 0.35);
+  // Symmetric data: a normal with the sample's mean and deviation.
+  const SkewNormal n = SkewNormal::fit({-2.0, -1.0, 0.0, 1.0, 2.0});
+  EXPECT_NEAR(n.alpha, 0.0, 1e-12);
+  EXPECT_NEAR(n.xi, 0.0, 1e-12);
+  EXPECT_NEAR(n.omega, std::sqrt(2.0), 1e-12);
+}
+
+TEST(AuditStats, AucAndStandardErrorsMatchHandComputedValues) {
+  EXPECT_EQ(auc({1, 2}, {3, 4}), 1.0);
+  EXPECT_EQ(auc({3, 4}, {1, 2}), 0.0);
+  EXPECT_EQ(auc({1, 3}, {2, 3}), 0.625);  // 1<2, 1<3, 3>2, and a tie counting a half
+  EXPECT_TRUE(std::isnan(auc({}, {1.0})));
+  // Hanley & McNeil at A = 0.5, 10 and 10: q1 = q2 = 1/3, SE^2 = (0.25 + 9/12 + 9/12) / 100.
+  EXPECT_NEAR(auc_standard_error(0.5, 10, 10), std::sqrt(0.0175), 1e-12);
+  EXPECT_EQ(auc_standard_error(1.0, 5, 7), 0.0);  // a perfect AUC has none
+  EXPECT_TRUE(std::isnan(auc_standard_error(0.5, 0, 7)));
+  EXPECT_NEAR(standard_error({1, 2, 3, 4}), std::sqrt(5.0 / 3.0 / 4.0), 1e-15);
+  EXPECT_TRUE(std::isnan(standard_error({1})));
+  EXPECT_EQ(sum_of({0.5, 0.25}), 0.75);
 }

@@ -8,6 +8,10 @@
 
 namespace sisa {
 
+// DataError unless `path` exists and is a regular file of at most
+// kMaxDataFileBytes (a FIFO or a device would never end).
+void check_data_file(const std::string& path);
+
 Dataset load_idx(const DataConfig& c, const std::string& images, const std::string& labels);
 // `train`: the training split, whose deletion weights (if configured) are
 // read; a test file may lack the weight column or dataset.

@@ -29,7 +29,7 @@ int64_t parse_id(const std::string& token, const std::string& where) {
 void split_into(const std::string& text, const std::string& where, bool commas_only,
                 std::vector<int64_t>* out) {
   std::string token;
-  bool pending_separator = false;
+  bool pending_separator = false, after_comma = false;
   auto flush = [&] {
     if (!token.empty()) out->push_back(parse_id(token, where));
     token.clear();
@@ -41,6 +41,7 @@ void split_into(const std::string& text, const std::string& where, bool commas_o
       }
       flush();
       pending_separator = false;
+      after_comma = true;
     } else if (std::isspace(static_cast<unsigned char>(ch))) {
       if (!token.empty()) {
         flush();
@@ -51,8 +52,10 @@ void split_into(const std::string& text, const std::string& where, bool commas_o
         throw UsageError(where + ": ids must be separated by commas in '" + text + "'");
       }
       token.push_back(ch);
+      after_comma = false;
     }
   }
+  if (after_comma && commas_only) throw UsageError(where + ": empty entry after the last comma in '" + text + "'");
   flush();
 }
 

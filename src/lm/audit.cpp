@@ -24,6 +24,7 @@
 
 #include "nn/lm_models.h"
 #include "lm/lm_runtime.h"
+#include "lm/audit_stats.h"
 #include "lm/loo_student.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -142,94 +143,21 @@ std::vector<Canary> read_secrets(const std::string& path, const Manifest& m, con
   return out;
 }
 
-double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
-
-// A skew-normal fitted to samples by the method of moments (Azzalini).
-struct SkewNormal {
-  double xi = 0.0, omega = 1.0, alpha = 0.0;
-
-  static SkewNormal fit(const std::vector<double>& x) {
-    const double n = static_cast<double>(x.size());
-    double mean = 0.0;
-    for (double v : x) mean += v;
-    mean /= n;
-    double m2 = 0.0, m3 = 0.0;
-    for (double v : x) {
-      m2 += (v - mean) * (v - mean);
-      m3 += (v - mean) * (v - mean) * (v - mean);
-    }
-    m2 /= n;
-    m3 /= n;
-    const double pi = 3.14159265358979323846;
-    double g = m2 > 0.0 ? m3 / std::pow(m2, 1.5) : 0.0;
-    g = std::clamp(g, -0.99, 0.99);  // the skew-normal's skewness lies in (-0.9953, 0.9953)
-    const double a = std::pow(std::abs(g), 2.0 / 3.0);
-    const double delta = (g < 0 ? -1.0 : 1.0) * std::sqrt(pi / 2.0 * a / (a + std::pow((4.0 - pi) / 2.0, 2.0 / 3.0)));
-    SkewNormal s;
-    s.alpha = delta / std::sqrt(1.0 - delta * delta);
-    s.omega = std::sqrt(std::max(m2, 1e-300) / (1.0 - 2.0 * delta * delta / pi));
-    s.xi = mean - s.omega * delta * std::sqrt(2.0 / pi);
-    return s;
-  }
-  // P(X <= x): the density 2 phi(z) Phi(alpha z) / omega integrated by
-  // Simpson's rule from 40 standard units below, so a far left tail keeps
-  // its relative precision (no 1 - (1 - p) cancellation).
-  double cdf(double x) const {
-    const double z = (x - xi) / omega;
-    if (z > 40.0) return 1.0;
-    const double lo = std::min(z, 0.0) - 40.0, h = (z - lo) / 8000.0;
-    auto pdf = [&](double t) { return 2.0 * std::exp(-0.5 * t * t) / std::sqrt(2.0 * 3.14159265358979323846) * normal_cdf(alpha * t); };
-    double sum = pdf(lo) + pdf(z);
-    for (int i = 1; i < 8000; ++i) sum += pdf(lo + i * h) * (i % 2 == 1 ? 4.0 : 2.0);
-    return std::min(1.0, sum * h / 3.0);
-  }
-};
-
-// P(member loss < non-member loss) + half the ties: the AUC of an attack that
-// calls a sequence a member when its loss is below a threshold.
-double auc(const std::vector<double>& members, const std::vector<double>& others) {
-  if (members.empty() || others.empty()) return std::nan("");
-  double wins = 0.0;
-  for (double a : members) {
-    for (double b : others) wins += a < b ? 1.0 : (a == b ? 0.5 : 0.0);
-  }
-  return wins / static_cast<double>(members.size() * others.size());
-}
-
-// The AUC's standard error (Hanley & McNeil 1982), from the AUC and the two
-// group sizes: what separates a measured difference from sampling noise.
-double auc_standard_error(double a, size_t members, size_t others) {
-  if (std::isnan(a) || members == 0 || others == 0) return std::nan("");
-  const double m = static_cast<double>(members), o = static_cast<double>(others);
-  const double q1 = a / (2.0 - a), q2 = 2.0 * a * a / (1.0 + a);
-  return std::sqrt((a * (1.0 - a) + (m - 1.0) * (q1 - a * a) + (o - 1.0) * (q2 - a * a)) / (m * o));
-}
-
-double sum_of(const std::vector<double>& v) {
-  double s = 0.0;
-  for (double x : v) s += x;
-  return s;
-}
-
-// The standard error of a mean (sample deviation / sqrt(n)); NaN below 2 values.
-double standard_error(const std::vector<double>& v) {
-  if (v.size() < 2) return std::nan("");
-  const double mean = sum_of(v) / static_cast<double>(v.size());
-  double ss = 0.0;
-  for (double x : v) ss += (x - mean) * (x - mean);
-  return std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
-}
-
 struct CanaryResult {
   double log_likelihood = 0.0, loss = 0.0, exposure = 0.0, extrapolated = 0.0;
   bool greedy = false, beam = false;
 };
 
-nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, const Tokenizer& tok,
-                           const std::vector<Canary>& canaries, const AuditRequest& req, const Dataset* heldout) {
-  spdlog::info("[audit] {}: {} canaries against {} candidates each", name, canaries.size(), req.candidates);
-  // The candidate pools, one per (prefix, digits) format, scored once.
-  std::map<std::pair<std::string, size_t>, std::vector<double>> pools;
+// A canary's format: its prefix and how many digits its secret has.
+using Format = std::pair<std::string, size_t>;
+
+// The log-likelihoods of `candidates` random secrets of each canary format,
+// one pool per format, scored once. DataError if a canary is longer than
+// the model reads.
+std::map<Format, std::vector<double>> score_candidates(const std::string& name, const LmScorer& scorer,
+                                                       const Tokenizer& tok, const std::vector<Canary>& canaries,
+                                                       const AuditRequest& req, Progress& progress) {
+  std::map<Format, std::vector<double>> pools;
   for (const auto& c : canaries) {
     pools[{c.prefix, c.digits}];
     const auto n = static_cast<int64_t>(tok.encode(c.prefix + " " + c.secret).size());
@@ -238,7 +166,6 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
                       " tokens long; the model reads at most data.max_tokens=" + std::to_string(scorer.max_tokens()));
     }
   }
-  Progress progress(static_cast<int64_t>(pools.size()) * req.candidates + static_cast<int64_t>(canaries.size()));
   uint64_t pool_index = 0;
   for (auto& [format, scores] : pools) {
     std::vector<TokenIds> seqs;
@@ -261,49 +188,38 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
     }
     ++pool_index;
   }
-  std::map<std::pair<std::string, size_t>, SkewNormal> fits;
-  for (const auto& [format, scores] : pools) {
-    std::vector<double> nll;
-    for (double s : scores) nll.push_back(-s);
-    fits[format] = SkewNormal::fit(nll);
-  }
+  return pools;
+}
 
-  std::vector<CanaryResult> results;
-  nlohmann::json per = nlohmann::json::array();
-  for (const auto& c : canaries) {
-    CanaryResult r;
-    const auto full = tok.encode(c.prefix + " " + c.secret);
-    const auto prompt = tok.encode(c.prefix);
-    const auto lp = scorer.token_log_probs({full})[0];
-    r.log_likelihood = sum_of(lp);
-    r.loss = -r.log_likelihood / static_cast<double>(std::max<size_t>(lp.size(), 1));
-    const auto& scores = pools[{c.prefix, c.digits}];
-    const double above = static_cast<double>(std::count_if(scores.begin(), scores.end(), [&](double s) { return s > r.log_likelihood; }));
-    const double space_bits = static_cast<double>(c.digits) * std::log2(10.0);
-    r.exposure = std::log2(static_cast<double>(scores.size() + 1)) - std::log2(above + 1.0);
-    const double tail = fits[{c.prefix, c.digits}].cdf(-r.log_likelihood);
-    r.extrapolated = tail > 0.0 ? std::min(space_bits, -std::log2(tail)) : space_bits;
-    // Extraction: the secret's tokens follow the prefix's (a prefix that
-    // tokenizes differently inside the canary is prompted as it is there).
-    const bool aligned = prompt.size() < full.size() && std::equal(prompt.begin(), prompt.end(), full.begin());
-    const size_t k = aligned ? prompt.size() : full.size() - c.digits;
-    const TokenIds head(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(k)), tail_ids(full.begin() + static_cast<std::ptrdiff_t>(k), full.end());
-    const auto n_new = static_cast<int64_t>(tail_ids.size());
-    r.greedy = scorer.generate(head, n_new, 1, 0) == tail_ids;
-    r.beam = scorer.beam_search(head, n_new, req.beam) == tail_ids;
-    progress.advance(1);
-    results.push_back(r);
-    per.push_back({{"group", c.group},
-                   {"repetitions", c.repetitions},
-                   {"deleted", c.deleted},
-                   {"exposure", r.exposure},
-                   {"exposure_extrapolated", r.extrapolated},
-                   {"loss", r.loss},
-                   {"greedy_extracted", r.greedy},
-                   {"beam_extracted", r.beam}});
-  }
+// One canary against its format's pool (`scores`, and the skew-normal fitted
+// to their negative log-likelihoods): exposure, loss, extraction.
+CanaryResult audit_canary(const Canary& c, const LmScorer& scorer, const Tokenizer& tok,
+                          const std::vector<double>& scores, const SkewNormal& fit, int64_t beam) {
+  CanaryResult r;
+  const auto full = tok.encode(c.prefix + " " + c.secret);
+  const auto prompt = tok.encode(c.prefix);
+  const auto lp = scorer.token_log_probs({full})[0];
+  r.log_likelihood = sum_of(lp);
+  r.loss = -r.log_likelihood / static_cast<double>(std::max<size_t>(lp.size(), 1));
+  const double above = static_cast<double>(std::count_if(scores.begin(), scores.end(), [&](double s) { return s > r.log_likelihood; }));
+  const double space_bits = static_cast<double>(c.digits) * std::log2(10.0);
+  r.exposure = std::log2(static_cast<double>(scores.size() + 1)) - std::log2(above + 1.0);
+  const double tail = fit.cdf(-r.log_likelihood);
+  r.extrapolated = tail > 0.0 ? std::min(space_bits, -std::log2(tail)) : space_bits;
+  // Extraction: the secret's tokens follow the prefix's (a prefix that
+  // tokenizes differently inside the canary is prompted as it is there).
+  const bool aligned = prompt.size() < full.size() && std::equal(prompt.begin(), prompt.end(), full.begin());
+  const size_t k = aligned ? prompt.size() : full.size() - c.digits;
+  const TokenIds head(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(k)), tail_ids(full.begin() + static_cast<std::ptrdiff_t>(k), full.end());
+  const auto n_new = static_cast<int64_t>(tail_ids.size());
+  r.greedy = scorer.generate(head, n_new, 1, 0) == tail_ids;
+  r.beam = scorer.beam_search(head, n_new, beam) == tail_ids;
+  return r;
+}
 
-  // Summaries per (repetitions, deleted); membership against the held-out canaries.
+// Per (repetitions, deleted): mean exposure and its standard error,
+// extraction counts, and membership against the held-out canaries.
+nlohmann::json summarize(const std::vector<Canary>& canaries, const std::vector<CanaryResult>& results) {
   std::vector<double> heldout_losses;
   for (size_t i = 0; i < canaries.size(); ++i) {
     if (canaries[i].repetitions == 0) heldout_losses.push_back(results[i].loss);
@@ -337,24 +253,60 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
                        {"membership_auc_standard_error",
                         number_or_null(auc_standard_error(a, losses.size(), heldout_losses.size()))}});
   }
-  nlohmann::json out = {{"guarantee", LmRuntime::guarantee(name)}, {"by_repetitions", summary}, {"canaries", per}};
-  if (heldout && heldout->size() > 0) {
-    std::vector<TokenIds> rows;
-    const auto w = static_cast<size_t>(heldout->width);
-    for (size_t i = 0; i < heldout->size(); ++i) {
-      const auto* t = heldout->tokens.data() + i * w;
-      rows.emplace_back(t, t + heldout->lengths[i]);
-    }
-    double sum = 0.0;
-    int64_t count = 0;
-    for (const auto& lp : scorer.token_log_probs(rows)) {
-      sum += sum_of(lp);
-      count += static_cast<int64_t>(lp.size());
-    }
-    out["heldout_perplexity"] = std::exp(-sum / static_cast<double>(std::max<int64_t>(count, 1)));
-    out["heldout_rows"] = heldout->size();
-    out["heldout_tokens"] = count;
+  return summary;
+}
+
+// Perplexity, rows and tokens of the held-out text.
+void add_heldout_perplexity(const LmScorer& scorer, const Dataset& heldout, nlohmann::json* out) {
+  std::vector<TokenIds> rows;
+  const auto w = static_cast<size_t>(heldout.width);
+  for (size_t i = 0; i < heldout.size(); ++i) {
+    const auto* t = heldout.tokens.data() + i * w;
+    rows.emplace_back(t, t + heldout.lengths[i]);
   }
+  double sum = 0.0;
+  int64_t count = 0;
+  for (const auto& lp : scorer.token_log_probs(rows)) {
+    sum += sum_of(lp);
+    count += static_cast<int64_t>(lp.size());
+  }
+  (*out)["heldout_perplexity"] = std::exp(-sum / static_cast<double>(std::max<int64_t>(count, 1)));
+  (*out)["heldout_rows"] = heldout.size();
+  (*out)["heldout_tokens"] = count;
+}
+
+nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, const Tokenizer& tok,
+                           const std::vector<Canary>& canaries, const AuditRequest& req, const Dataset* heldout) {
+  spdlog::info("[audit] {}: {} canaries against {} candidates each", name, canaries.size(), req.candidates);
+  std::set<Format> formats;
+  for (const auto& c : canaries) formats.insert({c.prefix, c.digits});
+  Progress progress(static_cast<int64_t>(formats.size()) * req.candidates + static_cast<int64_t>(canaries.size()));
+  const auto pools = score_candidates(name, scorer, tok, canaries, req, progress);
+  std::map<Format, SkewNormal> fits;
+  for (const auto& [format, scores] : pools) {
+    std::vector<double> nll;
+    for (double s : scores) nll.push_back(-s);
+    fits[format] = SkewNormal::fit(nll);
+  }
+  std::vector<CanaryResult> results;
+  nlohmann::json per = nlohmann::json::array();
+  for (const auto& c : canaries) {
+    const Format format{c.prefix, c.digits};
+    const CanaryResult r = audit_canary(c, scorer, tok, pools.at(format), fits.at(format), req.beam);
+    progress.advance(1);
+    results.push_back(r);
+    per.push_back({{"group", c.group},
+                   {"repetitions", c.repetitions},
+                   {"deleted", c.deleted},
+                   {"exposure", r.exposure},
+                   {"exposure_extrapolated", r.extrapolated},
+                   {"loss", r.loss},
+                   {"greedy_extracted", r.greedy},
+                   {"beam_extracted", r.beam}});
+  }
+  nlohmann::json out = {
+      {"guarantee", LmRuntime::guarantee(name)}, {"by_repetitions", summarize(canaries, results)}, {"canaries", per}};
+  if (heldout && heldout->size() > 0) add_heldout_perplexity(scorer, *heldout, &out);
   return out;
 }
 

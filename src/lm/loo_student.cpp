@@ -8,6 +8,7 @@
 #include "format/checkpoint.h"
 #include "store/run_files.h"
 #include "nn/lm_models.h"
+#include "nn/loo_update.h"
 #include "util/progress.h"
 #include "format/shard_store.h"
 #include "sisa/errors.h"

@@ -1,5 +1,5 @@
-// Scoring, decoding, the student's training and the leave-one-out update
-// (src/lm_models.h) over the language-model family of nn/lm_family.cpp.
+// Scoring, decoding and the student's training (nn/lm_models.h) over the
+// language-model family of nn/lm_family.cpp.
 #include "nn/lm_models.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nn/lm_nets.h"
 #include "nn/model_family.h"
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
@@ -14,7 +15,6 @@
 #include "sisa/shard_trainer.h"
 
 namespace sisa {
-namespace {
 
 std::shared_ptr<ShardNet> load_net(const Config& c, const ModelState& state) {
   const ModelFamily& family = model_family(c.model.type);
@@ -23,6 +23,8 @@ std::shared_ptr<ShardNet> load_net(const Config& c, const ModelState& state) {
   net->eval();
   return net;
 }
+
+namespace {
 
 // Sequences as one 0-padded batch of their own longest length.
 Batch pad(const std::vector<TokenIds>& seqs, size_t begin, size_t end) {
@@ -42,14 +44,12 @@ Batch pad(const std::vector<TokenIds>& seqs, size_t begin, size_t end) {
   return b;
 }
 
-// Mean over the predicted positions of each row that lie inside it:
-// position t predicts token t+1 when t+1 < length. [n, L-1] as float.
+}  // namespace
+
 torch::Tensor predicted_inside(const Batch& b) {
   const int64_t len = b.inputs.size(1);
   return (torch::arange(1, len, torch::kInt64).unsqueeze(0) < b.lengths.unsqueeze(1)).to(torch::kFloat32);
 }
-
-}  // namespace
 
 struct LmScorer::Impl {
   Config config;
@@ -175,154 +175,6 @@ ModelState train_student(const Config& config, Dataset rows, const std::function
   return trainer.train_stage(trainer.initial_state(), 1, data, [&](const EpochReport& e) {
     if (on_epoch) on_epoch(e.epoch, e.mean_loss);
   });
-}
-
-LooResult loo_update(const Config& c, const ModelState& student, const LooInputs& in) {
-  const ModelFamily& family = model_family(c.model.type);
-  const Dataset& deleted = *in.deleted;
-  const auto n = static_cast<int64_t>(deleted.size());
-  LooResult out;
-  if (n == 0) {
-    out.student = student;
-    return out;
-  }
-  auto net = family.build(c);
-  load_owned_state(family, *net, student);
-  std::vector<std::pair<int64_t, std::shared_ptr<ShardNet>>> teachers;
-  for (const auto& [shard, state] : in.teachers) teachers.emplace_back(shard, load_net(c, *state));
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<int64_t> used;
-    for (const auto& t : teachers) {
-      if (t.first != in.holder[static_cast<size_t>(i)]) used.push_back(t.first);
-    }
-    if (used.empty()) {
-      throw DataError("row id " + std::to_string(deleted.ids[static_cast<size_t>(i)]) +
-                      ": no teacher besides shard " + std::to_string(in.holder[static_cast<size_t>(i)]) +
-                      " holds data; the leave-one-out target is empty");
-    }
-    out.teachers_used.push_back(std::move(used));
-  }
-
-  const Batch all = make_batch(deleted.view());
-  const auto holders = torch::tensor(in.holder, torch::kInt64);
-  const int64_t len = all.inputs.size(1);
-  // The leave-one-out target of rows `idx`: per row, the mean next-token
-  // probabilities of the teachers that did not hold it, [rows, L-1, vocab].
-  // In blocks of rows, so each block's teacher outputs stay small enough to
-  // be reused from cache; a row's block is fixed by its place in `idx`.
-  constexpr int64_t kBlock = 32;
-  auto loo_target = [&](const torch::Tensor& idx) {
-    torch::NoGradGuard no_grad;
-    const int64_t rows = idx.size(0);
-    torch::Tensor target;
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-      const auto pick = idx.slice(0, r0, std::min(rows, r0 + kBlock));
-      const Batch b = select_rows(all, pick);
-      const auto holder = holders.index_select(0, pick);
-      torch::Tensor sum, count;
-      for (const auto& [shard, teacher] : teachers) {
-        const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len - 1);
-        const auto keep = (holder != shard).to(torch::kFloat32).view({-1, 1, 1});
-        sum = sum.defined() ? sum + p * keep : p * keep;
-        count = count.defined() ? count + keep : keep;
-      }
-      if (!target.defined()) target = torch::empty({rows, len - 1, sum.size(2)}, sum.options());
-      target.slice(0, r0, r0 + pick.size(0)).copy_(sum / count);
-    }
-    return target;
-  };
-  // The target does not change across steps: it is computed once and kept
-  // when it fits loo.target_cache_mb, else each step computes its own rows'
-  // (more teacher passes, bounded memory). 1 GiB holds ~2,800 rows of 47
-  // tokens over 2,000 pieces.
-  const double target_bytes = static_cast<double>(n) * static_cast<double>(len - 1) *
-                              static_cast<double>(model_spec(c.model).vocab_size(c)) * sizeof(float);
-  const bool cached = target_bytes <= static_cast<double>(c.loo.target_cache_mb) * 1024.0 * 1024.0;
-  out.target_cached = cached;
-  const auto every_row = torch::arange(n, torch::kInt64);
-  const torch::Tensor target = cached ? loo_target(every_row) : torch::Tensor();
-  auto target_of = [&](const torch::Tensor& idx) { return cached ? target.index_select(0, idx) : loo_target(idx); };
-  // Soft cross-entropy of the student against the target over the rows'
-  // predicted tokens, both softened by temperature t (Hinton et al. 2015):
-  // the target as q^(1/t) renormalised, the student's logits divided by t,
-  // the loss scaled by t^2. At t = 1 the ops are the plain ones, bit for bit.
-  const double temperature = c.loo.temperature;
-  auto soften = [&](const torch::Tensor& target) {
-    if (temperature == 1.0) return target;
-    torch::NoGradGuard no_grad;
-    return torch::softmax(target.clamp_min(1e-30).log() / temperature, -1);
-  };
-  auto soft_ce = [&](const torch::Tensor& logits, const torch::Tensor& target, const Batch& b, double t) {
-    const int64_t len = b.inputs.size(1);
-    const auto z = logits.slice(1, 0, len - 1);
-    const auto lp = torch::log_softmax(t == 1.0 ? z : z / t, -1);
-    const auto inside = predicted_inside(b);
-    const auto ce = (-(target * lp).sum(-1) * inside).sum() / inside.sum().clamp_min(1.0);
-    return t == 1.0 ? ce : ce * (t * t);
-  };
-  // Mean per-token KL(target || student) over every deleted row, in blocks
-  // of rows: neither the student's logits nor the target are ever held for
-  // all rows at once.
-  auto mean_kl = [&]() {
-    torch::NoGradGuard no_grad;
-    net->eval();
-    double kl = 0.0, tokens = 0.0;
-    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
-      const auto idx = torch::arange(r0, std::min(n, r0 + kBlock), torch::kInt64);
-      const Batch b = select_rows(all, idx);
-      const auto q = target_of(idx);
-      const auto lp = torch::log_softmax(net->forward(b, nullptr).slice(1, 0, len - 1), -1);
-      const auto inside = predicted_inside(b);
-      kl += ((q * (q.clamp_min(1e-30).log() - lp)).sum(-1) * inside).sum().item<double>();
-      tokens += inside.sum().item<double>();
-    }
-    return kl / std::max(1.0, tokens);
-  };
-  out.kl_before = mean_kl();
-
-  std::vector<torch::Tensor> params;
-  for (auto& [name, t] : owned_parameters(family, *net)) params.push_back(t);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(c.loo.lr));
-  const int64_t batch = c.loo.batch_size == 0 ? n : std::min(c.loo.batch_size, n);
-  const torch::Tensor whole_target = batch == n ? soften(cached ? target : loo_target(every_row)) : torch::Tensor();
-  Batch retained;
-  if (in.retained && c.loo.retain_batch > 0 && in.retained->size() > 0) retained = make_batch(in.retained->view());
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  net->train();
-  for (int64_t step = 0; step < c.loo.steps; ++step) {
-    const uint64_t seq = in.request, s = static_cast<uint64_t>(step);
-    Batch b = all;
-    torch::Tensor step_target = whole_target;
-    if (batch < n) {
-      auto order = permutation(n, derive(c.seed, "loo-order", {seq, s}));
-      order.resize(static_cast<size_t>(batch));
-      const auto idx = torch::tensor(order, torch::kInt64);
-      b = select_rows(all, idx);
-      step_target = soften(target_of(idx));
-    }
-    gen.set_current_seed(derive(c.seed, "loo-dropout", {seq, s}));
-    adam.zero_grad();
-    auto loss = soft_ce(net->forward(b, &gen), step_target, b, temperature);
-    if (retained.inputs.defined()) {
-      const int64_t total = retained.inputs.size(0);
-      auto pick = permutation(total, derive(c.seed, "loo-retain", {seq, s}));
-      pick.resize(static_cast<size_t>(std::min(c.loo.retain_batch, total)));
-      const Batch r = select_rows(retained, torch::tensor(pick, torch::kInt64));
-      loss = loss + family.loss(net->forward(r, &gen), r);
-    }
-    loss.backward();
-    adam.step();
-  }
-  out.steps = c.loo.steps;
-  out.kl_after = mean_kl();
-
-  for (const auto& [name, t] : owned_parameters(family, *net)) out.student.tensors.push_back(to_blob(name, TensorRole::kParameter, t));
-  for (const auto& [name, t] : owned_buffers(family, *net)) out.student.tensors.push_back(to_blob(name, TensorRole::kBuffer, t));
-  int64_t updates = 0;
-  if (const TensorBlob* u = student.find("counter.loo_updates")) updates = from_blob_copy(*u).item<int64_t>();
-  out.student.tensors.push_back(
-      to_blob("counter.loo_updates", TensorRole::kCounter, torch::tensor(updates + 1, torch::kInt64)));
-  return out;
 }
 
 }  // namespace sisa

@@ -1,5 +1,5 @@
-// Language models of a run for the commands that read or update them (the
-// LOO student, the audit, generate and score), with libtorch behind a pimpl
+// Language models of a run for the commands that read them (the LOO
+// student, the audit, generate and score), with libtorch behind a pimpl
 // so their callers compile without it (issue #11; src/nn/lm_models.cpp).
 #pragma once
 
@@ -50,28 +50,5 @@ class LmScorer {
 // train.epochs) epochs, with the shard trainer's rules and its own streams
 // (the "shard" one past the teachers). `rows` sorted by id.
 ModelState train_student(const Config& config, Dataset rows, const std::function<void(int64_t, double)>& on_epoch);
-
-// One leave-one-out update of the student (issue #11, docs/loo.md).
-struct LooInputs {
-  const Dataset* deleted = nullptr;          // the deleted rows (tokens)
-  std::vector<int64_t> holder;               // per deleted row: the teacher (shard) that held it
-  // Teachers after their exact retrain: (shard, final state); empty shards left out.
-  std::vector<std::pair<int64_t, std::shared_ptr<const ModelState>>> teachers;
-  const Dataset* retained = nullptr;         // rows still held, for loo.retain_batch (else null)
-  uint64_t request = 0;                      // the deletion's sequence number: seeds its draws
-};
-struct LooResult {
-  ModelState student;
-  int64_t steps = 0;
-  double kl_before = 0.0, kl_after = 0.0;    // mean per-token KL(target || student) on the deleted rows
-  bool target_cached = false;                // the target fit loo.target_cache_mb and was computed once
-  std::vector<std::vector<int64_t>> teachers_used;  // per deleted row: the teachers averaged
-};
-// Fine-tunes `student` for loo.steps Adam steps at loo.lr on the deleted
-// rows toward the mean next-token distribution of the teachers that did not
-// hold each row (soft cross-entropy at loo.temperature). Deterministic:
-// order, retained rows and dropout come from (seed, request, step).
-// DataError if a row has no teacher left to learn from.
-LooResult loo_update(const Config& config, const ModelState& student, const LooInputs& inputs);
 
 }  // namespace sisa

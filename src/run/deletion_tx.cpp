@@ -122,18 +122,12 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
   return plan;
 }
 
-nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
-                               const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner) {
-  // The edit is built on a copy: a failure before the publish leaves the
-  // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
-  Manifest m = published;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
-  auto& plans = plan.shards;
-  const auto& found = plan.found;
-  // Every shard's retrain as one batch of jobs, run here or on worker ranks;
-  // rank 0 writes each new store just before its job is handed out.
+namespace {
+
+// Every affected shard's retrain as one batch of jobs, run here or on worker
+// ranks; rank 0 writes each new store just before its job is handed out.
+std::vector<ShardJob> retrain_jobs(const RunDir& dir, const Config& c, const Manifest& m,
+                                   std::vector<ShardPlan>& plans) {
   std::vector<ShardJob> jobs;
   for (auto& p : plans) {
     const ShardEntry& e = m.entries[p.entry];
@@ -149,23 +143,25 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
                     // Not owned: `plans` outlives the jobs.
                     std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.remaining)});
   }
-  const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
-                           static_cast<int>(spdlog::get_level())};
-  const auto local = make_local_runner(dir.env);
-  const auto t_jobs = std::chrono::steady_clock::now();
-  const double cpu_before = process_cpu_seconds();
-  const auto results = (runner ? *runner : *local).run(context, jobs);
-  const double jobs_seconds = since(t_jobs), coordinator_cpu = process_cpu_seconds() - cpu_before;
+  return jobs;
+}
 
-  nlohmann::json shards_json = nlohmann::json::array();
-  std::vector<int64_t> removed_ids;
-  double loop_seconds = 0.0;
-  double prepare_cpu = 0.0;
+// What the retrains changed, applied to the edit: each shard's new
+// checkpoints, store and generation; the receipt's per-shard lines.
+struct Retrained {
+  nlohmann::json shards = nlohmann::json::array();
+  std::vector<int64_t> removed_ids;  // sorted
+  double loop_seconds = 0.0, prepare_cpu = 0.0;
+};
+
+Retrained apply_retrains(Manifest& m, const Config& c, const LogRecord& rec, const std::vector<ShardPlan>& plans,
+                         const std::vector<ShardJob>& jobs, const std::vector<ShardJobResult>& results) {
+  Retrained out;
   for (size_t i = 0; i < plans.size(); ++i) {
     const auto& p = plans[i];
-    prepare_cpu += results[i].prepare_cpu_seconds;
+    out.prepare_cpu += results[i].prepare_cpu_seconds;
     ShardEntry& e = m.entries[p.entry];
-    loop_seconds += results[i].loop_seconds;
+    out.loop_seconds += results[i].loop_seconds;
     e.checkpoints.resize(static_cast<size_t>(p.first_stage));
     for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
     e.generation = jobs[i].generation;
@@ -173,61 +169,79 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
     e.n_samples = static_cast<int64_t>(p.remaining.rows.size());
     e.ids_hash = ids_hash(p.remaining.rows.ids);
     e.last_seq = rec.seq;
-    removed_ids.insert(removed_ids.end(), p.removed.begin(), p.removed.end());
-    shards_json.push_back({{"shard", e.shard},
-                           {"deleted", p.removed.size()},
-                           {"retrained_stages", {p.first_stage, c.sisa.slices}},
-                           {"sample_epochs", jobs[i].work},
-                           {"generation", e.generation},
-                           {"n_samples", e.n_samples},
-                           {"fingerprint", e.final_checkpoint().fingerprint},
-                           {"state_digest", e.final_checkpoint().state_digest},
-                           {"training_seconds", results[i].loop_seconds},
-                           {"rank", results[i].rank}});
+    out.removed_ids.insert(out.removed_ids.end(), p.removed.begin(), p.removed.end());
+    out.shards.push_back({{"shard", e.shard},
+                          {"deleted", p.removed.size()},
+                          {"retrained_stages", {p.first_stage, c.sisa.slices}},
+                          {"sample_epochs", jobs[i].work},
+                          {"generation", e.generation},
+                          {"n_samples", e.n_samples},
+                          {"fingerprint", e.final_checkpoint().fingerprint},
+                          {"state_digest", e.final_checkpoint().state_digest},
+                          {"training_seconds", results[i].loop_seconds},
+                          {"rank", results[i].rank}});
   }
-  std::sort(removed_ids.begin(), removed_ids.end());
+  std::sort(out.removed_ids.begin(), out.removed_ids.end());
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
+                               const LogRecord& rec, RequestPlan plan,
+                               const TrainerOptions& trainer, ShardRunner* runner) {
+  // The edit is built on a copy: a failure before the publish leaves the
+  // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
+  Manifest m = published;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& found = plan.found;
+  std::vector<ShardJob> jobs = retrain_jobs(dir, c, m, plan.shards);
+  const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
+                           static_cast<int>(spdlog::get_level())};
+  const auto local = make_local_runner(dir.env);
+  const auto t_jobs = std::chrono::steady_clock::now();
+  const double cpu_before = process_cpu_seconds();
+  const auto results = (runner ? *runner : *local).run(context, jobs);
+  const double jobs_seconds = since(t_jobs), coordinator_cpu = process_cpu_seconds() - cpu_before;
+  const Retrained r = apply_retrains(m, c, rec, plan.shards, jobs, results);
+
   std::vector<int64_t> not_present;
-  for (int64_t k : keys) {
+  for (int64_t k : std::set<int64_t>(rec.keys.begin(), rec.keys.end())) {
     if (!found.count(k)) not_present.push_back(k);
   }
-
   nlohmann::json receipt = {{"format", "sisa-receipt"},
                             {"format_version", 1},
                             {"seq", rec.seq},
                             {"by_group", rec.by_group},
                             {"requested", rec.keys.size()},
-                            {"deleted_ids", removed_ids},
-                            {"deleted_count", removed_ids.size()},
+                            {"deleted_ids", r.removed_ids},
+                            {"deleted_count", r.removed_ids.size()},
                             {"already_deleted", not_present},
                             // Found group keys: with the ids above, every key of the request
                             // (so `repair --rebuild-log` can restore its log record).
                             {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end())
                                                             : std::vector<int64_t>()},
-                            {"shards", shards_json},
+                            {"shards", r.shards},
                             // Weighted placement: what a deletion was expected to cost at train time.
                             {"expected_deletion_cost", m.deletion_cost},
-                            {"training_seconds", loop_seconds},
+                            {"training_seconds", r.loop_seconds},
                             {"retrain_phase_seconds", jobs_seconds},
                             {"coordinator_cpu_seconds", coordinator_cpu},
-                            {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},
+                            {"coordinator_wait_cpu_seconds", coordinator_cpu - r.prepare_cpu},
                             {"seconds", since(t0)}};
   // Models derived from the shards learn of the deletion from the retrained
   // shards, before the receipt is written: published in the same switch.
   if (m.student) {
     std::vector<DeletedRows> deleted;
-    for (const auto& p : plans) deleted.push_back({m.entries[p.entry].shard, &p.deleted});
+    for (const auto& p : plan.shards) deleted.push_back({m.entries[p.entry].shard, &p.deleted});
     receipt["guarantee"] = {{"teachers", kTeachersGuarantee}, {"student", kStudentGuarantee}};
     receipt["student"] = update_student(dir, c, m, rec.seq, deleted);
   }
   const std::string text = receipt.dump(1) + "\n";
-  m.receipts.push_back(
-      write_run_file(dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
+  m.receipts.push_back(write_run_file(dir, receipt_file(rec.seq), std::vector<uint8_t>(text.begin(), text.end())));
   m.last_seq = std::max(m.last_seq, rec.seq);
-  m.deleted_ids = merge_sorted(m.deleted_ids, removed_ids);
-  if (rec.by_group) {
-    std::vector<int64_t> groups(found.begin(), found.end());
-    m.deleted_groups = merge_sorted(m.deleted_groups, groups);
-  }
+  m.deleted_ids = merge_sorted(m.deleted_ids, r.removed_ids);
+  if (rec.by_group) m.deleted_groups = merge_sorted(m.deleted_groups, std::vector<int64_t>(found.begin(), found.end()));
   // Publish, then purge what the old generation held, then record `applied`.
   const auto tp = std::chrono::steady_clock::now();
   save_manifest(*dir.env, dir.root, m);

@@ -51,8 +51,8 @@ class Ensemble {
                                               const Config& c, const Ensemble* previous = nullptr);
 
   // `inputs`: n rows of width() features, already transformed like the
-  // training data. NoModelError if no shard holds samples. Runs each shard once over the whole batch (MLPs: all
-  // shards as one stacked network).
+  // training data. NoModelError if no shard holds samples. Runs each shard
+  // once over the whole batch (MLPs: all shards as one stacked network).
   EnsembleOutput predict(const float* inputs, int64_t n, bool with_shard_labels) const;
   // Any kind of input (token ids too), `inputs.width` wide.
   EnsembleOutput predict(const InputView& inputs, bool with_shard_labels) const;
@@ -69,8 +69,10 @@ class Ensemble {
  private:
   std::vector<EnsembleShard> shards_;
   std::shared_ptr<const StackedMlp> stacked_;  // the voting shards, in order (MLPs)
+  // Families that cache backbone features (sisa-fc): the config whose
+  // backbone computes them for inputs that arrive without them.
   std::shared_ptr<const Config> features_from_;
-  std::shared_ptr<const LmRuntime> language_models_;  // families that cache backbone features (sisa-fc)
+  std::shared_ptr<const LmRuntime> language_models_;  // language-model runs: the student and the teachers
   int64_t width_ = 0, classes_ = 0;
   uint64_t last_applied_ = 0;
 };

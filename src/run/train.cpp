@@ -147,28 +147,24 @@ TrainJobs make_train_jobs(const RunDir& dir, const Config& c, Manifest& m, std::
   return out;
 }
 
-}  // namespace
+// The training data, checked and placed: what train needs before it
+// touches the run directory.
+struct Ingested {
+  std::vector<ShardData> shards;
+  nlohmann::json cost;  // the expected cost of a deletion (deletion_cost.h)
+  int64_t samples = 0, truncated = 0;
+};
 
-nlohmann::json train(const TrainRequest& req) { return train(req, seams_of(req.cluster)); }
-
-nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
-  const auto t_start = std::chrono::steady_clock::now();
-  const Config c = Config::load(req.config_path, req.overrides);
-  if (req.run_dir.empty()) throw UsageError("--run-dir is required");
-  if (has_manifest(req.run_dir)) {
-    throw UsageError("'" + req.run_dir +
-                     "' already holds a trained run; use a new --run-dir (or sisa forget)");
-  }
-  require_run_or_empty(req.run_dir);
-  // Check the data before the run directory is touched.
+Ingested ingest(const Config& c, const TrainRequest& req) {
   Dataset all = load_source(c.data, Split::kTrain);
   if (all.has_groups() != c.data.grouped()) {
     throw DataError("group column/dataset mismatch in '" + c.data.train + "'");
   }
   check_model_inputs(all, c, c.data.train);
-  const int64_t truncated = all.truncated;
-  if (truncated > 0) {
-    spdlog::warn("{} text(s) longer than data.max_tokens={} were truncated", truncated, c.data.max_tokens);
+  Ingested in;
+  in.truncated = all.truncated;
+  if (in.truncated > 0) {
+    spdlog::warn("{} text(s) longer than data.max_tokens={} were truncated", in.truncated, c.data.max_tokens);
   }
   if (caches_features(c)) {
     // sisa-fc: the frozen backbone's features, once per row, kept beside the tokens.
@@ -183,16 +179,13 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
       }
     });
   }
-  auto shards = place(all, c, req.exclude_ids);
-  const nlohmann::json cost = expected_deletion_cost(shards, c);
-  const int64_t n_samples = all.size();
-  all = {};  // the shards hold copies; rank 0 should not keep the corpus while it coordinates
-  const double ingest_seconds = since(t_start);
+  in.shards = place(all, c, req.exclude_ids);
+  in.cost = expected_deletion_cost(in.shards, c);
+  in.samples = static_cast<int64_t>(all.size());
+  return in;  // the shards hold copies: rank 0 does not keep the corpus while it coordinates
+}
 
-  make_dirs(req.run_dir);
-  const RunDir dir(req.run_dir, seams.env);
-  RunLock lock(dir.root);
-  set_compute_threads(c.train.threads);
+Manifest new_manifest(const Config& c, const nlohmann::json& cost) {
   Manifest m;
   m.environment = current_environment(c.train.threads);
   m.identity_hash = identity_hash(c, m.environment);
@@ -200,14 +193,12 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   m.shards = c.sisa.shards;
   m.slices = c.sisa.slices;
   if (c.placement().weighted()) m.deletion_cost = cost;
+  return m;
+}
 
-
-  // A train that died before publishing: keep what its journals name.
-  const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, shards);
-  const auto stale = remove_files_except(dir, resumed.files);
-  if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
-
-  // Shared artifacts are copied in first; the stored config names the copies.
+// Copies the shared artifacts in and writes config.yaml, which names the
+// copies; returns its YAML.
+std::string store_config(const RunDir& dir, const Config& c, Manifest& m) {
   Config stored = c;
   m.artifacts = pin_artifacts(dir, &stored);
   const std::string yaml = stored.to_yaml();
@@ -216,27 +207,64 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
     throw DataError("a shared artifact (" + m.artifacts.front().key + ", ...) changed while train read it; run train again");
   }
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
+  return yaml;
+}
 
-  spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
-               c.sisa.slices, n_samples, c.train.epochs, c.train.threads);
+// What the shard jobs measured.
+struct Trained {
+  double train_seconds = 0.0, loop_seconds = 0.0, coordinator_cpu = 0.0, prepare_cpu = 0.0;
+};
+
+Trained run_jobs(const RunDir& dir, const std::string& yaml, Manifest& m, TrainJobs& plan, const RunSeams& seams) {
   const auto t_train = std::chrono::steady_clock::now();
   const double cpu_before = process_cpu_seconds();
-  TrainJobs plan = make_train_jobs(dir, c, m, shards, resumed);
   auto& jobs = plan.jobs;
-  const JobContext context{dir.root, yaml, m.identity_hash, m.environment, {},
-                           static_cast<int>(spdlog::get_level())};
+  const JobContext context{dir.root, yaml, m.identity_hash, m.environment, {}, static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(dir.env);
   const auto results = (seams.runner ? *seams.runner : *local).run(context, jobs);
-  double loop_seconds = 0.0;
-  double prepare_cpu = 0.0;
+  Trained t;
   for (size_t i = 0; i < results.size(); ++i) {
-    prepare_cpu += results[i].prepare_cpu_seconds;
+    t.prepare_cpu += results[i].prepare_cpu_seconds;
     auto& cks = m.entries[jobs[i].shard].checkpoints;
     cks.insert(cks.end(), results[i].checkpoints.begin(), results[i].checkpoints.end());
-    loop_seconds += results[i].loop_seconds;
+    t.loop_seconds += results[i].loop_seconds;
   }
-  const double train_seconds = since(t_train);
-  const double coordinator_cpu = process_cpu_seconds() - cpu_before;
+  t.train_seconds = since(t_train);
+  t.coordinator_cpu = process_cpu_seconds() - cpu_before;
+  return t;
+}
+
+}  // namespace
+
+nlohmann::json train(const TrainRequest& req) { return train(req, seams_of(req.cluster)); }
+
+nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const Config c = Config::load(req.config_path, req.overrides);
+  if (req.run_dir.empty()) throw UsageError("--run-dir is required");
+  if (has_manifest(req.run_dir)) {
+    throw UsageError("'" + req.run_dir + "' already holds a trained run; use a new --run-dir (or sisa forget)");
+  }
+  require_run_or_empty(req.run_dir);
+  // Check the data before the run directory is touched.
+  Ingested in = ingest(c, req);
+  const double ingest_seconds = since(t_start);
+
+  make_dirs(req.run_dir);
+  const RunDir dir(req.run_dir, seams.env);
+  RunLock lock(dir.root);
+  set_compute_threads(c.train.threads);
+  Manifest m = new_manifest(c, in.cost);
+  // A train that died before publishing: keep what its journals name.
+  const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, in.shards);
+  const auto stale = remove_files_except(dir, resumed.files);
+  if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
+  const std::string yaml = store_config(dir, c, m);
+
+  spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
+               c.sisa.slices, in.samples, c.train.epochs, c.train.threads);
+  TrainJobs plan = make_train_jobs(dir, c, m, in.shards, resumed);
+  const Trained t = run_jobs(dir, yaml, m, plan, seams);
   // The LOO student learns from every row once the teachers are done (rank 0).
   double student_seconds = 0.0;
   if (c.loo.student) {
@@ -247,25 +275,25 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   save_manifest(*dir.env, dir.root, m);
   remove_unreferenced(dir, m);  // the journals
   const double total = since(t_start);
+  const double rate = static_cast<double>(plan.work) / std::max(t.loop_seconds, 1e-9);
   spdlog::info("trained {} shards in {} (training loop {:.1f}s, {:.0f} samples/s)", c.sisa.shards,
-               format_duration(total), loop_seconds,
-               static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9));
+               format_duration(total), t.loop_seconds, rate);
   nlohmann::json out = {{"run_dir", req.run_dir},
-          {"shards", c.sisa.shards},
-          {"slices", c.sisa.slices},
-          {"samples", plan.samples},
-          {"shard_sizes", plan.sizes},
-          {"ingest_seconds", ingest_seconds},
-          {"train_seconds", train_seconds},
-          {"loop_seconds", loop_seconds},
-          {"coordinator_cpu_seconds", coordinator_cpu},
-          {"coordinator_wait_cpu_seconds", coordinator_cpu - prepare_cpu},  // excluding store writes
-          {"total_seconds", total},
-          {"sample_epochs", plan.work},
-          {"samples_per_second", static_cast<double>(plan.work) / std::max(loop_seconds, 1e-9)},
-          {"identity_hash", m.identity_hash},
-          {"expected_deletion_cost", cost},
-          {"texts_truncated", truncated}};
+                        {"shards", c.sisa.shards},
+                        {"slices", c.sisa.slices},
+                        {"samples", plan.samples},
+                        {"shard_sizes", plan.sizes},
+                        {"ingest_seconds", ingest_seconds},
+                        {"train_seconds", t.train_seconds},
+                        {"loop_seconds", t.loop_seconds},
+                        {"coordinator_cpu_seconds", t.coordinator_cpu},
+                        {"coordinator_wait_cpu_seconds", t.coordinator_cpu - t.prepare_cpu},  // excluding store writes
+                        {"total_seconds", total},
+                        {"sample_epochs", plan.work},
+                        {"samples_per_second", rate},
+                        {"identity_hash", m.identity_hash},
+                        {"expected_deletion_cost", in.cost},
+                        {"texts_truncated", in.truncated}};
   if (m.student) {
     out["student"] = {{"seconds", student_seconds},
                       {"fingerprint", m.student->checkpoint.fingerprint},

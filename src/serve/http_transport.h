@@ -1,5 +1,5 @@
 // The HTTP/1.1 transport of `sisa serve`: event-driven (Boost.Beast over
-// Asio; the only file that includes them is http_transport.cpp), so a
+// Asio, included only by http_transport_impl.h), so a
 // connection costs a socket and a small buffer, never a thread. Slow or idle
 // clients cannot hold the threads that answer others, and every resource a
 // client can make the server hold is capped: header bytes and fields, body
