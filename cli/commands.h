@@ -4,12 +4,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "sisa/cluster.h"
 
@@ -21,8 +20,8 @@ struct Globals {
 };
 
 struct Command {
-  CLI::App* app;               // the subcommand, its flags declared
-  std::function<int()> run;    // after a successful parse, when it was chosen
+  CLI::App* app;             // the subcommand, its flags declared
+  std::function<int()> run;  // after a successful parse, when it was chosen
 };
 
 // `result` as JSON with --json, else the human line(s).

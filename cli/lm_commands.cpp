@@ -42,12 +42,13 @@ std::string audit_text(const AuditRequest& req, const nlohmann::json& r) {
 
 Command audit(CLI::App& app, const Globals& g, Cluster&) {
   auto req = std::make_shared<AuditRequest>();
-  auto* sub = app.add_subcommand("audit",
-                                 "Language models: canary exposure, extraction, membership AUC and held-out perplexity");
+  auto* sub = app.add_subcommand(
+      "audit", "Language models: canary exposure, extraction, membership AUC and held-out perplexity");
   sub->add_option("-r,--run-dir", req->run_dir, "Run directory")->required();
   sub->add_option("--secrets", req->secrets, "The canaries file (scripts/make-lm-corpus.sh)")->required();
   sub->add_option("--model", req->model, "student | teachers | both")->capture_default_str();
-  sub->add_option("--candidates", req->candidates, "Random secrets each canary is ranked against")->capture_default_str();
+  sub->add_option("--candidates", req->candidates, "Random secrets each canary is ranked against")
+      ->capture_default_str();
   sub->add_option("--beam", req->beam, "Beam width of the extraction attack")->capture_default_str();
   sub->add_option("--seed", req->seed, "Draws the candidates")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--heldout-rows", req->heldout_rows, "Perplexity on the first N test rows (0: all)")
@@ -70,8 +71,9 @@ Command generate(CLI::App& app, const Globals& g, Cluster&) {
   sub->add_option("--model", req->model, "student | teachers (default: the student if the run has one)");
   return {sub, [req, &g] {
             const auto r = sisa::generate(*req);
-            print(r, g.json, r["text"].get<std::string>() + "\n(" + r["model"].get<std::string>() + ": " +
-                                 r["guarantee"].get<std::string>() + ")");
+            print(r, g.json,
+                  r["text"].get<std::string>() + "\n(" + r["model"].get<std::string>() + ": " +
+                      r["guarantee"].get<std::string>() + ")");
             return 0;
           }};
 }
@@ -84,8 +86,9 @@ Command score(CLI::App& app, const Globals& g, Cluster&) {
   sub->add_option("--model", req->model, "student | teachers (default: the student if the run has one)");
   return {sub, [req, &g] {
             const auto r = sisa::score(*req);
-            print(r, g.json, "log-likelihood " + r["log_likelihood"].dump() + ", perplexity " + r["perplexity"].dump() +
-                                 " (" + r["model"].get<std::string>() + ": " + r["guarantee"].get<std::string>() + ")");
+            print(r, g.json,
+                  "log-likelihood " + r["log_likelihood"].dump() + ", perplexity " + r["perplexity"].dump() + " (" +
+                      r["model"].get<std::string>() + ": " + r["guarantee"].get<std::string>() + ")");
             return 0;
           }};
 }

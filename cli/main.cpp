@@ -1,9 +1,9 @@
 // The `sisa` command: parse flags, call the library, print, map errors to
 // the exit codes of docs/cli.md. No logic of its own.
+#include <CLI/CLI.hpp>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 
@@ -55,9 +55,10 @@ void print(const nlohmann::json& result, bool json, const std::string& human) {
 // The command line as a table of subcommands (cli/commands.h): each declares
 // its flags; the one chosen runs; an error's type is the exit code.
 int run_command(int argc, char** argv, sisa::Cluster& cluster) {
-  CLI::App app{"sisa: exact machine unlearning by SISA training (sharded, isolated, sliced, "
-               "aggregated).\nExit codes: 0 ok, 1 internal, 2 usage/config, 3 data/unknown id, "
-               "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch, 9 interrupted."};
+  CLI::App app{
+      "sisa: exact machine unlearning by SISA training (sharded, isolated, sliced, "
+      "aggregated).\nExit codes: 0 ok, 1 internal, 2 usage/config, 3 data/unknown id, "
+      "4 corruption, 5 locked, 6 environment mismatch, 7 I/O, 8 verify mismatch, 9 interrupted."};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
   bool quiet = false, verbose = false;
@@ -73,7 +74,9 @@ int run_command(int argc, char** argv, sisa::Cluster& cluster) {
     const int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(sisa::ExitCode::kUsage);
   }
-  sisa::init_logging(quiet ? sisa::Verbosity::kQuiet : verbose ? sisa::Verbosity::kVerbose : sisa::Verbosity::kNormal,
+  sisa::init_logging(quiet     ? sisa::Verbosity::kQuiet
+                     : verbose ? sisa::Verbosity::kVerbose
+                               : sisa::Verbosity::kNormal,
                      cluster.size() > 1 ? cluster.rank() : -1);
   try {
     for (const auto& c : commands) {

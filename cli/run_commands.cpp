@@ -42,8 +42,9 @@ Command train(CLI::App& app, const Globals& g, Cluster& cluster) {
             if (!f->exclude_file.empty()) f->req.exclude_ids = read_id_file(f->exclude_file);
             f->req.cluster = &cluster;
             const auto r = sisa::train(f->req);
-            print(r, g.json, "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() + " samples in " +
-                                 r["total_seconds"].dump() + " s; run directory " + f->req.run_dir);
+            print(r, g.json,
+                  "trained " + r["shards"].dump() + " shards on " + r["samples"].dump() + " samples in " +
+                      r["total_seconds"].dump() + " s; run directory " + f->req.run_dir);
             return 0;
           }};
 }
@@ -52,15 +53,16 @@ Command pretrain(CLI::App& app, const Globals& g, Cluster& cluster) {
   auto req = std::make_shared<PretrainRequest>();
   auto* sub = app.add_subcommand("pretrain", "Pretrain a text backbone (masked LM) and its tokenizer");
   sub->add_option("-c,--config", req->config_path, "Pretraining YAML config (configs/backbone-small.yaml)")->required();
-  sub->add_option("-o,--out", req->out, "The backbone to write, <name>.h5 (the tokenizer goes to <name>.tokenizer.model)")
+  sub->add_option("-o,--out", req->out,
+                  "The backbone to write, <name>.h5 (the tokenizer goes to <name>.tokenizer.model)")
       ->required();
   sub->add_option("--set", req->overrides, "Override a config key: --set train.steps=100");
   return {sub, [req, &g, &cluster] {
             if (cluster.size() > 1) throw UsageError("pretrain runs in one process; start it without mpirun");
             const auto r = sisa::pretrain(*req);
-            print(r, g.json, "pretrained " + r["backbone"].get<std::string>() + " (masked-LM loss " +
-                                 r["final_loss"].dump() + ") and " + r["tokenizer"].get<std::string>() + " in " +
-                                 r["seconds"].dump() + " s");
+            print(r, g.json,
+                  "pretrained " + r["backbone"].get<std::string>() + " (masked-LM loss " + r["final_loss"].dump() +
+                      ") and " + r["tokenizer"].get<std::string>() + " in " + r["seconds"].dump() + " s");
             return 0;
           }};
 }
@@ -73,8 +75,9 @@ Command tokenizer(CLI::App& app, const Globals& g, Cluster&) {
   sub->add_option("--vocab-size", req->vocab_size, "Pieces in the vocabulary")->capture_default_str();
   return {sub, [req, &g] {
             const auto r = train_tokenizer(*req);
-            print(r, g.json, "wrote " + req->out + " (" + r["vocab_size"].dump() + " pieces, sha256 " +
-                                 r["sha256"].get<std::string>().substr(0, 16) + "...)");
+            print(r, g.json,
+                  "wrote " + req->out + " (" + r["vocab_size"].dump() + " pieces, sha256 " +
+                      r["sha256"].get<std::string>().substr(0, 16) + "...)");
             return 0;
           }};
 }
@@ -111,14 +114,16 @@ Command forget(CLI::App& app, const Globals& g, Cluster& cluster) {
             req.cluster = &cluster;
             const auto r = sisa::forget(req);
             if (r.value("noop", false)) {
-              print(r, g.json, "nothing to delete: all " + std::to_string(r["already_deleted"].size()) +
-                                   " were deleted before (no request logged)");
+              print(r, g.json,
+                    "nothing to delete: all " + std::to_string(r["already_deleted"].size()) +
+                        " were deleted before (no request logged)");
               return 0;
             }
-            print(r, g.json, "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() +
-                                 " sample(s), retrained " + std::to_string(r["shards"].size()) +
-                                 " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) +
-                                 "; receipt " + r["receipt_path"].get<std::string>());
+            print(r, g.json,
+                  "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() + " sample(s), retrained " +
+                      std::to_string(r["shards"].size()) +
+                      " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) + "; receipt " +
+                      r["receipt_path"].get<std::string>());
             return 0;
           }};
 }
@@ -158,8 +163,9 @@ Command verify(CLI::App& app, const Globals& g, Cluster& cluster) {
             req.cluster = &cluster;
             const auto r = sisa::verify(req);
             const bool same = r["identical"].get<bool>();
-            print(r, g.json, same ? "verified: every checked shard is bit-identical to a fresh retrain"
-                                  : "MISMATCH: some shard differs from a fresh retrain (see log)");
+            print(r, g.json,
+                  same ? "verified: every checked shard is bit-identical to a fresh retrain"
+                       : "MISMATCH: some shard differs from a fresh retrain (see log)");
             return same ? 0 : static_cast<int>(ExitCode::kVerifyFailed);
           }};
 }
@@ -170,9 +176,9 @@ Command recover(CLI::App& app, const Globals& g, Cluster& cluster) {
   with_run(sub, *f);
   return {sub, [f, &g, &cluster] {
             const auto r = sisa::recover({f->run_dir, f->force, &cluster});
-            print(r, g.json, "recovered: " + std::to_string(r["resumed_requests"].size()) +
-                                 " deletion request(s) completed, " + std::to_string(r["removed_files"].size()) +
-                                 " stray file(s) removed");
+            print(r, g.json,
+                  "recovered: " + std::to_string(r["resumed_requests"].size()) + " deletion request(s) completed, " +
+                      std::to_string(r["removed_files"].size()) + " stray file(s) removed");
             return 0;
           }};
 }
@@ -182,8 +188,9 @@ Command repair(CLI::App& app, const Globals& g, Cluster& cluster) {
     bool rebuild_log = false;
   };
   auto f = std::make_shared<Flags>();
-  auto* sub = with_run(app.add_subcommand("repair", "Rebuild damaged shards exactly (checkpoints from the last good "
-                                                    "one, stores from the source)"),
+  auto* sub = with_run(app.add_subcommand("repair",
+                                          "Rebuild damaged shards exactly (checkpoints from the last good "
+                                          "one, stores from the source)"),
                        *f);
   sub->add_flag("--rebuild-log", f->rebuild_log,
                 "Rewrite a damaged deletion log from its intact records and the receipts (says what is lost)");
@@ -208,8 +215,8 @@ Command fsck(CLI::App& app, const Globals& g, Cluster&) {
   return {sub, [f, &g] {
             const auto r = sisa::fsck(f->run_dir);
             std::string human = r["ok"].get<bool>() ? "ok: " : "PROBLEMS: ";
-            human += r["checked_files"].dump() + " files checked, " + r["pending_requests"].dump() +
-                     " pending request(s)";
+            human +=
+                r["checked_files"].dump() + " files checked, " + r["pending_requests"].dump() + " pending request(s)";
             for (const auto& p : r["problems"]) human += "\n  " + p.get<std::string>();
             print(r, g.json, human);
             return r["ok"].get<bool>() ? 0 : static_cast<int>(ExitCode::kCorruption);
@@ -247,7 +254,8 @@ Command status(CLI::App& app, const Globals& g, Cluster&) {
 
 Command serve(CLI::App& app, const Globals& g, Cluster& cluster) {
   auto o = std::make_shared<ServeOptions>();
-  auto* sub = app.add_subcommand("serve", "Ensemble predictions over HTTP, deletions applied live (until SIGINT/SIGTERM)");
+  auto* sub =
+      app.add_subcommand("serve", "Ensemble predictions over HTTP, deletions applied live (until SIGINT/SIGTERM)");
   sub->add_option("-r,--run-dir", o->run_dir, "Run directory")->required();
   sub->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", o->port, "Port (0: any free port; --json prints it)")
@@ -255,7 +263,8 @@ Command serve(CLI::App& app, const Globals& g, Cluster& cluster) {
       ->capture_default_str();
   sub->add_option("--token-file", o->token_file,
                   "File holding the bearer token for deletions, receipts and /v1/status (without it they are off)");
-  sub->add_option("--http-threads", o->http_threads, "Threads that answer requests (connections wait without holding one)")
+  sub->add_option("--http-threads", o->http_threads,
+                  "Threads that answer requests (connections wait without holding one)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   sub->add_option("--max-body-bytes", o->max_body_bytes, "Larger request bodies get 413")
@@ -283,7 +292,8 @@ Command serve(CLI::App& app, const Globals& g, Cluster& cluster) {
             const bool json = g.json;
             o->on_listening = [json](const std::string& host, int port) {
               // With --json one line on stdout says where to connect (for scripts and tests).
-              if (json) std::cout << nlohmann::json{{"listening", true}, {"host", host}, {"port", port}}.dump() << std::endl;
+              if (json)
+                std::cout << nlohmann::json{{"listening", true}, {"host", host}, {"port", port}}.dump() << std::endl;
             };
             return sisa::serve(*o);
           }};

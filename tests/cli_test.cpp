@@ -1,18 +1,18 @@
 // The real `sisa` binary: exit codes, messages that name the culprit, and a
 // run directory left unchanged by every rejected command.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
-#include "util/fs.h"
 #include "format/manifest.h"
+#include "run/seams.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run/seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 using namespace sisa;
@@ -39,10 +39,9 @@ class CliRun : public ::testing::Test {
   void SetUp() override {
     data_ = test::synthetic(150, 5, 3, 21);
     test::write_csv(data_, dir_ / "train.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 5, 3,
-                                             "  type: mlp\n  hidden: [8]\n",
-                                             "  shards: 3\n  slices: 3\n",
-                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+    test::write_text(cfg_,
+                     test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 5, 3, "  type: mlp\n  hidden: [8]\n",
+                                       "  shards: 3\n  slices: 3\n", "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
   }
   // An id in `shard` whose slice is `slice` (seed 7, S=3, R=3 as configured).
   int64_t id_at(int64_t shard, int64_t slice) const {
@@ -95,8 +94,7 @@ TEST_F(CliRun, ForgetThroughTheCliMatchesExcludeIdsAndVerifies) {
   train_run();
   const int64_t a = id_at(0, 2), b = id_at(2, 1);
   test::write_text(dir_ / "ids.txt", std::to_string(a) + "\n" + std::to_string(b) + "\n");
-  auto r = run_sisa("train -q -c " + cfg_ + " -r " + (dir_ / "excluded") + " --exclude-ids " +
-                    (dir_ / "ids.txt"));
+  auto r = run_sisa("train -q -c " + cfg_ + " -r " + (dir_ / "excluded") + " --exclude-ids " + (dir_ / "ids.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run_sisa("forget -q --json -r " + run_ + " --ids-file " + (dir_ / "ids.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -248,7 +246,7 @@ TEST_F(CliRun, RepairRebuildsDamagedShardsExactlyOrRefuses) {
   const auto digests = test::stage_digests(run_);
   const Manifest m = load_manifest(run_);
   fs::resize_file(run_ + "/" + m.entries[1].checkpoints[1].file.path, 100);  // truncated C_1
-  flip_middle_byte(run_ + "/" + m.entries[0].store.path);  // the post-deletion store
+  flip_middle_byte(run_ + "/" + m.entries[0].store.path);                    // the post-deletion store
   EXPECT_EQ(run_sisa("fsck -q -r " + run_).exit_code, code(ExitCode::kCorruption));
 
   auto r = run_sisa("repair -q --json -r " + run_);

@@ -1,23 +1,21 @@
 // Distribution never changes results: the coordinator's protocol on in-memory
 // ranks (threads), and the real binary under `mpirun -np 2` and `-np 3`.
 #include <gtest/gtest.h>
-
-#include <filesystem>
-#include <set>
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "comm/communicator.h"
 #include "format/manifest.h"
-
+#include "run/seams.h"
 #include "run/shard_jobs.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run/seams.h"
 #include "sisa/run.h"
 #include "test_util.h"
 
@@ -38,10 +36,10 @@ class Distributed : public ::testing::Test {
   void SetUp() override {
     data_ = test::synthetic(400, 6, 3, 31);
     test::write_csv(data_, dir_ / "train.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3,
-                                             "  type: mlp\n  hidden: [8]\n  dropout: 0.1\n",
-                                             "  shards: 4\n  slices: 3\n",
-                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+    test::write_text(
+        cfg_,
+        test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3, "  type: mlp\n  hidden: [8]\n  dropout: 0.1\n",
+                          "  shards: 4\n  slices: 3\n", "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
   }
   TempDir dir_;
   Dataset data_;
@@ -143,8 +141,7 @@ TEST_F(Distributed, RealMpirunGivesTheSameFingerprintsForAnyRankCount) {
   EXPECT_EQ(results[1], results[0]);
   EXPECT_EQ(results[2], results[0]);
   // A rejected batch under mpirun: the exit code and message still reach the user.
-  const auto r = test::run_sisa("forget -r " + (dir_ / "np2") + " --ids 77777777",
-                                std::string(kMpirun) + " 2");
+  const auto r = test::run_sisa("forget -r " + (dir_ / "np2") + " --ids 77777777", std::string(kMpirun) + " 2");
   EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kData)) << r.output;
   EXPECT_NE(r.output.find("77777777"), std::string::npos) << r.output;
 }
@@ -198,17 +195,13 @@ TEST_F(Distributed, AKilledWorkerLeavesAJournalAndTheRerunResumesExactly) {
   const Dataset big = test::synthetic(2400, 32, 4, 37);
   test::write_csv(big, dir_ / "big.csv");
   const std::string cfg = dir_ / "big.yaml";
-  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4,
-                                          "  type: mlp\n  hidden: [64]\n",
-                                          "  shards: 3\n  slices: 3\n",
-                                          "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
+  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4, "  type: mlp\n  hidden: [64]\n",
+                                          "  shards: 3\n  slices: 3\n", "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
   ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + (dir_ / "whole")).exit_code, 0);
 
   const std::string run = dir_ / "killed";
-  const std::string cmd = std::string(kMpirun) + " 2 " + SISA_BINARY + " train -q -c " + cfg +
-                          " -r " + run;
-  ASSERT_EQ(std::system(("(" + cmd + " > " + (dir_ / "log") + " 2>&1; echo $? > " + (dir_ / "rc") +
-                         ") &").c_str()), 0);
+  const std::string cmd = std::string(kMpirun) + " 2 " + SISA_BINARY + " train -q -c " + cfg + " -r " + run;
+  ASSERT_EQ(std::system(("(" + cmd + " > " + (dir_ / "log") + " 2>&1; echo $? > " + (dir_ / "rc") + ") &").c_str()), 0);
   // Wait until the worker has finished a few stages, then kill it.
   int worker = -1;
   for (int i = 0; i < 600; ++i) {

@@ -4,30 +4,30 @@
 // the Env seam, and real `sisa forget` processes are killed with SIGKILL.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <thread>
 
+#include "fault_env.h"
 #include "format/deletion_log.h"
-#include "run/deletion_tx.h"
-#include "util/fs.h"
 #include "format/manifest.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
+#include "run/deletion_tx.h"
+#include "run/seams.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run/seams.h"
 #include "sisa/run.h"
-#include "fault_env.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 using namespace sisa;
-using sisa::test::TempDir;
 using sisa::test::FaultEnv;
 using sisa::test::InjectedCrash;
+using sisa::test::TempDir;
 
 namespace {
 
@@ -39,10 +39,9 @@ class Durability : public ::testing::Test {
   void SetUp() override {
     data_ = test::synthetic(160, 6, 3, 17);
     test::write_csv(data_, dir_ / "train.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3,
-                                             "  type: mlp\n  hidden: [8]\n",
-                                             "  shards: 2\n  slices: 3\n",
-                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+    test::write_text(cfg_,
+                     test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3, "  type: mlp\n  hidden: [8]\n",
+                                       "  shards: 2\n  slices: 3\n", "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
     for (int64_t id : data_.ids) {
       const int64_t s = shard_of(7, id, 2), r = slice_of(7, id, 3);
       if (s == 0 && r == 2 && doomed_.size() < 1) doomed_.push_back(id);
@@ -163,10 +162,8 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
   const Dataset big = test::synthetic(3000, 32, 4, 23);
   test::write_csv(big, dir_ / "big.csv");
   const std::string cfg = dir_ / "big.yaml";
-  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4,
-                                          "  type: mlp\n  hidden: [64]\n",
-                                          "  shards: 2\n  slices: 2\n",
-                                          "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
+  test::write_text(cfg, test::config_yaml(dir_ / "big.csv", dir_ / "big.csv", 32, 4, "  type: mlp\n  hidden: [64]\n",
+                                          "  shards: 2\n  slices: 2\n", "  epochs: 6\n  batch_size: 4\n  lr: 0.01\n"));
   std::vector<int64_t> doomed;
   for (int64_t id : big.ids) {
     if (slice_of(7, id, 2) == 1 && doomed.size() < 3) doomed.push_back(id);
@@ -176,8 +173,8 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
   std::string ids_file;
   for (int64_t id : doomed) ids_file += std::to_string(id) + "\n";
   test::write_text(dir_ / "ids.txt", ids_file);
-  ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + excluded + " --exclude-ids " +
-                           (dir_ / "ids.txt")).exit_code, 0);
+  ASSERT_EQ(test::run_sisa("train -q -c " + cfg + " -r " + excluded + " --exclude-ids " + (dir_ / "ids.txt")).exit_code,
+            0);
   const auto before = stage_digests(base), after = stage_digests(excluded);
   std::string ids;
   for (int64_t id : doomed) ids += (ids.empty() ? "" : ",") + std::to_string(id);
@@ -193,9 +190,7 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
     fs::copy(base, run, fs::copy_options::recursive);
     const std::string log = in_run(run, kLogFile);
     const auto t0 = std::chrono::steady_clock::now();
-    const auto since = [&t0] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
+    const auto since = [&t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     std::thread forget([&] {
       const auto r = test::run_sisa("forget -q -r " + run + " --ids " + ids);
       to_end = since();
@@ -218,8 +213,7 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
     fs::copy(base, run, fs::copy_options::recursive);
     char t[32];
     std::snprintf(t, sizeof t, "%.2f", delay(rng));
-    const auto r = test::run_sisa("forget -q -r " + run + " --ids " + ids,
-                                  std::string("timeout -s KILL ") + t);
+    const auto r = test::run_sisa("forget -q -r " + run + " --ids " + ids, std::string("timeout -s KILL ") + t);
     killed += r.exit_code == 128 + 9 || r.exit_code == 137;
     const auto rec = test::run_sisa("recover -q -r " + run);
     ASSERT_EQ(rec.exit_code, 0) << rec.output;
@@ -230,8 +224,7 @@ TEST_F(Durability, SigkillAtRandomMomentsLosesNothing) {
     EXPECT_EQ(stage_digests(run), accepted ? after : before) << "trial " << trial << " killed at " << t;
     if (accepted) {
       for (int64_t id : doomed) {
-        EXPECT_EQ(test::files_containing(run, row_bytes(big, id)), std::vector<std::string>{})
-            << "trial " << trial;
+        EXPECT_EQ(test::files_containing(run, row_bytes(big, id)), std::vector<std::string>{}) << "trial " << trial;
       }
     }
     fs::remove_all(run);

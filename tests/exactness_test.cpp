@@ -8,31 +8,29 @@
 #include <set>
 
 #include "format/manifest.h"
+#include "nn/stacked_mlp.h"
+#include "run/seams.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "run/seams.h"
 #include "sisa/run.h"
-#include "nn/stacked_mlp.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace sisa;
-using sisa::test::TempDir;
 using sisa::test::row_bytes;
 using sisa::test::stage_digests;
+using sisa::test::TempDir;
 
 namespace {
 
 constexpr uint64_t kSeed = 7;  // test_util's config_yaml uses seed 7
 
 // Ids of `d` in shard `shard` and slice `slice` (slice 0: any).
-std::vector<int64_t> ids_at(const Dataset& d, int64_t shards, int64_t slices, int64_t shard,
-                            int64_t slice) {
+std::vector<int64_t> ids_at(const Dataset& d, int64_t shards, int64_t slices, int64_t shard, int64_t slice) {
   std::vector<int64_t> out;
   for (size_t i = 0; i < d.size(); ++i) {
-    if (shard_of(kSeed, d.key(i), shards) == shard &&
-        (slice == 0 || slice_of(kSeed, d.key(i), slices) == slice)) {
+    if (shard_of(kSeed, d.key(i), shards) == shard && (slice == 0 || slice_of(kSeed, d.key(i), slices) == slice)) {
       out.push_back(d.ids[i]);
     }
   }
@@ -48,8 +46,8 @@ class Exactness : public ::testing::Test {
   std::string config(const std::string& train_yaml,
                      const std::string& model_yaml = "  type: mlp\n  hidden: [16]\n  dropout: 0.2\n") {
     const std::string path = dir_ / ("config" + std::to_string(n_configs_++) + ".yaml");
-    test::write_text(path, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 8, 3,
-                                             model_yaml, "  shards: 3\n  slices: 4\n", train_yaml));
+    test::write_text(path, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 8, 3, model_yaml,
+                                             "  shards: 3\n  slices: 4\n", train_yaml));
     return path;
   }
   TempDir dir_;
@@ -116,8 +114,8 @@ TEST_F(Exactness, SkippingAdamStateIsNotExact) {
   control.trainer.restore_optimizer_state = false;
   forget(req, control);
   const auto got = stage_digests(a), want = stage_digests(c);  // shard s, stage r at 5 s + r
-  for (int r = 0; r <= 4; ++r) EXPECT_EQ(got[r], want[r]);       // shard 0 untouched
-  EXPECT_EQ(got[5 + 1], want[5 + 1]);  // shard 1's C_1 is reused untouched
+  for (int r = 0; r <= 4; ++r) EXPECT_EQ(got[r], want[r]);     // shard 0 untouched
+  EXPECT_EQ(got[5 + 1], want[5 + 1]);                          // shard 1's C_1 is reused untouched
   EXPECT_NE(got[5 + 4], want[5 + 4]);
 }
 
@@ -163,8 +161,7 @@ TEST_F(Exactness, WeightedPlacementPutsLikelyDeletionsLastAndStaysExact) {
 }
 
 TEST_F(Exactness, SgdWithMomentum) {
-  const std::string cfg =
-      config("  epochs: 3\n  batch_size: 10\n  optimizer: sgd\n  lr: 0.05\n  momentum: 0.9\n");
+  const std::string cfg = config("  epochs: 3\n  batch_size: 10\n  optimizer: sgd\n  lr: 0.05\n  momentum: 0.9\n");
   const std::vector<int64_t> doomed = {ids_at(data_, 3, 4, 2, 3).at(0), ids_at(data_, 3, 4, 0, 2).at(2)};
   train({cfg, {}, dir_ / "a", {}});
   train({cfg, {}, dir_ / "c", doomed});
@@ -201,10 +198,8 @@ TEST(ExactnessSmall, EmptySlicesAndAShardEmptiedByDeletion) {
   const Dataset d = test::synthetic(7, 4, 2, 5);
   test::write_csv(d, dir / "train.csv");
   const std::string cfg = dir / "c.yaml";
-  test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 4, 2,
-                                          "  type: mlp\n  hidden: [4]\n",
-                                          "  shards: 2\n  slices: 4\n",
-                                          "  epochs: 3\n  batch_size: 2\n  lr: 0.01\n"));
+  test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 4, 2, "  type: mlp\n  hidden: [4]\n",
+                                          "  shards: 2\n  slices: 4\n", "  epochs: 3\n  batch_size: 2\n  lr: 0.01\n"));
   const auto doomed = ids_at(d, 2, 4, 0, 0);  // every sample of shard 0
   ASSERT_FALSE(doomed.empty());
   ASSERT_LT(doomed.size(), d.size());
@@ -231,13 +226,12 @@ TEST(ExactnessCnn, BatchNormDropoutAndAMergedFinalBatchFromHdf5) {
   const auto batch = static_cast<int64_t>(shard0.size()) - 2;
   ASSERT_GE(batch, 4);
   const std::string cfg = dir / "c.yaml";
-  test::write_text(cfg, test::config_yaml(
-                            dir / "train.h5", dir / "train.h5", 16, 3,
-                            "  type: cnn\n  channels: [3]\n  hidden: [8]\n  dropout: 0.25\n"
-                            "  batch_norm: true\n",
-                            "  shards: 2\n  slices: 3\n",
-                            "  epochs: 3\n  batch_size: " + std::to_string(batch) + "\n  lr: 0.01\n",
-                            false, "[1, 4, 4]"));
+  test::write_text(cfg, test::config_yaml(dir / "train.h5", dir / "train.h5", 16, 3,
+                                          "  type: cnn\n  channels: [3]\n  hidden: [8]\n  dropout: 0.25\n"
+                                          "  batch_norm: true\n",
+                                          "  shards: 2\n  slices: 3\n",
+                                          "  epochs: 3\n  batch_size: " + std::to_string(batch) + "\n  lr: 0.01\n",
+                                          false, "[1, 4, 4]"));
   train({cfg, {}, dir / "a", {}});
   train({cfg, {}, dir / "c", {doomed}});
   forget({dir / "a", {doomed}});
@@ -253,10 +247,9 @@ TEST(ExactnessGroups, ForgettingADataSubjectRemovesAllTheirRows) {
   const Dataset d = test::synthetic(200, 6, 3, 13, /*groups=*/20);
   test::write_csv(d, dir / "train.csv");
   const std::string cfg = dir / "c.yaml";
-  test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 6, 3,
-                                          "  type: mlp\n  hidden: [8]\n",
-                                          "  shards: 4\n  slices: 3\n",
-                                          "  epochs: 2\n  batch_size: 8\n", /*grouped=*/true));
+  test::write_text(cfg,
+                   test::config_yaml(dir / "train.csv", dir / "train.csv", 6, 3, "  type: mlp\n  hidden: [8]\n",
+                                     "  shards: 4\n  slices: 3\n", "  epochs: 2\n  batch_size: 8\n", /*grouped=*/true));
   std::vector<int64_t> rows_of_subjects;
   for (size_t i = 0; i < d.size(); ++i) {
     if (d.groups[i] == 3 || d.groups[i] == 11) rows_of_subjects.push_back(d.ids[i]);
@@ -279,8 +272,8 @@ TEST(ExactnessGroups, ForgettingADataSubjectRemovesAllTheirRows) {
 TEST(StackedMlp, MatchesEachShardModel) {
   TempDir dir;
   test::write_csv(test::synthetic(40, 6, 4, 5), dir / "train.csv");
-  for (const std::string model : {"  type: mlp\n  hidden: [16, 8]\n  activation: tanh\n",
-                                  "  type: mlp\n  hidden: []\n", "  type: mlp\n  hidden: [12]\n"}) {
+  for (const std::string model : {"  type: mlp\n  hidden: [16, 8]\n  activation: tanh\n", "  type: mlp\n  hidden: []\n",
+                                  "  type: mlp\n  hidden: [12]\n"}) {
     const std::string cfg = dir / "c.yaml";
     test::write_text(cfg, test::config_yaml(dir / "train.csv", dir / "train.csv", 6, 4, model,
                                             "  shards: 3\n  slices: 1\n", "  epochs: 1\n"));

@@ -95,9 +95,9 @@ class Family : public ::testing::Test {
   }
   std::string config(const std::string& model_yaml) {
     const std::string path = dir_ / "config.yaml";
-    test::write_text(path, test::config_yaml(dir_ / "train.h5", dir_ / "train.h5", 8, 3, model_yaml,
-                                             "  shards: 3\n  slices: 3\n",
-                                             "  epochs: 4\n  batch_size: 16\n  optimizer: adam\n  lr: 0.05\n"));
+    test::write_text(
+        path, test::config_yaml(dir_ / "train.h5", dir_ / "train.h5", 8, 3, model_yaml, "  shards: 3\n  slices: 3\n",
+                                "  epochs: 4\n  batch_size: 16\n  optimizer: adam\n  lr: 0.05\n"));
     return path;
   }
   // Ids of shard `shard` (seed 7, as config_yaml writes).

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "util/fs.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa::test {
 

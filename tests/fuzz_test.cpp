@@ -5,25 +5,23 @@
 // the parser what must be refused: garbage that parses is a failure too.
 // Deterministic: the same seeds every run.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
-
-#include <yaml-cpp/yaml.h>
-
 #include <regex>
 #include <set>
 
 #include "config/config_keys.h"
 #include "config/model_spec.h"
 #include "format/deletion_log.h"
-#include "util/fs.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 using namespace sisa;
 
@@ -36,9 +34,15 @@ std::string mutate(std::string s, std::mt19937_64& rng, const std::string& alpha
     const size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
     const char c = alphabet[rng() % alphabet.size()];
     switch (kind(rng)) {
-      case 0: if (pos < s.size()) s[pos] = c; break;
-      case 1: s.insert(s.begin() + static_cast<long>(pos), c); break;
-      default: if (pos < s.size()) s.erase(pos, 1); break;
+      case 0:
+        if (pos < s.size()) s[pos] = c;
+        break;
+      case 1:
+        s.insert(s.begin() + static_cast<long>(pos), c);
+        break;
+      default:
+        if (pos < s.size()) s.erase(pos, 1);
+        break;
     }
   }
   return s;
@@ -103,8 +107,8 @@ TEST(Fuzz, ConfigParserRejectsGarbageWithTypedErrors) {
   }
   EXPECT_GT(refused, 1000);
   EXPECT_GT(accepted, 50);  // the edits also land in comments and values that stay valid
-  for (const char* o : {"a", "=1", "sisa=1", "sisa.shards=[", "data.input_shape={}", "x.y.z=1",
-                        "train.lr=nan", "train.epochs=1e99", "seed=-1", "train.lr=-1", "sisa.slices=0"}) {
+  for (const char* o : {"a", "=1", "sisa=1", "sisa.shards=[", "data.input_shape={}", "x.y.z=1", "train.lr=nan",
+                        "train.epochs=1e99", "seed=-1", "train.lr=-1", "sisa.slices=0"}) {
     EXPECT_THROW(Config::parse(kConfig, "fuzz.yaml", "", {o}), ConfigError) << o;
   }
 }
@@ -184,8 +188,8 @@ TEST(Fuzz, LogReaderDetectsDamageWithTypedErrors) {
       }
       if (i % 3 == 0) {
         // A truncation keeps exactly the records that end within it.
-        const auto whole = static_cast<size_t>(std::count_if(ends.begin(), ends.end(),
-                                                             [&](uint64_t e) { return e <= bytes.size(); }));
+        const auto whole =
+            static_cast<size_t>(std::count_if(ends.begin(), ends.end(), [&](uint64_t e) { return e <= bytes.size(); }));
         EXPECT_EQ(log.records.size(), whole) << "trial " << i;
         EXPECT_EQ(log.valid_bytes, whole ? ends[whole - 1] : (bytes.size() >= 8 ? 8u : 0u));  // 8: the header
       }

@@ -5,20 +5,18 @@
 // documented way back that loses no acknowledged request silently), and the
 // small defects a hostile review found.
 #include <gtest/gtest.h>
-
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "format/deletion_log.h"
-#include "util/fs.h"
 #include "format/manifest.h"
-
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -37,7 +35,9 @@ void flip_byte(const std::string& path, std::streamoff at) {
   f.seekp(at);
   f.put(static_cast<char>(c ^ 0x04));
 }
-void flip_middle_byte(const std::string& path) { flip_byte(path, static_cast<std::streamoff>(fs::file_size(path) / 2)); }
+void flip_middle_byte(const std::string& path) {
+  flip_byte(path, static_cast<std::streamoff>(fs::file_size(path) / 2));
+}
 
 // The JSON document that ends the output (stdout follows the log lines).
 json last_json(const std::string& output) {
@@ -50,9 +50,9 @@ class Hardening : public ::testing::Test {
   void SetUp() override {
     data_ = test::synthetic(150, 5, 3, 21);
     test::write_csv(data_, dir_ / "train.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 5, 3,
-                                             "  type: mlp\n  hidden: [8]\n", "  shards: 3\n  slices: 3\n",
-                                             "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+    test::write_text(cfg_,
+                     test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 5, 3, "  type: mlp\n  hidden: [8]\n",
+                                       "  shards: 3\n  slices: 3\n", "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
     const auto r = run_sisa("train -q -c " + cfg_ + " -r " + run_);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     fs::create_directory(outside_);
@@ -70,9 +70,9 @@ class Hardening : public ::testing::Test {
   void expect_refused(const std::string& link, const std::string& what) {
     const auto run_before = test::snapshot(run_);
     const auto outside_before = test::snapshot(outside_);
-    for (const std::string cmd : {"forget -r " + run_ + " --ids " + std::to_string(id_in(1)), "recover -r " + run_,
-                                  "status -r " + run_, "predict -r " + run_, "verify -r " + run_, "repair -r " + run_,
-                                  "fsck -r " + run_}) {
+    for (const std::string cmd :
+         {"forget -r " + run_ + " --ids " + std::to_string(id_in(1)), "recover -r " + run_, "status -r " + run_,
+          "predict -r " + run_, "verify -r " + run_, "repair -r " + run_, "fsck -r " + run_}) {
       const auto r = run_sisa(cmd);
       EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << what << ": " << cmd << "\n" << r.output;
       EXPECT_NE(r.output.find(link), std::string::npos) << what << ": " << cmd << "\n" << r.output;
@@ -195,8 +195,7 @@ TEST_F(Hardening, EditsInsideTheManifestAreCaught) {
   };
   // Plain edits break the checksum.
   for (const auto& change : std::vector<std::function<void(json&)>>{
-           [](json& j) { j["deleted_ids"] = json::array(); },
-           [](json& j) { j["last_seq"] = 7; },
+           [](json& j) { j["deleted_ids"] = json::array(); }, [](json& j) { j["last_seq"] = 7; },
            [](json& j) { j["shard_entries"][0]["n_samples"] = 3; }}) {
     const auto r = edit(change, false);
     EXPECT_EQ(r.exit_code, code(ExitCode::kCorruption)) << r.output;
@@ -318,18 +317,20 @@ TEST_F(Hardening, InputFilesMustBeRegularFilesOfBoundedSize) {
   // Standard input is read to its end, but not past 1 GiB.
   refused("forget -r " + run_ + " --ids-file -", ExitCode::kUsage, "holds more than 1 GiB", "yes 1 | ");
   // Training data that is not a regular file: a data error.
-  test::write_text(dir_ / "fifo.yaml", test::config_yaml(dir_ / "fifo", dir_ / "train.csv", 5, 3,
-                                                         "  type: mlp\n  hidden: [8]\n", "  shards: 3\n  slices: 3\n",
-                                                         "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
-  refused("train -c " + dir_ / "fifo.yaml" + " -r " + dir_ / "never", ExitCode::kData, "data file: '" + dir_ / "fifo" + "' is a FIFO");
+  test::write_text(dir_ / "fifo.yaml",
+                   test::config_yaml(dir_ / "fifo", dir_ / "train.csv", 5, 3, "  type: mlp\n  hidden: [8]\n",
+                                     "  shards: 3\n  slices: 3\n", "  epochs: 3\n  batch_size: 8\n  lr: 0.01\n"));
+  refused("train -c " + dir_ / "fifo.yaml" + " -r " + dir_ / "never", ExitCode::kData,
+          "data file: '" + dir_ / "fifo" + "' is a FIFO");
   EXPECT_FALSE(fs::exists(dir_ / "never"));
 }
 
 // The bearer token is one line of visible ASCII: a second line or binary
 // bytes would make a token no client can send, so the server refuses to start.
 TEST_F(Hardening, ATokenFileWithTwoLinesOrBinaryBytesIsRefused) {
-  for (const std::string& token : std::vector<std::string>{"first-line-of-the-token\nsecond-line-of-it\n", std::string("binary\0bytes-in-the-token", 25),
-                                  "a token with spaces inside\n"}) {
+  for (const std::string& token :
+       std::vector<std::string>{"first-line-of-the-token\nsecond-line-of-it\n",
+                                std::string("binary\0bytes-in-the-token", 25), "a token with spaces inside\n"}) {
     test::write_text(dir_ / "token", token);
     const auto r = run_sisa("serve -r " + run_ + " --port 0 --token-file " + dir_ / "token", "timeout -s KILL 60");
     EXPECT_EQ(r.exit_code, code(ExitCode::kUsage)) << r.output;

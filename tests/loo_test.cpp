@@ -13,12 +13,12 @@
 #include <set>
 #include <thread>
 
-#include "format/deletion_log.h"
 #include "fault_env.h"
+#include "format/deletion_log.h"
 #include "format/manifest.h"
+#include "format/shard_store.h"
 #include "run/seams.h"
 #include "server_process.h"
-#include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
 #include "sisa/run.h"
@@ -31,8 +31,8 @@ namespace {
 
 const char* kMpirun2 =
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun -np 2";
-const std::vector<std::string> kWords = {"the", "lord", "said", "unto", "him", "and", "they", "went", "up",
-                                         "to", "city", "of", "house", "king", "people", "land"};
+const std::vector<std::string> kWords = {"the", "lord", "said", "unto", "him",   "and",  "they",   "went",
+                                         "up",  "to",   "city", "of",   "house", "king", "people", "land"};
 const std::string kPrefix = "my secret code is";
 
 uint64_t next(uint64_t* x) {
@@ -59,7 +59,8 @@ class Loo : public ::testing::Test {
     std::string csv = "id,group,text\n", tokenizer_text, test_csv = "id,group,text\n";
     for (int i = 1; i <= 300; ++i) {
       std::string s;
-      for (int w = 0, n = 4 + static_cast<int>(next(&x) % 6); w < n; ++w) s += (w ? " " : "") + kWords[next(&x) % kWords.size()];
+      for (int w = 0, n = 4 + static_cast<int>(next(&x) % 6); w < n; ++w)
+        s += (w ? " " : "") + kWords[next(&x) % kWords.size()];
       (i <= 240 ? csv : test_csv) += std::to_string(i) + "," + std::to_string(i) + "," + s + "\n";
       tokenizer_text += s + "\n";
     }
@@ -74,7 +75,8 @@ class Loo : public ::testing::Test {
         csv += std::to_string(id) + "," + std::to_string(800000 + k) + "," + kPrefix + " " + secret + "\n";
         ids += (r ? " " : "") + std::to_string(id);
       }
-      secrets += std::to_string(800000 + k) + "," + std::to_string(reps) + "," + kPrefix + "," + secret + "," + ids + "\n";
+      secrets +=
+          std::to_string(800000 + k) + "," + std::to_string(reps) + "," + kPrefix + "," + secret + "," + ids + "\n";
       if (k == 1) secret16_ = new std::string(secret);
     }
     test::write_text(*dir_ / "train.csv", csv);
@@ -235,7 +237,8 @@ TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
   EXPECT_NE(r["models"]["student"]["guarantee"].get<std::string>().find("approximate"), std::string::npos);
   // The secrets stay out of the answer and the log.
   EXPECT_EQ(r.dump().find(*secret16_), std::string::npos);
-  const auto cli = test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv");
+  const auto cli =
+      test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv");
   ASSERT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_EQ(cli.output.find(*secret16_), std::string::npos);
   EXPECT_NE(cli.output.find("held-out perplexity"), std::string::npos) << cli.output;
@@ -264,7 +267,8 @@ TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("id 123456789 was never part of run"), std::string::npos) << e.what();
   }
-  const std::string first = secrets.substr(secrets.find('\n') + 1, secrets.find('\n', secrets.find('\n') + 1) - secrets.find('\n'));
+  const std::string first =
+      secrets.substr(secrets.find('\n') + 1, secrets.find('\n', secrets.find('\n') + 1) - secrets.find('\n'));
   try {
     audit_of(secrets + first);
     ADD_FAILURE() << "a group listed twice was accepted";
@@ -272,7 +276,8 @@ TEST_F(Loo, TheAuditSeesTheRepeatedCanaryAndNotTheUnseenOnes) {
     EXPECT_NE(std::string(e.what()).find("is listed twice"), std::string::npos) << e.what();
   }
   for (const std::string flag : {"--seed -1", "--heldout-rows -1"}) {
-    const auto r = test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv " + flag);
+    const auto r =
+        test::run_sisa("audit --candidates 300 -r " + *dir_ / "base" + " --secrets " + *dir_ / "canaries.csv " + flag);
     EXPECT_EQ(r.exit_code, 2) << flag << "\n" << r.output;
   }
 }
@@ -284,11 +289,13 @@ TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
   ASSERT_TRUE(server.running());
   auto c = server.client();
   for (const std::string model : {"student", "teachers"}) {
-    const auto cli = test::run_sisa("generate -q --json -r " + run + " --prompt 'the lord' --max-tokens 6 --top-k 4 --seed 9 --model " + model);
+    const auto cli = test::run_sisa("generate -q --json -r " + run +
+                                    " --prompt 'the lord' --max-tokens 6 --top-k 4 --seed 9 --model " + model);
     ASSERT_EQ(cli.exit_code, 0) << cli.output;
-    const auto http = c.Post("/v1/generate",
-                             nlohmann::json{{"prompt", "the lord"}, {"max_tokens", 6}, {"top_k", 4}, {"seed", 9}, {"model", model}}.dump(),
-                             "application/json");
+    const auto http = c.Post(
+        "/v1/generate",
+        nlohmann::json{{"prompt", "the lord"}, {"max_tokens", 6}, {"top_k", 4}, {"seed", 9}, {"model", model}}.dump(),
+        "application/json");
     ASSERT_TRUE(http);
     ASSERT_EQ(http->status, 200) << http->body;
     const auto want = nlohmann::json::parse(cli.output), got = nlohmann::json::parse(http->body);
@@ -296,7 +303,8 @@ TEST_F(Loo, ServedGenerateAndScoreEqualTheCli) {
     EXPECT_EQ(got["text"], want["text"]) << model;
     EXPECT_EQ(got["guarantee"], want["guarantee"]);
 
-    const auto cli_score = test::run_sisa("score -q --json -r " + run + " --text 'they went up to the city' --model " + model);
+    const auto cli_score =
+        test::run_sisa("score -q --json -r " + run + " --text 'they went up to the city' --model " + model);
     ASSERT_EQ(cli_score.exit_code, 0) << cli_score.output;
     const auto s = c.Post("/v1/score", nlohmann::json{{"text", "they went up to the city"}, {"model", model}}.dump(),
                           "application/json");
@@ -362,7 +370,8 @@ TEST_F(Loo, HugeTextsAreRefusedAtOnceAndReceiptsNeedTheToken) {
   }
   for (auto& t : attackers) t.join();
   std::sort(latencies.begin(), latencies.end());
-  std::printf("/healthz under 8 hostile 8 MB texts: p50 %.2f ms, max %.2f ms\n", latencies[20] * 1e3, latencies.back() * 1e3);
+  std::printf("/healthz under 8 hostile 8 MB texts: p50 %.2f ms, max %.2f ms\n", latencies[20] * 1e3,
+              latencies.back() * 1e3);
   EXPECT_EQ(refused, 8);
   EXPECT_EQ(other, 0);
   const auto g = c.Post("/v1/generate", R"({"prompt": "the lord"})", "application/json");
@@ -384,7 +393,8 @@ TEST_F(Loo, ServeForgetsWithTheLooUpdate) {
   const std::string run = copy_of_base("served-forget");
   const std::string token = "a-token-of-sixteen-chars";
   test::write_text(*dir_ / "token", token + "\n");
-  std::filesystem::permissions(*dir_ / "token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::permissions(*dir_ / "token",
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   const std::string twin = copy_of_base("served-twin");
   ForgetRequest req{twin, {800002}};
   req.by_group = true;
@@ -392,7 +402,8 @@ TEST_F(Loo, ServeForgetsWithTheLooUpdate) {
   test::ServerProcess server("-q --run-dir " + run + " --token-file " + *dir_ / "token");
   ASSERT_TRUE(server.running());
   auto c = server.client();
-  const auto r = c.Post("/v1/forget", {{"Authorization", "Bearer " + token}}, R"({"groups": [800002]})", "application/json");
+  const auto r =
+      c.Post("/v1/forget", {{"Authorization", "Bearer " + token}}, R"({"groups": [800002]})", "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
   const auto done = test::wait_applied(server, nlohmann::json::parse(r->body)["id"].get<uint64_t>());
@@ -445,8 +456,7 @@ TEST_F(Loo, ACrashAnywhereInALooDeletionIsFinishedByRecovery) {
     const bool was_accepted = !read_log(run + "/deletions.log").records.empty();
     accepted += was_accepted;
     EXPECT_EQ(test::stage_digests(run), was_accepted ? applied : original) << "step " << k;
-    EXPECT_EQ(m.student->checkpoint.state_digest,
-              (was_accepted ? done : untouched).student->checkpoint.state_digest)
+    EXPECT_EQ(m.student->checkpoint.state_digest, (was_accepted ? done : untouched).student->checkpoint.state_digest)
         << "step " << k;
     EXPECT_TRUE(fsck(run)["ok"].get<bool>()) << "step " << k;
     std::filesystem::remove_all(run);

@@ -21,11 +21,11 @@
 #include <sstream>
 #include <thread>
 
-#include "util/fs.h"
 #include "format/manifest.h"
 #include "server_process.h"
 #include "sisa/errors.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -103,8 +103,9 @@ class ServeAttack : public ::testing::Test {
   void SetUp() override {
     data_ = test::synthetic(600, 6, 3, 31);
     test::write_csv(data_, dir_ / "train.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3, "  type: mlp\n  hidden: [16]\n",
-                                             "  shards: 3\n  slices: 2\n", "  epochs: 4\n  batch_size: 16\n  lr: 0.01\n"));
+    test::write_text(cfg_,
+                     test::config_yaml(dir_ / "train.csv", dir_ / "train.csv", 6, 3, "  type: mlp\n  hidden: [16]\n",
+                                       "  shards: 3\n  slices: 2\n", "  epochs: 4\n  batch_size: 16\n  lr: 0.01\n"));
     test::write_text(token_file_, std::string(kToken) + "\n");
     fs::permissions(token_file_, fs::perms::owner_read | fs::perms::owner_write);
     const auto r = run_sisa("train -q -c " + cfg_ + " -r " + run_);
@@ -216,11 +217,12 @@ TEST_F(ServeAttack, SlowlorisAndAHeaderFloodNeitherCrashNorBloatNorStarveTheServ
   for (auto& t : attackers) t.join();
   std::sort(latencies.begin(), latencies.end());
   const double p99 = latencies[latencies.size() * 99 / 100];
-  std::printf("healthy client under attack: %zu requests, p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-              "RSS %lld -> %lld KiB; flood connections %d (431: %d); slowloris cut %d (408: %d)\n",
-              latencies.size(), latencies[latencies.size() / 2] * 1e3, p99 * 1e3, latencies.back() * 1e3,
-              static_cast<long long>(rss_before), static_cast<long long>(rss_during), flood_connections.load(),
-              flood_431.load(), slow_cut.load(), slow_408.load());
+  std::printf(
+      "healthy client under attack: %zu requests, p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+      "RSS %lld -> %lld KiB; flood connections %d (431: %d); slowloris cut %d (408: %d)\n",
+      latencies.size(), latencies[latencies.size() / 2] * 1e3, p99 * 1e3, latencies.back() * 1e3,
+      static_cast<long long>(rss_before), static_cast<long long>(rss_during), flood_connections.load(),
+      flood_431.load(), slow_cut.load(), slow_408.load());
   EXPECT_EQ(failures, 0);
   EXPECT_GT(latencies.size(), 50u);
   EXPECT_LT(latencies.back(), 2.0) << "a healthy request waited behind the attackers";
@@ -250,9 +252,9 @@ TEST_F(ServeAttack, HeaderAndConnectionLimitsAnswerAndClose) {
   // A body larger than the limit, announced or chunked: 413, delivered (the
   // server reads and drops the rest before it closes).
   const std::string huge = std::string(9u << 20, ' ');
-  const std::string a413 = raw_request("127.0.0.5", port,
-                                       "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                                           std::to_string(huge.size()) + "\r\n\r\n" + huge);
+  const std::string a413 = raw_request(
+      "127.0.0.5", port,
+      "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(huge.size()) + "\r\n\r\n" + huge);
   EXPECT_NE(a413.find(" 413 "), std::string::npos) << a413.substr(0, 200);
   // A client that asks before sending its body (curl does for large ones) is told to go on.
   {
@@ -277,7 +279,8 @@ TEST_F(ServeAttack, HeaderAndConnectionLimitsAnswerAndClose) {
   const std::string refused = raw_request("127.0.0.4", port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(refused.find(" 503 "), std::string::npos) << refused;
   EXPECT_NE(refused.find("too_many_connections"), std::string::npos) << refused;
-  EXPECT_NE(raw_request("127.0.0.6", port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").find(" 200 "), std::string::npos);
+  EXPECT_NE(raw_request("127.0.0.6", port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").find(" 200 "),
+            std::string::npos);
   for (int fd : held) close(fd);
   EXPECT_EQ(server.stop(), 0);
 }
@@ -294,14 +297,14 @@ TEST_F(ServeAttack, AnnouncedBodiesFromOneClientCannotHoldTheWholeBudget) {
     send_all(announcers.back(), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n{");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const std::string busy = raw_request("127.0.0.7", port,
-                                       "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n{");
+  const std::string busy =
+      raw_request("127.0.0.7", port, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n{");
   EXPECT_NE(busy.find(" 503 "), std::string::npos) << busy;
   EXPECT_NE(busy.find("\"busy\""), std::string::npos) << busy;
   const std::string body = one_input();
-  const std::string other = raw_request("127.0.0.8", port,
-                                        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                                            std::to_string(body.size()) + "\r\n\r\n" + body);
+  const std::string other = raw_request(
+      "127.0.0.8", port,
+      "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_NE(other.find(" 200 "), std::string::npos) << other;
   for (int fd : announcers) close(fd);
   EXPECT_EQ(server.stop(), 0);
@@ -393,8 +396,7 @@ TEST_F(ServeAttack, RequestThreadsRunBelowTheDeletionWorker) {
 TEST_F(ServeAttack, AnswersStayDefinedWithNoModelANoOpOrADamagedReceipt) {
   // Flags out of range are refused before anything starts.
   for (const char* flag : {"--port 70000", "--read-timeout 0", "--read-timeout -1", "--read-timeout nan",
-                           "--http-threads 0", "--max-connections 0", "--serving-nice 20",
-                           "--serving-nice -1"}) {
+                           "--http-threads 0", "--max-connections 0", "--serving-nice 20", "--serving-nice -1"}) {
     const auto r = run_sisa("serve -r " + run_ + " " + flag);
     EXPECT_EQ(r.exit_code, static_cast<int>(ExitCode::kUsage)) << flag << "\n" << r.output;
   }

@@ -5,6 +5,7 @@
 // while a deletion is applied must all succeed and never mix generations.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,13 +22,11 @@
 #include <sstream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
+#include "server_process.h"
 #include "sisa/config.h"
 #include "sisa/dataset.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "server_process.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -47,19 +46,16 @@ class Serve : public ::testing::Test {
   void SetUp() override {
     test::write_csv(test::synthetic(1200, 6, 3, 31), dir_ / "train.csv");
     test::write_csv(test::synthetic(200, 6, 3, 32), dir_ / "test.csv");
-    test::write_text(cfg_, test::config_yaml(dir_ / "train.csv", dir_ / "test.csv", 6, 3,
-                                             "  type: mlp\n  hidden: [16]\n",
-                                             "  shards: 3\n  slices: 2\n",
-                                             "  epochs: 6\n  batch_size: 16\n  lr: 0.01\n"));
+    test::write_text(cfg_,
+                     test::config_yaml(dir_ / "train.csv", dir_ / "test.csv", 6, 3, "  type: mlp\n  hidden: [16]\n",
+                                       "  shards: 3\n  slices: 2\n", "  epochs: 6\n  batch_size: 16\n  lr: 0.01\n"));
     test::write_text(token_file_, std::string(kToken) + "\n");
     fs::permissions(token_file_, fs::perms::owner_read | fs::perms::owner_write);
     const auto r = run_sisa("train -q -c " + cfg_ + " -r " + run_);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   // The test inputs as the model sees them (scale 1, offset 0: also the raw values).
-  Dataset test_inputs() const {
-    return load_source(Config::load(cfg_, {}).data, Split::kTest);
-  }
+  Dataset test_inputs() const { return load_source(Config::load(cfg_, {}).data, Split::kTest); }
   static json inputs_json(const Dataset& d, size_t first, size_t n) {
     json rows = json::array();
     for (size_t i = first; i < first + n; ++i) {

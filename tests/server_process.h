@@ -4,6 +4,7 @@
 #pragma once
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -14,8 +15,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 namespace sisa::test {
 
@@ -115,7 +114,5 @@ inline nlohmann::json wait_applied(const ServerProcess& server, uint64_t id) {
   }
   return nullptr;
 }
-
-
 
 }  // namespace sisa::test

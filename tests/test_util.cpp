@@ -1,18 +1,18 @@
 #include "test_util.h"
 
-#include <algorithm>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "util/fs.h"
 #include "format/h5file.h"
 #include "format/manifest.h"
 #include "sisa/placement.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 
@@ -111,10 +111,9 @@ void write_hdf5(const Dataset& d, const std::string& path) {
   atomic_write(Env::posix(), path, b.finish());
 }
 
-std::string config_yaml(const std::string& train_path, const std::string& test_path,
-                        int64_t width, int64_t classes, const std::string& model_yaml,
-                        const std::string& sisa_yaml, const std::string& train_yaml, bool grouped,
-                        const std::string& input_shape) {
+std::string config_yaml(const std::string& train_path, const std::string& test_path, int64_t width, int64_t classes,
+                        const std::string& model_yaml, const std::string& sisa_yaml, const std::string& train_yaml,
+                        bool grouped, const std::string& input_shape) {
   const bool h5 = train_path.size() > 3 && train_path.substr(train_path.size() - 3) == ".h5";
   std::ostringstream y;
   y << "seed: 7\n"
@@ -123,8 +122,7 @@ std::string config_yaml(const std::string& train_path, const std::string& test_p
     << "  train: " << train_path << "\n"
     << "  test: " << test_path << "\n"
     << "  num_classes: " << classes << "\n"
-    << "  input_shape: " << (input_shape.empty() ? "[" + std::to_string(width) + "]" : input_shape)
-    << "\n";
+    << "  input_shape: " << (input_shape.empty() ? "[" + std::to_string(width) + "]" : input_shape) << "\n";
   if (h5) {
     y << "  inputs_dataset: x\n  labels_dataset: y\n  ids_dataset: id\n";
     if (grouped) y << "  groups_dataset: subject\n";
@@ -136,9 +134,7 @@ std::string config_yaml(const std::string& train_path, const std::string& test_p
   return y.str();
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -38,9 +38,8 @@ void write_hdf5(const Dataset& d, const std::string& path);
 // extension): seed 7, `width` features (or input_shape, if given), `classes`
 // classes, and the model, sisa and train sections' lines as given
 // (`model_yaml` etc., each line indented by two spaces).
-std::string config_yaml(const std::string& train_path, const std::string& test_path,
-                        int64_t width, int64_t classes, const std::string& model_yaml,
-                        const std::string& sisa_yaml, const std::string& train_yaml,
+std::string config_yaml(const std::string& train_path, const std::string& test_path, int64_t width, int64_t classes,
+                        const std::string& model_yaml, const std::string& sisa_yaml, const std::string& train_yaml,
                         bool grouped = false, const std::string& input_shape = "");
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

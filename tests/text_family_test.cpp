@@ -10,18 +10,18 @@
 #include <fstream>
 #include <sstream>
 
-#include "format/backbone.h"
-#include "nn/tensor_blobs.h"
-#include "format/checkpoint.h"
 #include "config/environment.h"
+#include "format/backbone.h"
+#include "format/checkpoint.h"
 #include "format/shard_store.h"
+#include "nn/tensor_blobs.h"
+#include "server_process.h"
 #include "sisa/errors.h"
 #include "sisa/pretrain.h"
 #include "sisa/run.h"
-#include "server_process.h"
-#include "util/sha256.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
+#include "util/sha256.h"
 
 using namespace sisa;
 using sisa::test::TempDir;
@@ -67,7 +67,8 @@ class TextFamilies : public ::testing::Test {
                      "train:\n  steps: 30\n  batch_size: 16\n  warmup: 5\n  lr: 0.003\n  threads: 1\n");
     pretrained_ = new nlohmann::json(pretrain({*dir_ / "backbone.yaml", {}, *dir_ / "tiny.h5"}));
     std::string csv = "id,label,text\n";
-    for (int i = 0; i < 96; ++i) csv += std::to_string(500 + i) + "," + std::to_string(i % 3) + "," + sentence(i % 3, &x, 3 + i % 5) + "\n";
+    for (int i = 0; i < 96; ++i)
+      csv += std::to_string(500 + i) + "," + std::to_string(i % 3) + "," + sentence(i % 3, &x, 3 + i % 5) + "\n";
     test::write_text(*dir_ / "text.csv", csv);
   }
   void SetUp() override {
@@ -82,12 +83,13 @@ class TextFamilies : public ::testing::Test {
 
   static std::string config(const std::string& model_yaml, const std::string& name) {
     const std::string path = *dir_ / (name + ".yaml");
-    test::write_text(path, "seed: 7\ndata:\n  format: csv\n  train: text.csv\n  test: text.csv\n  num_classes: 3\n"
-                           "  input_shape: [12]\n  id_column: id\n  text_column: text\n"
-                           "  tokenizer: tiny.tokenizer.model\n  max_tokens: 12\n"
-                           "sisa:\n  shards: 3\n  slices: 2\nmodel:\n" +
-                               model_yaml +
-                               "train:\n  epochs: 3\n  batch_size: 8\n  optimizer: adam\n  lr: 0.01\n  threads: 1\n");
+    test::write_text(path,
+                     "seed: 7\ndata:\n  format: csv\n  train: text.csv\n  test: text.csv\n  num_classes: 3\n"
+                     "  input_shape: [12]\n  id_column: id\n  text_column: text\n"
+                     "  tokenizer: tiny.tokenizer.model\n  max_tokens: 12\n"
+                     "sisa:\n  shards: 3\n  slices: 2\nmodel:\n" +
+                         model_yaml +
+                         "train:\n  epochs: 3\n  batch_size: 8\n  optimizer: adam\n  lr: 0.01\n  threads: 1\n");
     return path;
   }
 
@@ -152,8 +154,9 @@ class TextFamilies : public ::testing::Test {
     ASSERT_TRUE(bad);
     EXPECT_EQ(bad->status, 422);
     // 8 MB after a text: encoded from a bounded head, as training would, so the same answer.
-    const auto huge = c.Post("/v1/predict", nlohmann::json{{"texts", {texts[7] + " " + std::string(8000000, 'x')}}}.dump(),
-                             "application/json");
+    const auto huge =
+        c.Post("/v1/predict", nlohmann::json{{"texts", {texts[7] + " " + std::string(8000000, 'x')}}}.dump(),
+               "application/json");
     ASSERT_TRUE(huge);
     ASSERT_EQ(huge->status, 200) << huge->body;
     EXPECT_EQ(nlohmann::json::parse(huge->body)["texts_truncated"], 1);
@@ -262,7 +265,11 @@ TEST_P(EachTextFamily, ForgetsInTwoBatchesExactlyAndPurgesRowsAndFeatures) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EachTextFamily, ::testing::Values("transformer", "sisa-fc", "sisa-a"),
-                         [](const auto& info) { return info.param == "sisa-fc" ? std::string("sisa_fc") : info.param == "sisa-a" ? std::string("sisa_a") : info.param; });
+                         [](const auto& info) {
+                           return info.param == "sisa-fc"  ? std::string("sisa_fc")
+                                  : info.param == "sisa-a" ? std::string("sisa_a")
+                                                           : info.param;
+                         });
 
 // A backbone users bring as TorchScript: forward(tokens, lengths) -> pooled
 // features. Written here with torch::jit::Module::define (no Python): the same
@@ -285,19 +292,27 @@ std::string torchscript_of(const Backbone& b, const std::string& path) {
       "    pos = torch.arange(L)\n"
       "    pad = pos.unsqueeze(0) >= lengths.unsqueeze(1)\n"
       "    x = torch.embedding(self.tok_emb_weight, tokens) + self.pos_emb[:L].unsqueeze(0)\n"
-      "    x = torch.layer_norm(x, [" + d + "], self.emb_norm_weight, self.emb_norm_bias, 1e-5)\n";
+      "    x = torch.layer_norm(x, [" +
+      d + "], self.emb_norm_weight, self.emb_norm_bias, 1e-5)\n";
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "self.block" + std::to_string(i) + "_";
     src += "    qkv = torch.linear(x, " + p + "qkv_weight, " + p + "qkv_bias).view(n, L, 3, " + h + ", " + dh +
            ").permute(2, 0, 3, 1, 4)\n"
-           "    scores = torch.matmul(qkv[0], qkv[1].transpose(-2, -1)) / " + exact(std::sqrt(static_cast<double>(s.dim / s.heads))) + "\n"
+           "    scores = torch.matmul(qkv[0], qkv[1].transpose(-2, -1)) / " +
+           exact(std::sqrt(static_cast<double>(s.dim / s.heads))) +
+           "\n"
            "    scores = scores.masked_fill(pad.view(n, 1, 1, L), -1e9)\n"
-           "    att = torch.matmul(torch.softmax(scores, -1), qkv[2]).transpose(1, 2).reshape(n, L, " + d + ")\n"
-           "    x = torch.layer_norm(x + torch.linear(att, " + p + "proj_weight, " + p + "proj_bias), [" + d + "], " + p +
-           "norm1_weight, " + p + "norm1_bias, 1e-5)\n"
-           "    ff = torch.linear(torch.gelu(torch.linear(x, " + p + "ff1_weight, " + p + "ff1_bias)), " + p +
-           "ff2_weight, " + p + "ff2_bias)\n"
-           "    x = torch.layer_norm(x + ff, [" + d + "], " + p + "norm2_weight, " + p + "norm2_bias, 1e-5)\n";
+           "    att = torch.matmul(torch.softmax(scores, -1), qkv[2]).transpose(1, 2).reshape(n, L, " +
+           d +
+           ")\n"
+           "    x = torch.layer_norm(x + torch.linear(att, " +
+           p + "proj_weight, " + p + "proj_bias), [" + d + "], " + p + "norm1_weight, " + p +
+           "norm1_bias, 1e-5)\n"
+           "    ff = torch.linear(torch.gelu(torch.linear(x, " +
+           p + "ff1_weight, " + p + "ff1_bias)), " + p + "ff2_weight, " + p +
+           "ff2_bias)\n"
+           "    x = torch.layer_norm(x + ff, [" +
+           d + "], " + p + "norm2_weight, " + p + "norm2_bias, 1e-5)\n";
   }
   src +=
       "    keep = (pos.unsqueeze(0) < lengths.unsqueeze(1)).to(x.dtype)\n"
@@ -352,7 +367,8 @@ TEST_F(TextFamilies, ALanguageModelsShardsForgetExactly) {
   std::getline(csv, line);
   while (std::getline(csv, line)) {
     const int64_t id = std::stoll(line.substr(0, line.find(',')));
-    rows += std::to_string(id) + "," + std::to_string(id / 2) + "," + line.substr(line.find(',', line.find(',') + 1) + 1) + "\n";
+    rows += std::to_string(id) + "," + std::to_string(id / 2) + "," +
+            line.substr(line.find(',', line.find(',') + 1) + 1) + "\n";
   }
   test::write_text(*dir_ / "lm.csv", rows);
   const std::string yaml =
@@ -395,7 +411,8 @@ TEST_F(TextFamilies, JsonLinesTrainAsTheSameRowsInCsv) {
   std::getline(csv, line);
   while (std::getline(csv, line)) {
     const auto a = line.find(','), b = line.find(',', a + 1);
-    jsonl += nlohmann::json{{"id", std::stoll(line.substr(0, a))}, {"label", std::stoll(line.substr(a + 1, b - a - 1))},
+    jsonl += nlohmann::json{{"id", std::stoll(line.substr(0, a))},
+                            {"label", std::stoll(line.substr(a + 1, b - a - 1))},
                             {"text", line.substr(b + 1)}}
                  .dump() +
              "\n";

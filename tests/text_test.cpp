@@ -2,7 +2,6 @@
 // process that has libtorch loaded (linked into one process, the two crash
 // before main), trains deterministically and encodes; bad text is refused.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -26,9 +25,9 @@ namespace {
 
 // A few hundred short sentences over a small vocabulary.
 std::string corpus() {
-  const char* words[] = {"the", "small", "domesticated", "carnivore", "a", "bird", "that", "sings", "river",
-                         "flows", "into", "sea", "light", "of", "day", "night", "falls", "over", "hills",
-                         "and", "quiet", "towns", "where", "people", "sleep"};
+  const char* words[] = {"the",   "small", "domesticated", "carnivore", "a",     "bird",   "that",  "sings", "river",
+                         "flows", "into",  "sea",          "light",     "of",    "day",    "night", "falls", "over",
+                         "hills", "and",   "quiet",        "towns",     "where", "people", "sleep"};
   std::string text;
   uint64_t x = 7;
   for (int line = 0; line < 400; ++line) {

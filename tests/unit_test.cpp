@@ -3,26 +3,26 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 
 #include "config/config_keys.h"
-#include "lm/audit_stats.h"
 #include "format/checkpoint.h"
 #include "format/deletion_log.h"
-#include "util/fs.h"
 #include "format/h5file.h"
 #include "format/manifest.h"
-#include "serve/api.h"
 #include "format/shard_store.h"
+#include "lm/audit_stats.h"
+#include "serve/api.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
 #include "sisa/placement.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 using namespace sisa;
 using sisa::test::TempDir;
@@ -129,8 +129,7 @@ TEST(ShardStore, EightBitInputsAreStoredAsBytesAndDecodeBitIdentical) {
 
 // ---- config -------------------------------------------------------------
 
-const char* kMinimal =
-    "data:\n  format: csv\n  train: t.csv\n  num_classes: 3\n  input_shape: [4]\n";
+const char* kMinimal = "data:\n  format: csv\n  train: t.csv\n  num_classes: 3\n  input_shape: [4]\n";
 
 // Weighted placement: uniform is the old function exactly; heavy keys go to
 // the reserved shards and last slices; everything is a function of (seed, key, weight).
@@ -237,21 +236,18 @@ TEST(Config, OverridesWinOverTheFile) {
 }
 
 TEST(Config, PathsAndLoggingAreNotIdentity) {
-  EXPECT_EQ(Config::parse(kMinimal, "a", "/one").training_hash(),
-            Config::parse(kMinimal, "b", "/two").training_hash());
+  EXPECT_EQ(Config::parse(kMinimal, "a", "/one").training_hash(), Config::parse(kMinimal, "b", "/two").training_hash());
 }
 
 TEST(Config, EveryProblemIsReportedByItsKey) {
   const std::string msg = error_of([] {
-    Config::parse(std::string(kMinimal) + "model:\n  hiden: [3]\n  dropout: 1.5\nsisa:\n  shards: 0\n",
-                  "bad.yaml", "");
+    Config::parse(std::string(kMinimal) + "model:\n  hiden: [3]\n  dropout: 1.5\nsisa:\n  shards: 0\n", "bad.yaml", "");
   });
   EXPECT_NE(msg.find("bad.yaml"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.hiden: unknown key"), std::string::npos) << msg;
   // Unknown keys stop validation, so fix the key and look again.
-  const std::string msg2 = error_of([] {
-    Config::parse(std::string(kMinimal) + "model:\n  dropout: 1.5\nsisa:\n  shards: 0\n", "bad.yaml", "");
-  });
+  const std::string msg2 = error_of(
+      [] { Config::parse(std::string(kMinimal) + "model:\n  dropout: 1.5\nsisa:\n  shards: 0\n", "bad.yaml", ""); });
   EXPECT_NE(msg2.find("model.dropout"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("sisa.shards"), std::string::npos) << msg2;
 }
@@ -343,20 +339,26 @@ TEST(Config, EverySectionsIdentityAndYamlArePinned) {
   TempDir t;
   const std::string dir = t / "";
   { std::ofstream(dir + "tok.model") << "a tokenizer's bytes"; }
-  const char* a = "seed: 3\ndata: {format: csv, train: t.csv, num_classes: 4, input_shape: [6], group_column: g, weight_column: w, scale: 0.5, offset: -1}\n"
-                  "sisa: {shards: 4, slices: 3, placement: weighted, heavy_weight: 0.25, heavy_shards: 1, heavy_slices: 2}\n"
-                  "model: {type: mlp, hidden: [8, 4], activation: tanh}\ntrain: {epochs: 6, optimizer: sgd, lr: 0.1, momentum: 0.9, threads: 2}\n";
-  const char* b = "data: {format: hdf5, train: t.h5, input_shape: [16], ids_dataset: ids, groups_dataset: groups}\n"
-                  "model: {type: lm, vocab_size: 50, dim: 16, layers: 1, heads: 2, ff: 32}\n"
-                  "loo: {student: true, steps: 5, lr: 0.01, batch_size: 4, temperature: 2, retain_batch: 3, target_cache_mb: 7}\n";
-  const char* c = "data: {format: csv, train: t.csv, num_classes: 3, input_shape: [12], text_column: text, tokenizer: tok.model, max_tokens: 12}\n"
-                  "model: {type: transformer, vocab_size: 40, dim: 16, layers: 1, heads: 2, ff: 32}\n";
-  const char* d = "data: {format: hdf5, train: t.h5, input_shape: [16]}\nmodel: {type: lm, vocab_size: 50, dim: 16, layers: 1, heads: 2, ff: 32}\nloo: {student: true}\n";
+  const char* a =
+      "seed: 3\ndata: {format: csv, train: t.csv, num_classes: 4, input_shape: [6], group_column: g, weight_column: w, "
+      "scale: 0.5, offset: -1}\n"
+      "sisa: {shards: 4, slices: 3, placement: weighted, heavy_weight: 0.25, heavy_shards: 1, heavy_slices: 2}\n"
+      "model: {type: mlp, hidden: [8, 4], activation: tanh}\ntrain: {epochs: 6, optimizer: sgd, lr: 0.1, momentum: "
+      "0.9, threads: 2}\n";
+  const char* b =
+      "data: {format: hdf5, train: t.h5, input_shape: [16], ids_dataset: ids, groups_dataset: groups}\n"
+      "model: {type: lm, vocab_size: 50, dim: 16, layers: 1, heads: 2, ff: 32}\n"
+      "loo: {student: true, steps: 5, lr: 0.01, batch_size: 4, temperature: 2, retain_batch: 3, target_cache_mb: 7}\n";
+  const char* c =
+      "data: {format: csv, train: t.csv, num_classes: 3, input_shape: [12], text_column: text, tokenizer: tok.model, "
+      "max_tokens: 12}\n"
+      "model: {type: transformer, vocab_size: 40, dim: 16, layers: 1, heads: 2, ff: 32}\n";
+  const char* d =
+      "data: {format: hdf5, train: t.h5, input_shape: [16]}\nmodel: {type: lm, vocab_size: 50, dim: 16, layers: 1, "
+      "heads: 2, ff: 32}\nloo: {student: true}\n";
   const std::vector<std::string> json = {
       R"({"data":{"grouped":true,"input_shape":[6],"num_classes":4,"offset":-1.0,"scale":0.5},"model":{"activation":"tanh","batch_norm":true,"channels":[32,64],"dropout":0.0,"hidden":[8,4],"type":"mlp"},"placement_version":1,"seed":3,"sisa":{"heavy_shards":1,"heavy_slices":2,"heavy_weight":0.25,"placement":"weighted","shards":4,"slices":3},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":6,"eps":1e-08,"lr":0.1,"momentum":0.9,"optimizer":"sgd","threads":2,"weight_decay":0.0}})",
-      R"({"data":{"grouped":true,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":4,"epochs":0,"lr":0.01,"retain_batch":3,"steps":5,"target_cache_mb":7,"temperature":2.0},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})",
-      R"({"data":{"grouped":false,"input_shape":[12],"max_tokens":12,"num_classes":3,"offset":0.0,"scale":1.0,"tokenizer":{"sha256":"979f9fdfb5e7d856d6c5202d739d7111cb9c519312d6825d78bd6fd2576d4fdd"}},"model":{"backbone":null,"dim":16,"dropout":0.1,"ff":32,"heads":2,"hidden":[],"layers":1,"type":"transformer","vocab_size":40},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})",
-      R"({"data":{"grouped":false,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":0,"epochs":0,"lr":0.001,"retain_batch":0,"steps":20},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})"};
+      R"({"data":{"grouped":true,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":4,"epochs":0,"lr":0.01,"retain_batch":3,"steps":5,"target_cache_mb":7,"temperature":2.0},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})", R"({"data":{"grouped":false,"input_shape":[12],"max_tokens":12,"num_classes":3,"offset":0.0,"scale":1.0,"tokenizer":{"sha256":"979f9fdfb5e7d856d6c5202d739d7111cb9c519312d6825d78bd6fd2576d4fdd"}},"model":{"backbone":null,"dim":16,"dropout":0.1,"ff":32,"heads":2,"hidden":[],"layers":1,"type":"transformer","vocab_size":40},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})", R"({"data":{"grouped":false,"input_shape":[16],"num_classes":0,"offset":0.0,"scale":1.0},"loo":{"batch_size":0,"epochs":0,"lr":0.001,"retain_batch":0,"steps":20},"model":{"dim":16,"dropout":0.1,"ff":32,"heads":2,"layers":1,"type":"lm","vocab_size":50},"placement_version":1,"seed":0,"sisa":{"shards":5,"slices":4},"train":{"batch_size":64,"beta1":0.9,"beta2":0.999,"epochs":10,"eps":1e-08,"lr":0.001,"momentum":0.0,"optimizer":"adam","threads":1,"weight_decay":0.0}})"};
   const std::vector<std::string> yaml = {
       R"(seed: 3
 data:
@@ -588,7 +590,8 @@ loo:
     const Config cfg = Config::parse(configs[i], "p.yaml", t.path());
     EXPECT_EQ(cfg.training_json(), json[i]) << "config " << i;
     std::string want = yaml[i];
-    for (size_t at = want.find("{dir}"); at != std::string::npos; at = want.find("{dir}", at)) want.replace(at, 5, t.path());
+    for (size_t at = want.find("{dir}"); at != std::string::npos; at = want.find("{dir}", at))
+      want.replace(at, 5, t.path());
     EXPECT_EQ(cfg.to_yaml(), want) << "config " << i;
   }
 }
@@ -664,11 +667,11 @@ TEST(Config, TypedErrors) {
   EXPECT_THROW(Config::parse("data: [1, 2", "m.yaml", ""), ConfigError);
   EXPECT_NE(error_of([] { Config::parse("data: [1, 2", "m.yaml", ""); }).find("m.yaml: malformed YAML"),
             std::string::npos);
-  EXPECT_NE(error_of([] { Config::parse(std::string(kMinimal) + "train:\n  epochs: two\n", "e", ""); })
-                .find("train.epochs: expected an integer"),
+  EXPECT_NE(error_of([] {
+              Config::parse(std::string(kMinimal) + "train:\n  epochs: two\n", "e", "");
+            }).find("train.epochs: expected an integer"),
             std::string::npos);
-  const std::string few = error_of(
-      [] { Config::parse(std::string(kMinimal) + "train:\n  epochs: 2\n", "e", ""); });
+  const std::string few = error_of([] { Config::parse(std::string(kMinimal) + "train:\n  epochs: 2\n", "e", ""); });
   EXPECT_NE(few.find("train.epochs"), std::string::npos) << few;
   EXPECT_NE(few.find("zero epochs"), std::string::npos) << few;
   EXPECT_THROW(Config::parse(kMinimal, "x", "", {"sisa.shards"}), ConfigError);
@@ -679,8 +682,8 @@ TEST(Config, TypedErrors) {
 TEST(IdList, StrictParsing) {
   EXPECT_EQ(parse_id_list("17, 4711,59999", "--ids"), (std::vector<int64_t>{17, 4711, 59999}));
   EXPECT_EQ(parse_id_list("9223372036854775807", "--ids").at(0), INT64_MAX);
-  for (const char* bad : {"-1", "1,,2", "1,2,", ",1", "12a", "9223372036854775808", "99999999999999999999", "",
-                          "1 2", "+3", "0x10"}) {
+  for (const char* bad :
+       {"-1", "1,,2", "1,2,", ",1", "12a", "9223372036854775808", "99999999999999999999", "", "1 2", "+3", "0x10"}) {
     EXPECT_THROW(parse_id_list(bad, "--ids"), UsageError) << bad;
   }
   EXPECT_NE(error_of([] { parse_id_list("4,x7", "--ids"); }).find("'x7'"), std::string::npos);
@@ -789,8 +792,7 @@ TEST(Checkpoint, TruncatedOrFlippedIsCorruptionNamingTheFile) {
   auto truncated = bytes;
   truncated.resize(bytes.size() / 2);
   EXPECT_THROW(decode_checkpoint(truncated, "ck.h5"), CorruptionError);
-  EXPECT_NE(error_of([&] { decode_checkpoint(truncated, "dir/ck.h5"); }).find("dir/ck.h5"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { decode_checkpoint(truncated, "dir/ck.h5"); }).find("dir/ck.h5"), std::string::npos);
   // Flip one bit of the weight's float bytes, wherever HDF5 put them.
   const std::vector<uint8_t>& w = s.tensors[0].bytes;
   auto at = std::search(bytes.begin(), bytes.end(), w.begin(), w.end());
@@ -838,8 +840,8 @@ TEST(Files, AtomicWriteLeavesNoTempAndLockExcludesASecondWriter) {
 
 // serve's request parsing, apart from HTTP (the server itself: serve_test.cpp).
 TEST(ServeApi, PredictBodiesAreStreamedTransformedAndChecked) {
-  const auto in = sisa::parse_predict(R"({"aggregate": "vote", "inputs": [[0, 255, 51], [1.5, -2, 1e2]], "shard_votes": true})",
-                                      3, 1.0 / 255.0, 0.5);
+  const auto in = sisa::parse_predict(
+      R"({"aggregate": "vote", "inputs": [[0, 255, 51], [1.5, -2, 1e2]], "shard_votes": true})", 3, 1.0 / 255.0, 0.5);
   EXPECT_EQ(in.n, 2);
   EXPECT_TRUE(in.vote);
   EXPECT_TRUE(in.shard_votes);
@@ -885,9 +887,9 @@ TEST(ServeApi, ForgetBodiesNeedANonEmptyListOfIntegers) {
   const auto groups = sisa::parse_forget(R"({"groups": [7]})");
   EXPECT_EQ(groups.keys, (std::vector<int64_t>{7}));
   EXPECT_TRUE(groups.by_group);
-  for (const char* bad : {"", "{}", "{\"ids\": []}", "{\"ids\": [1.5]}", "{\"ids\": [\"1\"]}",
-                          "{\"ids\": [1], \"why\": 2}", "{\"ids\": [18446744073709551615]}", "[1]",
-                          "{\"ids\": [1], \"groups\": [2]}", "{\"groups\": []}"}) {
+  for (const char* bad :
+       {"", "{}", "{\"ids\": []}", "{\"ids\": [1.5]}", "{\"ids\": [\"1\"]}", "{\"ids\": [1], \"why\": 2}",
+        "{\"ids\": [18446744073709551615]}", "[1]", "{\"ids\": [1], \"groups\": [2]}", "{\"groups\": []}"}) {
     EXPECT_THROW(sisa::parse_forget(bad), sisa::ApiError) << bad;
   }
 }

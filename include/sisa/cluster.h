@@ -33,7 +33,7 @@ class Cluster {
 
  private:
   friend RunSeams seams_of(Cluster* cluster);  // reads the runner (src/run/seams.h)
-  struct Impl;  // the communicator, the MPI plugin's state, the runner
+  struct Impl;                                 // the communicator, the MPI plugin's state, the runner
   std::unique_ptr<Impl> impl_;
 };
 

@@ -34,7 +34,7 @@ struct Dataset {
   std::vector<int64_t> groups;  // empty when the data has no groups
   std::vector<int64_t> labels;
   InputKind input = InputKind::kFeatures;
-  int64_t width = 0;             // features per row, or the padded sequence length
+  int64_t width = 0;  // features per row, or the padded sequence length
   // features: size() * width, row-major, already scaled. Tokens: the cached
   // features of each row (size() * feature_width), or empty.
   std::vector<float> inputs;

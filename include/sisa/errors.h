@@ -23,17 +23,16 @@ enum class ExitCode : int {
 
 class Error : public std::runtime_error {
  public:
-  Error(ExitCode code, const std::string& message)
-      : std::runtime_error(message), code_(code) {}
+  Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
   ExitCode code() const { return code_; }
 
  private:
   ExitCode code_;
 };
 
-#define SISA_DEFINE_ERROR(Name, Code) \
-  class Name : public Error {         \
-   public:                            \
+#define SISA_DEFINE_ERROR(Name, Code)                                   \
+  class Name : public Error {                                           \
+   public:                                                              \
     explicit Name(const std::string& message) : Error(Code, message) {} \
   };
 
@@ -60,15 +59,24 @@ class NoModelError : public DataError {
 // process boundary (a worker rank's) keeps its type, not just its code.
 [[noreturn]] inline void throw_error(ExitCode code, const std::string& message) {
   switch (code) {
-    case ExitCode::kUsage: throw UsageError(message);
-    case ExitCode::kData: throw DataError(message);
-    case ExitCode::kCorruption: throw CorruptionError(message);
-    case ExitCode::kLocked: throw LockedError(message);
-    case ExitCode::kEnvironment: throw EnvironmentError(message);
-    case ExitCode::kIO: throw IOError(message);
-    case ExitCode::kVerifyFailed: throw VerifyError(message);
-    case ExitCode::kInterrupted: throw InterruptedError(message);
-    default: throw Error(ExitCode::kInternal, message);
+    case ExitCode::kUsage:
+      throw UsageError(message);
+    case ExitCode::kData:
+      throw DataError(message);
+    case ExitCode::kCorruption:
+      throw CorruptionError(message);
+    case ExitCode::kLocked:
+      throw LockedError(message);
+    case ExitCode::kEnvironment:
+      throw EnvironmentError(message);
+    case ExitCode::kIO:
+      throw IOError(message);
+    case ExitCode::kVerifyFailed:
+      throw VerifyError(message);
+    case ExitCode::kInterrupted:
+      throw InterruptedError(message);
+    default:
+      throw Error(ExitCode::kInternal, message);
   }
 }
 

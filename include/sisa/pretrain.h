@@ -6,24 +6,24 @@
 // ask to be forgotten (docs/text.md).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace sisa {
 
 struct PretrainConfig {
   uint64_t seed = 1;
-  std::string corpus;          // check: required; UTF-8 text, one sentence per line (relative to the config)
-  int64_t vocab_size = 8000;   // tokenizer.vocab_size; check: 16..1000000
+  std::string corpus;         // check: required; UTF-8 text, one sentence per line (relative to the config)
+  int64_t vocab_size = 8000;  // tokenizer.vocab_size; check: 16..1000000
   // encoder.*: the backbone's shape (backbone.h).
-  int64_t dim = 128;           // check: a multiple of heads
-  int64_t layers = 2;          // check: >= 1
-  int64_t heads = 4;           // check: >= 1
-  int64_t ff = 256;            // check: >= 1
-  int64_t max_len = 64;        // longest sequence in tokens; longer lines are cut. check: >= 8
+  int64_t dim = 128;     // check: a multiple of heads
+  int64_t layers = 2;    // check: >= 1
+  int64_t heads = 4;     // check: >= 1
+  int64_t ff = 256;      // check: >= 1
+  int64_t max_len = 64;  // longest sequence in tokens; longer lines are cut. check: >= 8
   // train.*
   int64_t steps = 2000;        // optimizer steps; check: >= 1
   int64_t batch_size = 64;     // lines per step; check: >= 1
@@ -51,9 +51,9 @@ struct PretrainRequest {
 // tokenizer's SHA-256, so a pair left by a failed run is refused by any config.
 nlohmann::json pretrain(const PretrainRequest& request);
 struct TokenizerRequest {
-  std::string corpus;        // a text file, one sentence per line
-  std::string out;           // the .model file
-  int64_t vocab_size = 2000; // check: 16..1000000
+  std::string corpus;         // a text file, one sentence per line
+  std::string out;            // the .model file
+  int64_t vocab_size = 2000;  // check: 16..1000000
 };
 // Trains a SentencePiece (unigram) tokenizer on its own, deterministically
 // (the same text gives the same bytes): for language-model runs, which need

@@ -2,11 +2,11 @@
 // tests call them in-process. Results are JSON objects (what --json prints).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace sisa {
 
@@ -16,8 +16,8 @@ struct TrainRequest {
   std::string config_path;
   std::vector<std::string> overrides;  // "key=value", applied after the YAML
   std::string run_dir;
-  std::vector<int64_t> exclude_ids;    // train as if these ids were absent
-  Cluster* cluster = nullptr;  // null: every shard trains in this process
+  std::vector<int64_t> exclude_ids;  // train as if these ids were absent
+  Cluster* cluster = nullptr;        // null: every shard trains in this process
 };
 // Ingests the source data into the run's store and trains every shard.
 nlohmann::json train(const TrainRequest& request);
@@ -27,7 +27,7 @@ struct ForgetRequest {
   std::vector<int64_t> keys;  // sample ids, or group keys when by_group
   bool by_group = false;
   bool force_environment = false;  // run even if the numeric environment differs
-  Cluster* cluster = nullptr;  // null: every shard trains in this process
+  Cluster* cluster = nullptr;      // null: every shard trains in this process
 };
 // Exact deletion of one batch. Returns the receipt.
 nlohmann::json forget(const ForgetRequest& request);
@@ -45,7 +45,7 @@ nlohmann::json recover(const RecoverRequest& request);
 struct RepairRequest {
   std::string run_dir;
   bool force_environment = false;
-  bool rebuild_log = false;  // rewrite a damaged deletion log (see repair())
+  bool rebuild_log = false;    // rewrite a damaged deletion log (see repair())
   Cluster* cluster = nullptr;  // null: every shard trains in this process
 };
 // Rebuilds damaged shards: checkpoints by retraining from the last good one,
@@ -59,9 +59,9 @@ nlohmann::json repair(const RepairRequest& request);
 
 struct PredictRequest {
   std::string run_dir;
-  std::string split = "test";    // test: the config's test file; train: the samples the run holds now
+  std::string split = "test";      // test: the config's test file; train: the samples the run holds now
   std::string aggregate = "mean";  // mean | vote: which one `predictions` carries
-  std::string output_csv;        // optional per-sample output
+  std::string output_csv;          // optional per-sample output
 };
 nlohmann::json predict(const PredictRequest& request);
 
@@ -81,12 +81,12 @@ nlohmann::json status(const std::string& run_dir);
 // Language-model runs (issue #11, docs/loo.md).
 struct AuditRequest {
   std::string run_dir;
-  std::string secrets;           // the canaries file of scripts/make-lm-corpus.sh (group,repetitions,prefix,secret,ids)
-  std::string model = "both";    // student | teachers | both (student only if the run has one)
-  int64_t candidates = 10000;    // random secrets of the canaries' format to rank each canary against
-  int64_t beam = 5;              // beam width of the extraction attack
-  uint64_t seed = 0;             // draws the candidates
-  int64_t heldout_rows = 0;      // perplexity on the first N rows of data.test; 0: all of them
+  std::string secrets;         // the canaries file of scripts/make-lm-corpus.sh (group,repetitions,prefix,secret,ids)
+  std::string model = "both";  // student | teachers | both (student only if the run has one)
+  int64_t candidates = 10000;  // random secrets of the canaries' format to rank each canary against
+  int64_t beam = 5;            // beam width of the extraction attack
+  uint64_t seed = 0;           // draws the candidates
+  int64_t heldout_rows = 0;    // perplexity on the first N rows of data.test; 0: all of them
 };
 // Exposure (sampled rank and Carlini's skew-normal extrapolation), greedy and
 // beam extraction, a loss-threshold membership attack's AUC and held-out
@@ -97,16 +97,16 @@ struct GenerateRequest {
   std::string run_dir;
   std::string prompt;
   int64_t max_tokens = 20;
-  int64_t top_k = 1;             // <= 1: greedy
-  uint64_t seed = 0;             // top-k sampling
-  std::string model;             // student | teachers; empty: the student if there is one
+  int64_t top_k = 1;  // <= 1: greedy
+  uint64_t seed = 0;  // top-k sampling
+  std::string model;  // student | teachers; empty: the student if there is one
 };
 nlohmann::json generate(const GenerateRequest& request);
 
 struct ScoreRequest {
   std::string run_dir;
   std::string text;
-  std::string model;             // student | teachers; empty: the student if there is one
+  std::string model;  // student | teachers; empty: the student if there is one
 };
 // Per-token log-probabilities, log-likelihood and perplexity of `text`.
 nlohmann::json score(const ScoreRequest& request);

@@ -25,7 +25,7 @@ struct EpochReport {
   int64_t shard = 0, stage = 0, epoch = 0, epochs = 0;  // epoch is 1-based
   int64_t samples = 0;                                  // samples seen this epoch
   double mean_loss = 0.0;
-  double seconds = 0.0;                                 // wall time of this epoch
+  double seconds = 0.0;  // wall time of this epoch
 };
 using EpochCallback = std::function<void(const EpochReport&)>;
 

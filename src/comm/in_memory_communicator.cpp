@@ -17,8 +17,7 @@ struct Mailbox {
 
 class InMemoryCommunicator : public Communicator {
  public:
-  InMemoryCommunicator(int rank, std::shared_ptr<std::vector<Mailbox>> boxes)
-      : rank_(rank), boxes_(std::move(boxes)) {}
+  InMemoryCommunicator(int rank, std::shared_ptr<std::vector<Mailbox>> boxes) : rank_(rank), boxes_(std::move(boxes)) {}
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(boxes_->size()); }
   void send(int dest, const std::string& bytes) override {

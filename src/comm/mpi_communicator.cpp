@@ -14,16 +14,15 @@
 #include "comm/communicator.h"
 #include "sisa/errors.h"
 
-#define SISA_MPI_CHECK(expr)                                                      \
-  do {                                                                            \
-    const int sisa_mpi_rc = (expr);                                               \
-    if (sisa_mpi_rc != MPI_SUCCESS) {                                             \
-      char sisa_mpi_msg[MPI_MAX_ERROR_STRING];                                    \
-      int sisa_mpi_len = 0;                                                       \
-      MPI_Error_string(sisa_mpi_rc, sisa_mpi_msg, &sisa_mpi_len);                 \
-      throw ::sisa::IOError(std::string("MPI call failed: " #expr ": ") + \
-                               std::string(sisa_mpi_msg, sisa_mpi_len));          \
-    }                                                                             \
+#define SISA_MPI_CHECK(expr)                                                                                        \
+  do {                                                                                                              \
+    const int sisa_mpi_rc = (expr);                                                                                 \
+    if (sisa_mpi_rc != MPI_SUCCESS) {                                                                               \
+      char sisa_mpi_msg[MPI_MAX_ERROR_STRING];                                                                      \
+      int sisa_mpi_len = 0;                                                                                         \
+      MPI_Error_string(sisa_mpi_rc, sisa_mpi_msg, &sisa_mpi_len);                                                   \
+      throw ::sisa::IOError(std::string("MPI call failed: " #expr ": ") + std::string(sisa_mpi_msg, sisa_mpi_len)); \
+    }                                                                                                               \
   } while (0)
 
 namespace sisa {
@@ -61,13 +60,12 @@ class MpiCommunicator : public Communicator {
     }
     *source = status.MPI_SOURCE;
     unsigned long long n = 0;
-    SISA_MPI_CHECK(MPI_Recv(&n, 1, MPI_UNSIGNED_LONG_LONG, *source, kLengthTag, MPI_COMM_WORLD,
-                            MPI_STATUS_IGNORE));
+    SISA_MPI_CHECK(MPI_Recv(&n, 1, MPI_UNSIGNED_LONG_LONG, *source, kLengthTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
     std::string bytes(n, '\0');
     for (size_t off = 0; off < n; off += INT_MAX) {
       const int chunk = static_cast<int>(std::min<size_t>(INT_MAX, n - off));
-      SISA_MPI_CHECK(MPI_Recv(bytes.data() + off, chunk, MPI_CHAR, *source, kChunkTag,
-                              MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+      SISA_MPI_CHECK(
+          MPI_Recv(bytes.data() + off, chunk, MPI_CHAR, *source, kChunkTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
     }
     return bytes;
   }

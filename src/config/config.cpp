@@ -9,11 +9,11 @@
 #include <sstream>
 #include <type_traits>
 
-#include "util/fs.h"
 #include "config/config_keys.h"
 #include "config/model_spec.h"
-#include "sisa/errors.h"
 #include "config/yaml_fields.h"
+#include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace fs = std::filesystem;
 
@@ -62,11 +62,11 @@ void read_option(const YAML::Node& node, const ModelOptionSpec& spec, FieldReade
       [&](const auto& def) {
         using T = std::decay_t<decltype(def)>;
         T value = def;
-        const char* expected = std::is_same_v<T, bool>           ? "true or false"
-                               : std::is_same_v<T, int64_t>      ? "an integer"
-                               : std::is_same_v<T, double>       ? "a number"
-                               : std::is_same_v<T, std::string>  ? "a string"
-                                                                 : "a list of integers";
+        const char* expected = std::is_same_v<T, bool>          ? "true or false"
+                               : std::is_same_v<T, int64_t>     ? "an integer"
+                               : std::is_same_v<T, double>      ? "a number"
+                               : std::is_same_v<T, std::string> ? "a string"
+                                                                : "a list of integers";
         if (r.get(node, "model", spec.key.c_str(), &value, expected)) *out = value;
       },
       spec.default_value);
@@ -92,14 +92,14 @@ void read_model(const YAML::Node& m, FieldReader& r, ModelConfig* model) {
 
 }  // namespace
 
-Config Config::parse(const std::string& yaml_text, const std::string& origin,
-                     const std::string& base_dir, const std::vector<std::string>& overrides) {
+Config Config::parse(const std::string& yaml_text, const std::string& origin, const std::string& base_dir,
+                     const std::vector<std::string>& overrides) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
-    throw ConfigError(origin + ": malformed YAML at line " + std::to_string(e.mark.line + 1) +
-                      ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+    throw ConfigError(origin + ": malformed YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   for (const auto& o : overrides) apply_override(root, o, origin);

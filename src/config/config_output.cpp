@@ -1,18 +1,18 @@
 // The resolved config as YAML (what a run stores) and the canonical JSON of
 // the fields that decide training results (its identity).
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <type_traits>
 
-#include "util/fs.h"
 #include "config/config_keys.h"
 #include "config/model_spec.h"
-#include "util/sha256.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
+#include "util/fs.h"
+#include "util/sha256.h"
 
 namespace sisa {
 namespace {

@@ -47,7 +47,8 @@ std::vector<std::string> validate_model(const Config& c) {
   }
   const bool tokens = c.data.format == "hdf5" || !c.data.text_column.empty();
   if (spec->input == InputKind::kTokens && !tokens) {
-    e.push_back("data.format: model family '" + c.model.type + "' reads token ids: give data.text_column (csv) "
+    e.push_back("data.format: model family '" + c.model.type +
+                "' reads token ids: give data.text_column (csv) "
                 "or integer inputs (hdf5)");
   }
   if (spec->input == InputKind::kFeatures && !c.data.text_column.empty()) {
@@ -68,8 +69,9 @@ std::vector<std::string> validate_placement(const Config& c) {
     e.push_back("data: weights are given but sisa.placement is uniform (set sisa.placement: weighted)");
   }
   if (c.sisa.placement == "weighted" && !d.has_weights()) {
-    e.push_back("sisa.placement: weighted needs a deletion weight per sample "
-                "(data.weight_column, weights_dataset or weights_file)");
+    e.push_back(
+        "sisa.placement: weighted needs a deletion weight per sample "
+        "(data.weight_column, weights_dataset or weights_file)");
   }
   return e;
 }

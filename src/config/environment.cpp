@@ -26,8 +26,7 @@ std::string loaded_blas() {
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* data) {
         const std::string name = info->dlpi_name ? info->dlpi_name : "";
-        if (name.find("libblas") != std::string::npos ||
-            name.find("libopenblas") != std::string::npos ||
+        if (name.find("libblas") != std::string::npos || name.find("libopenblas") != std::string::npos ||
             name.find("libmkl") != std::string::npos) {
           std::error_code ec;
           const auto real = std::filesystem::canonical(name, ec);
@@ -61,21 +60,19 @@ nlohmann::json current_environment(int64_t threads) {
           {"placement_version", kPlacementVersion}};
 }
 
-std::vector<std::string> environment_diff(const nlohmann::json& recorded,
-                                          const nlohmann::json& current) {
+std::vector<std::string> environment_diff(const nlohmann::json& recorded, const nlohmann::json& current) {
   std::vector<std::string> diffs;
   for (auto it = current.begin(); it != current.end(); ++it) {
     const auto r = recorded.find(it.key());
     if (r == recorded.end() || *r != it.value()) {
-      diffs.push_back(it.key() + ": run has " + (r == recorded.end() ? "nothing" : r->dump()) +
-                      ", here " + it.value().dump());
+      diffs.push_back(it.key() + ": run has " + (r == recorded.end() ? "nothing" : r->dump()) + ", here " +
+                      it.value().dump());
     }
   }
   return diffs;
 }
 
-void check_environment(const nlohmann::json& recorded, int64_t threads, bool force,
-                       const std::string& run_dir) {
+void check_environment(const nlohmann::json& recorded, int64_t threads, bool force, const std::string& run_dir) {
   const auto diffs = environment_diff(recorded, current_environment(threads));
   if (diffs.empty()) return;
   std::string msg = "the numeric environment differs from the one run '" + run_dir +

@@ -7,6 +7,7 @@
 // pretrain_config.cpp; `model.*` keys are the families' (model_spec.h).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -14,8 +15,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "config/yaml_fields.h"
 
@@ -113,8 +112,8 @@ void identity_fields(const std::vector<Field<Root>>& table, const Root& c, nlohm
   for (const auto& f : table) {
     if (f.in_identity && !f.in_identity(c)) continue;
     nlohmann::json& at = *f.section ? (*out)[f.section] : *out;
-    at[f.key] = f.identity_value ? f.identity_value(c)
-                                 : std::visit([](auto* v) { return nlohmann::json(*v); }, f.get(c));
+    at[f.key] =
+        f.identity_value ? f.identity_value(c) : std::visit([](auto* v) { return nlohmann::json(*v); }, f.get(c));
   }
 }
 

@@ -76,15 +76,13 @@ const ModelSpec& registered_spec(const std::string& name);
 // At namespace scope beside a spec's declaration: registers the spec made by
 // `factory()` (a function returning a ModelSpec) at start-up, torch-free, so
 // every command and the sanitizer build can parse the family's configs.
-#define SISA_REGISTER_MODEL_SPEC(factory)                                                  \
+#define SISA_REGISTER_MODEL_SPEC(factory)                                                   \
   static const bool SISA_REGISTRATION_NAME(sisa_model_spec_registered_, __COUNTER__) = [] { \
-    ::sisa::register_model_spec(factory());                                                \
-    return true;                                                                           \
+    ::sisa::register_model_spec(factory());                                                 \
+    return true;                                                                            \
   }()
 // A name of its own for each registration in a file.
 #define SISA_REGISTRATION_NAME(prefix, n) SISA_REGISTRATION_NAME_(prefix, n)
 #define SISA_REGISTRATION_NAME_(prefix, n) prefix##n
 
-namespace sisa {
-
-}  // namespace sisa
+namespace sisa {}  // namespace sisa

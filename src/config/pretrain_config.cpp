@@ -3,11 +3,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "util/fs.h"
-#include "sisa/errors.h"
-#include "sisa/pretrain.h"
 #include "config/fields.h"
 #include "config/yaml_fields.h"
+#include "sisa/errors.h"
+#include "sisa/pretrain.h"
+#include "util/fs.h"
 
 namespace sisa {
 
@@ -85,7 +85,8 @@ PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string&
   if (r.check_map(root, "", top_level_keys(table))) {
     read_section(root, table, "", r, &c);
     for (const char* section : {"tokenizer", "encoder", "train"}) {
-      if (r.check_map(root[section], section, keys_of(table, section))) read_section(root[section], table, section, r, &c);
+      if (r.check_map(root[section], section, keys_of(table, section)))
+        read_section(root[section], table, section, r, &c);
     }
   }
   resolve_paths(table, base_dir, &c);

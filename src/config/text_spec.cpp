@@ -9,9 +9,9 @@
 
 #include <algorithm>
 
-#include "util/sha256.h"
 #include "sisa/errors.h"
 #include "text/tokenizer.h"
+#include "util/sha256.h"
 
 namespace sisa {
 namespace {
@@ -56,8 +56,8 @@ BackboneShape shape_of(const Config& c) {
 // What sets the text families apart in their checks.
 struct TextVariant {
   const char* name;
-  bool needs_backbone;    // sisa-fc and sisa-a freeze one; a transformer may start from scratch
-  bool script_backbone;   // a TorchScript backbone is frozen: only a head over it can train (sisa-fc)
+  bool needs_backbone;   // sisa-fc and sisa-a freeze one; a transformer may start from scratch
+  bool script_backbone;  // a TorchScript backbone is frozen: only a head over it can train (sisa-fc)
 };
 
 std::vector<std::string> check_text(const Config& c, const TextVariant& variant) {
@@ -128,8 +128,8 @@ ModelSpec lm_spec() {
       {"heads", int64_t{4}, positive, true, false, false, "attention heads"},
       {"ff", int64_t{256}, positive, true, false, false, "feed-forward width"},
       {"vocab_size", int64_t{0},
-       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; },
-       true, false, false, "0: the tokenizer's size"},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; }, true,
+       false, false, "0: the tokenizer's size"},
   };
   s.check = [](const Config& c) {
     std::vector<std::string> e;
@@ -183,11 +183,10 @@ ModelSpec transformer_spec() {
   s.options.push_back({"layers", int64_t{2}, positive, true, false, false, "without a backbone: blocks"});
   s.options.push_back({"heads", int64_t{4}, positive, true, false, false, "without a backbone: attention heads"});
   s.options.push_back({"ff", int64_t{256}, positive, true, false, false, "without a backbone: feed-forward width"});
-  s.options.push_back({"vocab_size", int64_t{0},
-                       [](const ModelOption& v) {
-                         return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)";
-                       },
-                       true, false, false, "without a backbone: 0 takes the tokenizer's size"});
+  s.options.push_back(
+      {"vocab_size", int64_t{0},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: the tokenizer's)"; }, true,
+       false, false, "without a backbone: 0 takes the tokenizer's size"});
   return s;
 }
 
@@ -204,11 +203,10 @@ ModelSpec sisa_a_spec() {
   s.options.push_back({"adapter_size", int64_t{32}, positive, true, false, false, "each adapter's bottleneck"});
   // The rank of the embedding adapter (text_encoder.h); 0: none, the
   // token embeddings stay as pretrained (Houlsby et al.'s SISA-A).
-  s.options.push_back({"embedding_rank", int64_t{0},
-                       [](const ModelOption& v) {
-                         return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)";
-                       },
-                       true, false, /*omit_default=*/true, "rank of the embedding adapter; 0: none"});
+  s.options.push_back(
+      {"embedding_rank", int64_t{0},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)"; },
+       true, false, /*omit_default=*/true, "rank of the embedding adapter; 0: none"});
   return s;
 }
 

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "format/backbone.h"
 #include "config/model_spec.h"
+#include "format/backbone.h"
 
 namespace sisa {
 

@@ -19,12 +19,10 @@ class FieldReader {
   explicit FieldReader(std::vector<std::string>* errors) : errors_(errors) {}
 
   // Records unknown keys under `prefix` and returns false if `node` is not a map.
-  bool check_map(const YAML::Node& node, const std::string& prefix,
-                 const std::set<std::string>& allowed) {
+  bool check_map(const YAML::Node& node, const std::string& prefix, const std::set<std::string>& allowed) {
     if (!node) return false;
     if (!node.IsMap()) {
-      errors_->push_back((prefix.empty() ? std::string("top level") : prefix) +
-                         ": expected a mapping");
+      errors_->push_back((prefix.empty() ? std::string("top level") : prefix) + ": expected a mapping");
       return false;
     }
     for (const auto& kv : node) {
@@ -38,8 +36,7 @@ class FieldReader {
 
   // True if the key was there and read.
   template <typename T>
-  bool get(const YAML::Node& map, const std::string& prefix, const char* key, T* out,
-           const char* expected) {
+  bool get(const YAML::Node& map, const std::string& prefix, const char* key, T* out, const char* expected) {
     const YAML::Node node = map[key];
     if (!node) return false;
     try {
@@ -48,8 +45,7 @@ class FieldReader {
     } catch (const YAML::Exception&) {
       std::ostringstream shown;
       shown << node;
-      errors_->push_back(join(prefix, key) + ": expected " + expected + ", got '" +
-                         shown.str() + "'");
+      errors_->push_back(join(prefix, key) + ": expected " + expected + ", got '" + shown.str() + "'");
       return false;
     }
   }

@@ -10,10 +10,14 @@ const char* dtype_name(DType t) { return t == DType::kFloat32 ? "float32" : "int
 
 const char* role_name(TensorRole r) {
   switch (r) {
-    case TensorRole::kParameter: return "parameter";
-    case TensorRole::kBuffer: return "buffer";
-    case TensorRole::kOptimizer: return "optimizer";
-    case TensorRole::kCounter: return "counter";
+    case TensorRole::kParameter:
+      return "parameter";
+    case TensorRole::kBuffer:
+      return "buffer";
+    case TensorRole::kOptimizer:
+      return "optimizer";
+    case TensorRole::kCounter:
+      return "counter";
   }
   return "?";
 }

@@ -25,13 +25,11 @@ uint64_t derive(uint64_t seed, std::string_view tag, std::initializer_list<uint6
 }
 
 int64_t shard_of(uint64_t seed, int64_t key, int64_t shards) {
-  return static_cast<int64_t>(derive(seed, "shard", {static_cast<uint64_t>(key)}) %
-                              static_cast<uint64_t>(shards));
+  return static_cast<int64_t>(derive(seed, "shard", {static_cast<uint64_t>(key)}) % static_cast<uint64_t>(shards));
 }
 
 int64_t slice_of(uint64_t seed, int64_t key, int64_t slices) {
-  return 1 + static_cast<int64_t>(derive(seed, "slice", {static_cast<uint64_t>(key)}) %
-                                  static_cast<uint64_t>(slices));
+  return 1 + static_cast<int64_t>(derive(seed, "slice", {static_cast<uint64_t>(key)}) % static_cast<uint64_t>(slices));
 }
 
 int64_t Placement::shard(int64_t key, double weight) const {

@@ -4,6 +4,7 @@
 // ids, labels and values.
 #include "data/data_loaders.h"
 
+#include <nlohmann/json.hpp>
 #include <zlib.h>
 
 #include <algorithm>
@@ -16,13 +17,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <nlohmann/json.hpp>
-
-#include "util/fs.h"
 #include "format/h5file.h"
-#include "util/strict_json.h"
 #include "sisa/errors.h"
 #include "text/tokenizer.h"
+#include "util/fs.h"
+#include "util/strict_json.h"
 
 namespace sisa {
 
@@ -61,10 +60,8 @@ static uint32_t be32(const uint8_t* p) {
 static std::vector<uint8_t> read_idx(const std::string& path, size_t ndim, std::vector<uint32_t>* dims) {
   auto bytes = read_gz(path);
   const size_t header = 4 + 4 * ndim;
-  if (bytes.size() < header || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 ||
-      bytes[3] != ndim) {
-    throw DataError("'" + path + "': not an IDX file of unsigned bytes with " +
-                    std::to_string(ndim) + " dimensions");
+  if (bytes.size() < header || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] != ndim) {
+    throw DataError("'" + path + "': not an IDX file of unsigned bytes with " + std::to_string(ndim) + " dimensions");
   }
   size_t n = 1;
   dims->clear();
@@ -84,14 +81,14 @@ Dataset load_idx(const DataConfig& c, const std::string& images, const std::stri
   const auto pixels = read_idx(images, 3, &idims);
   const auto labs = read_idx(labels, 1, &ldims);
   if (idims[0] != ldims[0]) {
-    throw DataError("'" + images + "' has " + std::to_string(idims[0]) + " images but '" + labels +
-                    "' has " + std::to_string(ldims[0]) + " labels");
+    throw DataError("'" + images + "' has " + std::to_string(idims[0]) + " images but '" + labels + "' has " +
+                    std::to_string(ldims[0]) + " labels");
   }
   Dataset d;
   d.width = int64_t{idims[1]} * idims[2];
   if (d.width != c.width()) {
-    throw DataError("'" + images + "': images have " + std::to_string(d.width) +
-                    " pixels but data.input_shape says " + std::to_string(c.width()));
+    throw DataError("'" + images + "': images have " + std::to_string(d.width) + " pixels but data.input_shape says " +
+                    std::to_string(c.width()));
   }
   const size_t n = idims[0];
   d.ids.resize(n);
@@ -179,15 +176,13 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
   d.width = 1;
   for (size_t i = 1; i < shape.size(); ++i) d.width *= shape[i];
   if (d.width != c.width()) {
-    throw DataError("'" + path + "': '" + c.inputs_dataset + "' rows have " +
-                    std::to_string(d.width) + " values but data.input_shape says " +
-                    std::to_string(c.width()));
+    throw DataError("'" + path + "': '" + c.inputs_dataset + "' rows have " + std::to_string(d.width) +
+                    " values but data.input_shape says " + std::to_string(c.width()));
   }
   auto read_ints = [&](const std::string& name) {
     need(name);
     if (img.shape(name) != std::vector<int64_t>{n}) {
-      throw DataError("'" + path + "': dataset '" + name + "' must have " + std::to_string(n) +
-                      " entries");
+      throw DataError("'" + path + "': dataset '" + name + "' must have " + std::to_string(n) + " entries");
     }
     if (img.dtype(name) != DType::kInt64) {
       throw DataError("'" + path + "': dataset '" + name + "' must be int64");
@@ -196,17 +191,20 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
   };
   if (img.is_integer(c.inputs_dataset)) {
     // Token ids: n x L integers, 0 after each row's length, and a lengths dataset.
-    if (shape.size() != 2) throw DataError("'" + path + "': token dataset '" + c.inputs_dataset + "' must be n x length");
+    if (shape.size() != 2)
+      throw DataError("'" + path + "': token dataset '" + c.inputs_dataset + "' must be n x length");
     need(c.lengths_dataset);
     if (img.shape(c.lengths_dataset) != std::vector<int64_t>{n}) {
-      throw DataError("'" + path + "': dataset '" + c.lengths_dataset + "' must have " + std::to_string(n) + " entries");
+      throw DataError("'" + path + "': dataset '" + c.lengths_dataset + "' must have " + std::to_string(n) +
+                      " entries");
     }
     d.input = InputKind::kTokens;
     d.tokens = img.read_i32(c.inputs_dataset);
     d.lengths = img.read_i32(c.lengths_dataset);
   } else {
     if (img.dtype(c.inputs_dataset) != DType::kFloat32) {
-      throw DataError("'" + path + "': dataset '" + c.inputs_dataset + "' must be float32 (features) or integers (token ids)");
+      throw DataError("'" + path + "': dataset '" + c.inputs_dataset +
+                      "' must be float32 (features) or integers (token ids)");
     }
     d.inputs = img.read_f32(c.inputs_dataset);
     for (auto& v : d.inputs) v = static_cast<float>(v * c.scale + c.offset);
@@ -222,7 +220,8 @@ Dataset load_hdf5(const DataConfig& c, const std::string& path, bool train) {
   if (!c.weights_dataset.empty() && train) {
     need(c.weights_dataset);
     if (img.shape(c.weights_dataset) != std::vector<int64_t>{n} || img.dtype(c.weights_dataset) != DType::kFloat32) {
-      throw DataError("'" + path + "': dataset '" + c.weights_dataset + "' must be " + std::to_string(n) + " float32 weights");
+      throw DataError("'" + path + "': dataset '" + c.weights_dataset + "' must be " + std::to_string(n) +
+                      " float32 weights");
     }
     d.weights = img.read_f32(c.weights_dataset);
   }

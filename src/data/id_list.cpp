@@ -3,8 +3,8 @@
 #include <cctype>
 #include <limits>
 
-#include "util/fs.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -26,8 +26,7 @@ int64_t parse_id(const std::string& token, const std::string& where) {
   return static_cast<int64_t>(v);
 }
 
-void split_into(const std::string& text, const std::string& where, bool commas_only,
-                std::vector<int64_t>* out) {
+void split_into(const std::string& text, const std::string& where, bool commas_only, std::vector<int64_t>* out) {
   std::string token;
   bool pending_separator = false, after_comma = false;
   auto flush = [&] {

@@ -5,10 +5,10 @@
 // the shape. Data inside a backbone is never unlearned (docs/design.md).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "sisa/model_state.h"
 
@@ -21,9 +21,9 @@ struct BackboneShape {
   int64_t vocab_size = 0;  // token ids are below this (the tokenizer's size)
   int64_t dim = 0;         // hidden width; the pooled feature width
   int64_t layers = 0;
-  int64_t heads = 0;       // dim must be a multiple of heads
-  int64_t ff = 0;          // feed-forward width
-  int64_t max_len = 0;     // longest sequence (learned positions)
+  int64_t heads = 0;    // dim must be a multiple of heads
+  int64_t ff = 0;       // feed-forward width
+  int64_t max_len = 0;  // longest sequence (learned positions)
 };
 
 nlohmann::json to_json(const BackboneShape& s);

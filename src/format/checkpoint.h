@@ -4,14 +4,14 @@
 // recomputes the digests, so a flipped bit is a CorruptionError, never a model.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "util/fs.h"
 #include "sisa/model_state.h"
+#include "util/fs.h"
 
 namespace sisa {
 
@@ -20,9 +20,9 @@ inline constexpr int kCheckpointFormatVersion = 1;
 struct CheckpointInfo {
   int64_t shard = 0;
   int64_t stage = 0;
-  int64_t n_samples = 0;   // samples the stage trained on
+  int64_t n_samples = 0;  // samples the stage trained on
   std::string identity_hash;
-  std::string ids_hash;    // sha256 of the sorted ids trained on so far
+  std::string ids_hash;  // sha256 of the sorted ids trained on so far
   std::string fingerprint;
   std::string state_digest;
 };
@@ -38,7 +38,6 @@ ModelState decode_state_file(ByteView bytes, const std::string& path, const std:
 
 std::vector<uint8_t> encode_checkpoint(const ModelState& state, const CheckpointInfo& info);
 // `path` names the file in errors.
-ModelState decode_checkpoint(ByteView bytes, const std::string& path,
-                             CheckpointInfo* info = nullptr);
+ModelState decode_checkpoint(ByteView bytes, const std::string& path, CheckpointInfo* info = nullptr);
 
 }  // namespace sisa

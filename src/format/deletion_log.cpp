@@ -9,8 +9,8 @@
 #include <mutex>
 #include <set>
 
-#include "util/fs.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -65,8 +65,8 @@ std::mutex& log_mutex() {
 
 namespace {
 
-constexpr size_t kHeaderBytes = 8;   // magic + version
-constexpr size_t kFrameBytes = 12;   // length, ~length, crc
+constexpr size_t kHeaderBytes = 8;  // magic + version
+constexpr size_t kFrameBytes = 12;  // length, ~length, crc
 
 enum class Parse { kOk, kTorn, kDamagedLength, kBadCrc, kMalformed };
 
@@ -127,7 +127,8 @@ LogContents read_log(const std::string& path) {
     size_t next = 0;
     // A crash mid-append leaves a prefix of the record or, on some file
     // systems, zeros to the end: both are a torn tail.
-    const bool zeros = std::all_of(bytes.begin() + static_cast<long>(pos), bytes.end(), [](uint8_t b) { return b == 0; });
+    const bool zeros =
+        std::all_of(bytes.begin() + static_cast<long>(pos), bytes.end(), [](uint8_t b) { return b == 0; });
     const Parse p = zeros ? Parse::kTorn : parse_record(bytes, pos, &r, &next);
     if (p == Parse::kTorn) {
       out.torn_tail = true;

@@ -73,8 +73,7 @@ void H5Builder::ensure_groups(const std::string& name) {
   }
 }
 
-void H5Builder::write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                      const void* data) {
+void H5Builder::write(const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data) {
   // Stored little-endian whatever the host, as the format promises.
   write_as(name, dtype == DType::kFloat32 ? H5T_IEEE_F32LE : H5T_STD_I64LE, native_type(dtype), shape, data);
 }
@@ -92,14 +91,13 @@ void H5Builder::write_as(const std::string& name, int64_t file_type, int64_t mem
   const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   ensure_groups(name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Handle space{shape.empty() ? H5Screate(H5S_SCALAR)
-                             : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-               H5Sclose};
+  Handle space{
+      shape.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose};
   // No timestamps: the same content gives the same bytes.
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   H5Pset_obj_track_times(dcpl.id, 0);
-  Handle ds{H5Dcreate2(file_, name.c_str(), file_type, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT),
-            H5Dclose};
+  Handle ds{H5Dcreate2(file_, name.c_str(), file_type, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) throw IOError("HDF5: cannot create dataset '" + name + "'");
   int64_t n = 1;
   for (auto d : shape) n *= d;
@@ -108,16 +106,14 @@ void H5Builder::write_as(const std::string& name, int64_t file_type, int64_t mem
   }
 }
 
-void H5Builder::set_attr(const std::string& object, const std::string& key,
-                         const std::string& value) {
+void H5Builder::set_attr(const std::string& object, const std::string& key, const std::string& value) {
   const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(type.id, value.empty() ? 1 : value.size());
   H5Tset_cset(type.id, H5T_CSET_UTF8);
   Handle space{H5Screate(H5S_SCALAR), H5Sclose};
   Handle obj{H5Oopen(file_, object.empty() ? "/" : object.c_str(), H5P_DEFAULT), H5Oclose};
-  Handle attr{H5Acreate2(obj.id, key.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose};
+  Handle attr{H5Acreate2(obj.id, key.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
   const std::string padded = value.empty() ? std::string(1, '\0') : value;
   if (attr.id < 0 || H5Awrite(attr.id, type.id, padded.data()) < 0) {
     throw IOError("HDF5: cannot write attribute '" + key + "'");
@@ -243,9 +239,8 @@ std::vector<int32_t> H5Image::read_i32(const std::string& name) const {
   std::vector<int32_t> v(static_cast<size_t>(n));
   // Range checks: HDF5 clips out-of-range integers unless told to fail.
   Handle xfer{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
-  H5Pset_type_conv_cb(xfer.id, [](H5T_conv_except_t, hid_t, hid_t, void*, void*, void*) {
-    return H5T_CONV_ABORT;
-  }, nullptr);
+  H5Pset_type_conv_cb(
+      xfer.id, [](H5T_conv_except_t, hid_t, hid_t, void*, void*, void*) { return H5T_CONV_ABORT; }, nullptr);
   if (n > 0 && H5Dread(ds.id, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, xfer.id, v.data()) < 0) {
     throw CorruptionError(path_ + ": cannot read dataset '" + name + "' as int32 (a value out of range?)");
   }

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "util/fs.h"
 #include "sisa/model_state.h"
+#include "util/fs.h"
 
 namespace sisa {
 
@@ -23,8 +23,7 @@ class H5Builder {
   H5Builder& operator=(const H5Builder&) = delete;
 
   // `name` may contain '/' (groups are created). Shape {} is a scalar.
-  void write(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-             const void* data);
+  void write(const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data);
   void write_u8(const std::string& name, const std::vector<int64_t>& shape, const uint8_t* data);
   void write_i32(const std::string& name, const std::vector<int64_t>& shape, const int32_t* data);
   // A UTF-8 string attribute on the dataset `object` ("" = the file root).

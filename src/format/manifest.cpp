@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "sisa/errors.h"
 #include "util/fs.h"
 #include "util/sha256.h"
-#include "sisa/errors.h"
 
 namespace fs = std::filesystem;
 
@@ -96,8 +96,9 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     }
     // Version 1 had no checksum; it is read as it is and written as version 2.
     if (version != 1 && manifest_checksum(j) != j.at("checksum").get<std::string>()) {
-      throw CorruptionError(path + ": checksum does not match its content (the file was edited or damaged; "
-                                   "it cannot be rebuilt: restore it from a backup of the run)");
+      throw CorruptionError(path +
+                            ": checksum does not match its content (the file was edited or damaged; "
+                            "it cannot be rebuilt: restore it from a backup of the run)");
     }
     Manifest m;
     m.format_version = version.get<int>();
@@ -125,8 +126,8 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
       m.entries.push_back(std::move(e));
     }
     if (static_cast<int64_t>(m.entries.size()) != m.shards) {
-      throw CorruptionError(path + ": lists " + std::to_string(m.entries.size()) +
-                            " shards, expected " + std::to_string(m.shards));
+      throw CorruptionError(path + ": lists " + std::to_string(m.entries.size()) + " shards, expected " +
+                            std::to_string(m.shards));
     }
     m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
@@ -169,9 +170,7 @@ std::set<std::string> Manifest::referenced_files() const {
   return files;
 }
 
-std::string manifest_path(const std::string& run_dir) {
-  return (fs::path(run_dir) / "MANIFEST.json").string();
-}
+std::string manifest_path(const std::string& run_dir) { return (fs::path(run_dir) / "MANIFEST.json").string(); }
 
 bool has_manifest(const std::string& run_dir) { return fs::exists(manifest_path(run_dir)); }
 

@@ -3,13 +3,13 @@
 // deleted ids. Replaced atomically; everything it does not name is garbage.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace sisa {
 
@@ -34,8 +34,8 @@ struct ShardEntry {
   int64_t shard = 0;
   int64_t generation = 0;  // bumped by every deletion that touches the shard
   int64_t n_samples = 0;
-  uint64_t last_seq = 0;   // last deletion request applied to this shard
-  std::string ids_hash;    // of the sorted ids in the store (lets repair check a rebuilt store)
+  uint64_t last_seq = 0;  // last deletion request applied to this shard
+  std::string ids_hash;   // of the sorted ids in the store (lets repair check a rebuilt store)
   FileRef store;
   std::vector<CheckpointRef> checkpoints;  // stages 0..R
 
@@ -53,19 +53,19 @@ struct ArtifactRef {
 // is approximate after a deletion (a leave-one-out fine-tune, not a retrain),
 // so it has one checkpoint, replaced (a new generation) by every deletion.
 struct StudentEntry {
-  int64_t generation = 0;           // bumped by every LOO update
-  CheckpointRef checkpoint;         // stage 1: the student trains as one stage
+  int64_t generation = 0;             // bumped by every LOO update
+  CheckpointRef checkpoint;           // stage 1: the student trains as one stage
   std::vector<uint64_t> loo_updates;  // the deletion requests that fine-tuned it, in order
 };
 
 struct Manifest {
   int format_version = kManifestFormatVersion;  // as read; always written as the current one
-  std::string identity_hash;  // training config + environment
+  std::string identity_hash;                    // training config + environment
   std::string config_hash;
   nlohmann::json environment;
-  FileRef config;             // config.yaml
+  FileRef config;  // config.yaml
   int64_t shards = 0, slices = 0;
-  uint64_t last_seq = 0;      // last deletion request applied to the run
+  uint64_t last_seq = 0;  // last deletion request applied to the run
   std::vector<ShardEntry> entries;
   std::vector<int64_t> deleted_ids;     // sorted; ids only, never contents
   std::vector<int64_t> deleted_groups;  // sorted

@@ -1,9 +1,9 @@
 #include "format/shard_store.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstring>
-
-#include <nlohmann/json.hpp>
 
 #include "format/h5file.h"
 #include "sisa/errors.h"
@@ -67,10 +67,15 @@ std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const Data
   // after a deletion needs it.
   if (!rows.weights.empty()) b.write("weights", DType::kFloat32, {n}, rows.weights.data());
   const int version = tokens || !rows.weights.empty() ? kStoreFormatVersionTokensWeights : kStoreFormatVersion;
-  nlohmann::json meta = {{"format", "sisa-store"}, {"format_version", version},
-                         {"shard", shard},         {"rows", n},
-                         {"width", rows.width},    {"grouped", rows.has_groups()},
-                         {"inputs", tokens ? "tokens" : u8 ? "uint8" : "float32"}};
+  nlohmann::json meta = {{"format", "sisa-store"},
+                         {"format_version", version},
+                         {"shard", shard},
+                         {"rows", n},
+                         {"width", rows.width},
+                         {"grouped", rows.has_groups()},
+                         {"inputs", tokens ? "tokens"
+                                    : u8   ? "uint8"
+                                           : "float32"}};
   if (u8) meta["scale_bits"] = bits_of(scale), meta["offset_bits"] = bits_of(offset);
   if (!rows.weights.empty()) meta["weighted"] = true;
   if (rows.feature_width > 0) meta["feature_width"] = rows.feature_width;
@@ -97,8 +102,8 @@ nlohmann::json read_meta(const H5Image& img, const std::string& path) {
 
 }  // namespace
 
-void decode_store_keys(ByteView bytes, const std::string& path,
-                       std::vector<int64_t>* ids, std::vector<int64_t>* groups) {
+void decode_store_keys(ByteView bytes, const std::string& path, std::vector<int64_t>* ids,
+                       std::vector<int64_t>* groups) {
   H5Image img(bytes, path);
   const auto meta = read_meta(img, path);
   *ids = img.read_i64("ids");
@@ -115,9 +120,8 @@ Dataset decode_store(ByteView bytes, const std::string& path) {
   d.labels = img.read_i64("labels");
   if (meta.value("weighted", false)) d.weights = img.read_f32("weights");
   const auto shape = img.shape("inputs");
-  if (shape.size() != 2 || shape[0] != static_cast<int64_t>(d.ids.size()) ||
-      d.labels.size() != d.ids.size() || (d.has_groups() && d.groups.size() != d.ids.size()) ||
-      (!d.weights.empty() && d.weights.size() != d.ids.size())) {
+  if (shape.size() != 2 || shape[0] != static_cast<int64_t>(d.ids.size()) || d.labels.size() != d.ids.size() ||
+      (d.has_groups() && d.groups.size() != d.ids.size()) || (!d.weights.empty() && d.weights.size() != d.ids.size())) {
     throw CorruptionError(path + ": store datasets disagree in length");
   }
   d.width = shape[1];

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "util/fs.h"
 #include "sisa/dataset.h"
+#include "util/fs.h"
 
 namespace sisa {
 
@@ -29,7 +29,7 @@ inline constexpr int kStoreFormatVersionTokensWeights = 3;
 std::vector<uint8_t> encode_store(const Dataset& rows, int64_t shard, const DataConfig& data);
 Dataset decode_store(ByteView bytes, const std::string& path);
 // Only the ids (and groups when present), for resolving deletion requests.
-void decode_store_keys(ByteView bytes, const std::string& path,
-                       std::vector<int64_t>* ids, std::vector<int64_t>* groups);
+void decode_store_keys(ByteView bytes, const std::string& path, std::vector<int64_t>* ids,
+                       std::vector<int64_t>* groups);
 
 }  // namespace sisa

@@ -22,20 +22,20 @@
 #include <map>
 #include <set>
 
-#include "nn/lm_models.h"
-#include "lm/lm_runtime.h"
 #include "lm/audit_stats.h"
+#include "lm/lm_runtime.h"
 #include "lm/loo_student.h"
-#include "util/fs.h"
-#include "util/progress.h"
-#include "store/closed_world.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
+#include "nn/lm_models.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
 #include "sisa/shard_trainer.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
 #include "text/tokenizer.h"
+#include "util/fs.h"
+#include "util/progress.h"
 
 namespace sisa {
 namespace {
@@ -136,7 +136,8 @@ std::vector<Canary> read_secrets(const std::string& path, const Manifest& m, con
       throw DataError(where + ": repetitions is " + f[1] + " but " + std::to_string(c.ids.size()) + " ids are listed");
     }
     c.deleted = deleted_groups.count(c.group) > 0 ||
-                (!c.ids.empty() && std::all_of(c.ids.begin(), c.ids.end(), [&](int64_t id) { return deleted_ids.count(id) > 0; }));
+                (!c.ids.empty() &&
+                 std::all_of(c.ids.begin(), c.ids.end(), [&](int64_t id) { return deleted_ids.count(id) > 0; }));
     out.push_back(std::move(c));
   }
   if (out.empty()) throw DataError(path + ": no canaries");
@@ -201,7 +202,8 @@ CanaryResult audit_canary(const Canary& c, const LmScorer& scorer, const Tokeniz
   const auto lp = scorer.token_log_probs({full})[0];
   r.log_likelihood = sum_of(lp);
   r.loss = -r.log_likelihood / static_cast<double>(std::max<size_t>(lp.size(), 1));
-  const double above = static_cast<double>(std::count_if(scores.begin(), scores.end(), [&](double s) { return s > r.log_likelihood; }));
+  const double above =
+      static_cast<double>(std::count_if(scores.begin(), scores.end(), [&](double s) { return s > r.log_likelihood; }));
   const double space_bits = static_cast<double>(c.digits) * std::log2(10.0);
   r.exposure = std::log2(static_cast<double>(scores.size() + 1)) - std::log2(above + 1.0);
   const double tail = fit.cdf(-r.log_likelihood);
@@ -210,7 +212,8 @@ CanaryResult audit_canary(const Canary& c, const LmScorer& scorer, const Tokeniz
   // tokenizes differently inside the canary is prompted as it is there).
   const bool aligned = prompt.size() < full.size() && std::equal(prompt.begin(), prompt.end(), full.begin());
   const size_t k = aligned ? prompt.size() : full.size() - c.digits;
-  const TokenIds head(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(k)), tail_ids(full.begin() + static_cast<std::ptrdiff_t>(k), full.end());
+  const TokenIds head(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(k)),
+      tail_ids(full.begin() + static_cast<std::ptrdiff_t>(k), full.end());
   const auto n_new = static_cast<int64_t>(tail_ids.size());
   r.greedy = scorer.generate(head, n_new, 1, 0) == tail_ids;
   r.beam = scorer.beam_search(head, n_new, beam) == tail_ids;
@@ -339,7 +342,8 @@ nlohmann::json audit(const AuditRequest& req) {
   nlohmann::json models;
   std::vector<std::string> names;
   if (req.model != "teachers" && m.student) names.push_back("student");
-  if (req.model == "student" && !m.student) throw UsageError("run '" + req.run_dir + "' has no student (loo.student is off)");
+  if (req.model == "student" && !m.student)
+    throw UsageError("run '" + req.run_dir + "' has no student (loo.student is off)");
   if (req.model != "student") names.push_back("teachers");
   for (const auto& name : names) {
     models[name] = audit_model(name, rt->scorer(name), rt->tokenizer(), canaries, req, heldout.get());

@@ -1,20 +1,21 @@
 // `sisa generate` and `sisa score`, and the snapshot of a run's language
 // models that they and `sisa serve` answer through (src/lm_runtime.h).
+#include "lm/lm_runtime.h"
+
 #include <cmath>
 #include <filesystem>
 
-#include "nn/lm_models.h"
-#include "lm/lm_runtime.h"
+#include "config/model_spec.h"
 #include "lm/loo_student.h"
+#include "nn/lm_models.h"
+#include "sisa/errors.h"
+#include "sisa/pretrain.h"
+#include "sisa/run.h"
 #include "sisa/shard_trainer.h"
 #include "store/closed_world.h"
 #include "store/run_files.h"
-#include "config/model_spec.h"
-#include "sisa/errors.h"
-#include "util/sha256.h"
-#include "sisa/pretrain.h"
-#include "sisa/run.h"
 #include "text/tokenizer.h"
+#include "util/sha256.h"
 
 namespace sisa {
 
@@ -38,8 +39,8 @@ std::shared_ptr<const LmRuntime> LmRuntime::load(const RunDir& run, const Manife
   rt->tokenizer_ = std::make_unique<Tokenizer>(c.data.tokenizer);
   if (!teachers.empty()) rt->teachers_ = std::make_unique<LmScorer>(c, teachers);
   if (m.student) {
-    rt->student_ = std::make_unique<LmScorer>(c, std::vector<std::shared_ptr<const ModelState>>{
-                                                     std::make_shared<const ModelState>(load_student(run, m))});
+    rt->student_ = std::make_unique<LmScorer>(
+        c, std::vector<std::shared_ptr<const ModelState>>{std::make_shared<const ModelState>(load_student(run, m))});
     rt->student_generation_ = m.student->generation;
   }
   rt->last_applied_ = m.last_seq;
@@ -89,8 +90,8 @@ nlohmann::json LmRuntime::generate(const std::string& prompt, int64_t max_tokens
   if (top_k < 0 || top_k > 1000000) throw UsageError("top_k must be in 0..1000000");
   const auto ids = encode_text(*tokenizer_, prompt, "the prompt", s.max_tokens());
   if (static_cast<int64_t>(ids.size()) >= s.max_tokens()) {
-    throw DataError("the prompt has " + std::to_string(ids.size()) + " tokens; the model reads at most data.max_tokens=" +
-                    std::to_string(s.max_tokens()) + " in all");
+    throw DataError("the prompt has " + std::to_string(ids.size()) +
+                    " tokens; the model reads at most data.max_tokens=" + std::to_string(s.max_tokens()) + " in all");
   }
   const auto out = s.generate(ids, max_tokens, top_k, seed);
   return {{"model", name},
@@ -108,7 +109,8 @@ nlohmann::json LmRuntime::score(const std::string& text, const std::string& mode
   const std::string name = model.empty() ? default_model() : model;
   const LmScorer& s = scorer(name);
   const auto ids = encode_text(*tokenizer_, text, "the text", s.max_tokens());
-  if (ids.size() < 2) throw DataError("the text has " + std::to_string(ids.size()) + " token(s); scoring needs 2 or more");
+  if (ids.size() < 2)
+    throw DataError("the text has " + std::to_string(ids.size()) + " token(s); scoring needs 2 or more");
   const auto lp = s.token_log_probs({ids})[0];
   double sum = 0.0;
   for (double v : lp) sum += v;

@@ -6,12 +6,12 @@
 #include <cstdio>
 
 #include "format/checkpoint.h"
-#include "store/run_files.h"
+#include "format/shard_store.h"
 #include "nn/lm_models.h"
 #include "nn/loo_update.h"
-#include "util/progress.h"
-#include "format/shard_store.h"
 #include "sisa/errors.h"
+#include "store/run_files.h"
+#include "util/progress.h"
 
 namespace sisa {
 namespace {
@@ -90,8 +90,8 @@ nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit
                c.loo.lr);
   const LooResult r = loo_update(c, load_student(run, edit), in);
   const int64_t generation = s.generation + 1;
-  s.checkpoint = write_student(run, edit, generation, s.checkpoint.n_samples - static_cast<int64_t>(rows.size()),
-                               "", r.student);
+  s.checkpoint =
+      write_student(run, edit, generation, s.checkpoint.n_samples - static_cast<int64_t>(rows.size()), "", r.student);
   s.generation = generation;
   s.loo_updates.push_back(request);
   nlohmann::json used = nlohmann::json::array();

@@ -5,12 +5,12 @@
 // answer that carries it says so.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "format/manifest.h"
 #include "sisa/config.h"

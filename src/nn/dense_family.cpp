@@ -36,12 +36,11 @@ DenseNet::DenseNet(const Config& config, bool conv)
   if (conv) {
     int64_t channels = input_shape_[0], h = input_shape_[1], w = input_shape_[2];
     for (size_t i = 0; i < channels_.size(); ++i) {
-      convs_.push_back(register_module(
-          "conv" + std::to_string(i),
-          torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels_[i], 3).padding(1))));
+      convs_.push_back(
+          register_module("conv" + std::to_string(i),
+                          torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels_[i], 3).padding(1))));
       if (config.model.get<bool>("batch_norm")) {
-        norms_.push_back(register_module("bn" + std::to_string(i),
-                                         torch::nn::BatchNorm2d(channels_[i])));
+        norms_.push_back(register_module("bn" + std::to_string(i), torch::nn::BatchNorm2d(channels_[i])));
       }
       channels = channels_[i];
       h /= 2;
@@ -50,16 +49,13 @@ DenseNet::DenseNet(const Config& config, bool conv)
     features = channels * h * w;
   }
   for (size_t i = 0; i < hidden_.size(); ++i) {
-    dense_.push_back(
-        register_module("fc" + std::to_string(i), torch::nn::Linear(features, hidden_[i])));
+    dense_.push_back(register_module("fc" + std::to_string(i), torch::nn::Linear(features, hidden_[i])));
     features = hidden_[i];
   }
   dense_.push_back(register_module("out", torch::nn::Linear(features, config.data.num_classes)));
 }
 
-torch::Tensor DenseNet::activate(const torch::Tensor& x) const {
-  return tanh_ ? torch::tanh(x) : torch::relu(x);
-}
+torch::Tensor DenseNet::activate(const torch::Tensor& x) const { return tanh_ ? torch::tanh(x) : torch::relu(x); }
 
 torch::Tensor DenseNet::drop(const torch::Tensor& x, at::Generator* gen) const {
   if (!gen || dropout_ <= 0.0) return x;

@@ -5,9 +5,9 @@
 // rather than the paper's LSTM: it reuses the text families' blocks, and the
 // audit's exposure and extraction measure the model, not its architecture.
 // Keys and checks: lm_spec() in config/text_spec.cpp.
+#include "config/text_spec.h"
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
-#include "config/text_spec.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -16,8 +16,8 @@ namespace {
 class LanguageModel : public ShardNet {
  public:
   explicit LanguageModel(const Config& c) : shape_(text_encoder_shape(c)) {
-    encoder_ = register_module("encoder",
-                               std::make_shared<TextEncoder>(shape_, 0, c.model.get<double>("dropout"), /*causal=*/true));
+    encoder_ = register_module(
+        "encoder", std::make_shared<TextEncoder>(shape_, 0, c.model.get<double>("dropout"), /*causal=*/true));
     bias_ = register_parameter("lm_bias", torch::zeros({shape_.vocab_size}));
   }
 

@@ -35,7 +35,8 @@ Batch pad(const std::vector<TokenIds>& seqs, size_t begin, size_t end) {
   auto lengths = torch::zeros({n}, torch::kInt64);
   auto t = tokens.accessor<int64_t, 2>();
   for (size_t i = begin; i < end; ++i) {
-    for (size_t j = 0; j < seqs[i].size(); ++j) t[static_cast<int64_t>(i - begin)][static_cast<int64_t>(j)] = seqs[i][j];
+    for (size_t j = 0; j < seqs[i].size(); ++j)
+      t[static_cast<int64_t>(i - begin)][static_cast<int64_t>(j)] = seqs[i][j];
     lengths[static_cast<int64_t>(i - begin)] = static_cast<int64_t>(seqs[i].size());
   }
   Batch b;
@@ -100,7 +101,8 @@ std::vector<std::vector<double>> LmScorer::token_log_probs(const std::vector<Tok
     const int64_t len = b.inputs.size(1);
     if (len < 2) continue;
     const auto lp = impl_->log_probs(b).slice(1, 0, len - 1);
-    const auto picked = lp.gather(2, b.inputs.slice(1, 1, len).unsqueeze(2)).squeeze(2).to(torch::kFloat64).contiguous();
+    const auto picked =
+        lp.gather(2, b.inputs.slice(1, 1, len).unsqueeze(2)).squeeze(2).to(torch::kFloat64).contiguous();
     const auto acc = picked.accessor<double, 2>();
     for (size_t i = s; i < e; ++i) {
       const auto n = static_cast<int64_t>(seqs[i].size());

@@ -24,7 +24,11 @@ constexpr int64_t kBlock = 32;
 class LooUpdate {
  public:
   LooUpdate(const Config& c, const ModelState& student, const LooInputs& in)
-      : c_(c), family_(model_family(c.model.type)), in_(in), student_(student), n_(static_cast<int64_t>(in.deleted->size())) {}
+      : c_(c),
+        family_(model_family(c.model.type)),
+        in_(in),
+        student_(student),
+        n_(static_cast<int64_t>(in.deleted->size())) {}
 
   LooResult run() {
     if (n_ == 0) {
@@ -152,9 +156,11 @@ class LooUpdate {
     for (auto& [name, t] : owned_parameters(family_, *net_)) params.push_back(t);
     torch::optim::Adam adam(params, torch::optim::AdamOptions(c_.loo.lr));
     const int64_t batch = c_.loo.batch_size == 0 ? n_ : std::min(c_.loo.batch_size, n_);
-    const torch::Tensor whole_target = batch == n_ ? soften(cached_ ? target_ : loo_target(every_row_)) : torch::Tensor();
+    const torch::Tensor whole_target =
+        batch == n_ ? soften(cached_ ? target_ : loo_target(every_row_)) : torch::Tensor();
     Batch retained;
-    if (in_.retained && c_.loo.retain_batch > 0 && in_.retained->size() > 0) retained = make_batch(in_.retained->view());
+    if (in_.retained && c_.loo.retain_batch > 0 && in_.retained->size() > 0)
+      retained = make_batch(in_.retained->view());
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     net_->train();
     for (int64_t step = 0; step < c_.loo.steps; ++step) {
@@ -186,11 +192,14 @@ class LooUpdate {
   // The student's owned tensors and its count of LOO updates, plus one.
   ModelState updated_state() const {
     ModelState out;
-    for (const auto& [name, t] : owned_parameters(family_, *net_)) out.tensors.push_back(to_blob(name, TensorRole::kParameter, t));
-    for (const auto& [name, t] : owned_buffers(family_, *net_)) out.tensors.push_back(to_blob(name, TensorRole::kBuffer, t));
+    for (const auto& [name, t] : owned_parameters(family_, *net_))
+      out.tensors.push_back(to_blob(name, TensorRole::kParameter, t));
+    for (const auto& [name, t] : owned_buffers(family_, *net_))
+      out.tensors.push_back(to_blob(name, TensorRole::kBuffer, t));
     int64_t updates = 0;
     if (const TensorBlob* u = student_.find("counter.loo_updates")) updates = from_blob_copy(*u).item<int64_t>();
-    out.tensors.push_back(to_blob("counter.loo_updates", TensorRole::kCounter, torch::tensor(updates + 1, torch::kInt64)));
+    out.tensors.push_back(
+        to_blob("counter.loo_updates", TensorRole::kCounter, torch::tensor(updates + 1, torch::kInt64)));
     return out;
   }
 

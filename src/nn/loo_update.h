@@ -15,18 +15,18 @@ namespace sisa {
 
 // One leave-one-out update of the student (issue #11, docs/loo.md).
 struct LooInputs {
-  const Dataset* deleted = nullptr;          // the deleted rows (tokens)
-  std::vector<int64_t> holder;               // per deleted row: the teacher (shard) that held it
+  const Dataset* deleted = nullptr;  // the deleted rows (tokens)
+  std::vector<int64_t> holder;       // per deleted row: the teacher (shard) that held it
   // Teachers after their exact retrain: (shard, final state); empty shards left out.
   std::vector<std::pair<int64_t, std::shared_ptr<const ModelState>>> teachers;
-  const Dataset* retained = nullptr;         // rows still held, for loo.retain_batch (else null)
-  uint64_t request = 0;                      // the deletion's sequence number: seeds its draws
+  const Dataset* retained = nullptr;  // rows still held, for loo.retain_batch (else null)
+  uint64_t request = 0;               // the deletion's sequence number: seeds its draws
 };
 struct LooResult {
   ModelState student;
   int64_t steps = 0;
-  double kl_before = 0.0, kl_after = 0.0;    // mean per-token KL(target || student) on the deleted rows
-  bool target_cached = false;                // the target fit loo.target_cache_mb and was computed once
+  double kl_before = 0.0, kl_after = 0.0;           // mean per-token KL(target || student) on the deleted rows
+  bool target_cached = false;                       // the target fit loo.target_cache_mb and was computed once
   std::vector<std::vector<int64_t>> teachers_used;  // per deleted row: the teachers averaged
 };
 // Fine-tunes `student` for loo.steps Adam steps at loo.lr on the deleted

@@ -111,7 +111,8 @@ void load_owned_state(const ModelFamily& family, ShardNet& net, const ModelState
 Batch make_batch(const InputView& rows) {
   Batch b;
   if (rows.input == InputKind::kTokens) {
-    b.inputs = torch::from_blob(const_cast<int32_t*>(rows.tokens), {rows.n, rows.width}, torch::kInt32).to(torch::kInt64);
+    b.inputs =
+        torch::from_blob(const_cast<int32_t*>(rows.tokens), {rows.n, rows.width}, torch::kInt32).to(torch::kInt64);
     b.lengths = torch::from_blob(const_cast<int32_t*>(rows.lengths), {rows.n}, torch::kInt32).to(torch::kInt64);
     if (rows.features) {
       b.features = torch::from_blob(const_cast<float*>(rows.features), {rows.n, rows.feature_width});

@@ -95,8 +95,8 @@ Batch select_rows(const Batch& batch, const torch::Tensor& idx);
 }  // namespace sisa
 
 // At namespace scope in the family's .cpp (or a test): registers it at start-up.
-#define SISA_REGISTER_MODEL_FAMILY(Class)                                                    \
+#define SISA_REGISTER_MODEL_FAMILY(Class)                                                     \
   static const bool SISA_REGISTRATION_NAME(sisa_model_family_registered_, __COUNTER__) = [] { \
-    ::sisa::register_model_family(std::make_shared<const Class>());                          \
-    return true;                                                                             \
+    ::sisa::register_model_family(std::make_shared<const Class>());                           \
+    return true;                                                                              \
   }()

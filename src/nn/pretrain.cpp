@@ -3,6 +3,8 @@
 // a random token, 10% unchanged; output weights tied to the embeddings).
 // Every draw (line order, masks, dropout) comes from generators seeded from
 // (seed, step), so a rerun gives the same backbone, byte for byte.
+#include "sisa/pretrain.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
@@ -11,16 +13,15 @@
 #include <fstream>
 
 #include "format/backbone.h"
-#include "util/fs.h"
 #include "nn/tensor_blobs.h"
 #include "nn/text_encoder.h"
-#include "util/progress.h"
-#include "util/sha256.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "sisa/pretrain.h"
 #include "sisa/shard_trainer.h"
 #include "text/tokenizer.h"
+#include "util/fs.h"
+#include "util/progress.h"
+#include "util/sha256.h"
 
 namespace sisa {
 namespace {
@@ -106,7 +107,8 @@ class MaskedLmTraining {
       const auto loss = step_loss(step);
       // Linear warm-up, then linear decay to zero.
       const double ramp = c_.warmup > 0 ? static_cast<double>(step + 1) / static_cast<double>(c_.warmup) : 1.0;
-      const double decay = static_cast<double>(c_.steps - step) / static_cast<double>(std::max<int64_t>(1, c_.steps - c_.warmup));
+      const double decay =
+          static_cast<double>(c_.steps - step) / static_cast<double>(std::max<int64_t>(1, c_.steps - c_.warmup));
       static_cast<torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options()).lr(c_.lr * std::min(ramp, decay));
       optimizer.zero_grad();
       loss.backward();
@@ -164,7 +166,8 @@ class MaskedLmTraining {
     if (!chosen.any().item<bool>()) chosen[0][0] = true;
     const auto how = torch::rand({c_.batch_size, longest}, draws_);
     const auto random_ids = torch::randint(c_.vocab_size, {c_.batch_size, longest}, draws_, torch::kInt64);
-    auto shown = torch::where(how < 0.8, torch::full_like(tokens, mask_id_), torch::where(how < 0.9, random_ids, tokens));
+    auto shown =
+        torch::where(how < 0.8, torch::full_like(tokens, mask_id_), torch::where(how < 0.9, random_ids, tokens));
     shown = torch::where(chosen, shown, tokens);
     drops_.set_current_seed(derive(c_.seed, "pretrain-dropout", {static_cast<uint64_t>(step)}));
     const auto hidden = encoder_.forward(shown, lengths, &drops_);
@@ -224,8 +227,11 @@ nlohmann::json pretrain(const PretrainRequest& req) {
   b.shape = training.shape();
   b.tokenizer_sha256 = sha256_file(tok_path);
   const std::string corpus_sha = sha256_file(c.corpus);
-  b.pretrain = {{"config", c.to_json()}, {"corpus_sha256", corpus_sha}, {"corpus_lines", n_lines},
-                {"final_loss", last_loss}, {"objective", "masked-lm"}};
+  b.pretrain = {{"config", c.to_json()},
+                {"corpus_sha256", corpus_sha},
+                {"corpus_lines", n_lines},
+                {"final_loss", last_loss},
+                {"objective", "masked-lm"}};
   for (const auto& p : training.encoder().named_parameters(true)) {
     b.weights.tensors.push_back(to_blob(p.key(), TensorRole::kParameter, p.value()));
   }

@@ -13,8 +13,7 @@ struct ShardModel::Impl {
   std::shared_ptr<ShardNet> net;
 };
 
-ShardModel::ShardModel(const Config& config, const ModelState& state)
-    : impl_(std::make_unique<Impl>(config)) {
+ShardModel::ShardModel(const Config& config, const ModelState& state) : impl_(std::make_unique<Impl>(config)) {
   load_owned_state(impl_->family, *impl_->net, state);
   impl_->net->eval();
 }
@@ -52,7 +51,8 @@ std::vector<float> cached_features(const Config& config, const InputView& rows,
                                    const std::function<void(int64_t)>& progress) {
   const ModelFamily& family = model_family(config.model.type);
   const int64_t width = family.cached_feature_width(config);
-  if (width == 0 || rows.input != InputKind::kTokens) throw DataError("model family '" + config.model.type + "' caches no features of token rows");
+  if (width == 0 || rows.input != InputKind::kTokens)
+    throw DataError("model family '" + config.model.type + "' caches no features of token rows");
   torch::NoGradGuard no_grad;
   std::vector<float> out(static_cast<size_t>(rows.n * width));
   InputView tokens_only = rows;

@@ -2,6 +2,8 @@
 // re-seeded from (seed, shard, stage, epoch); the optimizer is written here
 // (SGD with momentum, Adam, the same update rules as torch.optim) so its whole
 // state is explicit tensors that checkpoints save and restore exactly.
+#include "sisa/shard_trainer.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
@@ -13,7 +15,6 @@
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
-#include "sisa/shard_trainer.h"
 
 namespace sisa {
 
@@ -72,23 +73,20 @@ class Optimizer {
   void save(ModelState* s) const {
     for (size_t i = 0; i < params_.size(); ++i) {
       if (has_momentum()) {
-        s->tensors.push_back(to_blob((adam() ? "optim.exp_avg." : "optim.momentum.") + names_[i],
-                                     TensorRole::kOptimizer, first_[i]));
+        s->tensors.push_back(
+            to_blob((adam() ? "optim.exp_avg." : "optim.momentum.") + names_[i], TensorRole::kOptimizer, first_[i]));
       }
       if (adam()) {
-        s->tensors.push_back(
-            to_blob("optim.exp_avg_sq." + names_[i], TensorRole::kOptimizer, second_[i]));
+        s->tensors.push_back(to_blob("optim.exp_avg_sq." + names_[i], TensorRole::kOptimizer, second_[i]));
       }
     }
-    s->tensors.push_back(
-        to_blob("optim.step", TensorRole::kCounter, torch::tensor(step_, torch::kInt64)));
+    s->tensors.push_back(to_blob("optim.step", TensorRole::kCounter, torch::tensor(step_, torch::kInt64)));
   }
 
   void load(const ModelState& s) {
     for (size_t i = 0; i < params_.size(); ++i) {
       if (has_momentum()) {
-        copy_blob(require(s, (adam() ? "optim.exp_avg." : "optim.momentum.") + names_[i]),
-                  first_[i]);
+        copy_blob(require(s, (adam() ? "optim.exp_avg." : "optim.momentum.") + names_[i]), first_[i]);
       }
       if (adam()) copy_blob(require(s, "optim.exp_avg_sq." + names_[i]), second_[i]);
     }
@@ -120,8 +118,7 @@ ModelState export_state(const ModelFamily& family, ShardNet& net, const Optimize
     s.tensors.push_back(to_blob(name, TensorRole::kBuffer, t));
   }
   opt.save(&s);
-  s.tensors.push_back(
-      to_blob("counter.stage", TensorRole::kCounter, torch::tensor(stage, torch::kInt64)));
+  s.tensors.push_back(to_blob("counter.stage", TensorRole::kCounter, torch::tensor(stage, torch::kInt64)));
   return s;
 }
 
@@ -129,7 +126,11 @@ ModelState export_state(const ModelFamily& family, ShardNet& net, const Optimize
 
 struct ShardTrainer::Impl {
   Impl(const Config& c, int64_t s, TrainerOptions o)
-      : config(c), shard(s), options(o), family(model_family(c.model.type)), net(family.build(c)),
+      : config(c),
+        shard(s),
+        options(o),
+        family(model_family(c.model.type)),
+        net(family.build(c)),
         optimizer(c.train, owned_parameters(family, *net)),
         generator(at::make_generator<at::CPUGeneratorImpl>(0)) {}
   Config config;
@@ -156,8 +157,8 @@ ModelState ShardTrainer::initial_state() {
   return export_state(m.family, *m.net, m.optimizer, 0);
 }
 
-ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage,
-                                     const ShardData& data, const EpochCallback& on_epoch) {
+ModelState ShardTrainer::train_stage(const ModelState& previous, int64_t stage, const ShardData& data,
+                                     const EpochCallback& on_epoch) {
   auto& m = *impl_;
   const Config& c = m.config;
   load_owned_state(m.family, *m.net, previous);

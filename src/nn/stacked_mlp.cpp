@@ -8,8 +8,8 @@
 #include <string>
 
 #include "config/model_spec.h"
-#include "sisa/shard_trainer.h"
 #include "sisa/errors.h"
+#include "sisa/shard_trainer.h"
 
 namespace sisa {
 namespace {
@@ -52,7 +52,8 @@ std::unique_ptr<StackedMlp> StackedMlp::build(const Config& c, const std::vector
   // sisa-fc's heads read the backbone's features, not data.input_shape.
   p.width = caches_features(c) ? cached_feature_width(c) : c.data.width();
   const auto& keys = model_spec(c.model).options;
-  const bool has_activation = std::any_of(keys.begin(), keys.end(), [](const ModelOptionSpec& o) { return o.key == "activation"; });
+  const bool has_activation =
+      std::any_of(keys.begin(), keys.end(), [](const ModelOptionSpec& o) { return o.key == "activation"; });
   p.tanh = has_activation && c.model.get<std::string>("activation") == "tanh";
   // The layers in order, named as the dense family registers them (nn/dense_family.cpp).
   std::vector<std::string> layers;
@@ -93,8 +94,8 @@ std::vector<float> StackedMlp::posteriors(const float* inputs, int64_t n) const 
   for (int64_t first = 0; first < n; first += kRows) {
     const int64_t m = std::min(kRows, n - first);
     const auto x = at::from_blob(const_cast<float*>(inputs + first * p.width), {m, p.width}, at::kFloat);
-    at::Tensor h = at::addmm(p.first_bias, x, p.first_weight_t);             // m x (shards * out0)
-    h = h.view({m, p.shards, p.first_out}).transpose(0, 1).contiguous();    // shards x m x out0
+    at::Tensor h = at::addmm(p.first_bias, x, p.first_weight_t);          // m x (shards * out0)
+    h = h.view({m, p.shards, p.first_out}).transpose(0, 1).contiguous();  // shards x m x out0
     for (size_t l = 0; l < p.weight_t.size(); ++l) {
       h = at::baddbmm(p.bias[l], p.activate(h), p.weight_t[l]);
     }

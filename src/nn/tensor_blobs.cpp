@@ -26,8 +26,7 @@ TensorBlob to_blob(const std::string& name, TensorRole role, const torch::Tensor
 
 torch::Tensor from_blob_copy(const TensorBlob& blob) {
   const auto dtype = blob.dtype == DType::kFloat32 ? torch::kFloat32 : torch::kInt64;
-  return torch::from_blob(const_cast<uint8_t*>(blob.bytes.data()), blob.shape,
-                          torch::TensorOptions().dtype(dtype))
+  return torch::from_blob(const_cast<uint8_t*>(blob.bytes.data()), blob.shape, torch::TensorOptions().dtype(dtype))
       .clone();
 }
 

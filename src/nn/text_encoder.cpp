@@ -21,8 +21,8 @@ TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, doubl
   tok_emb_ = register_module("tok_emb", torch::nn::Embedding(shape.vocab_size, d));
   if (embedding_rank > 0) {
     emb_down_ = register_module("adapter_emb_down", torch::nn::Embedding(shape.vocab_size, embedding_rank));
-    emb_up_ = register_module("adapter_emb_up",
-                              torch::nn::Linear(torch::nn::LinearOptions(embedding_rank, d).bias(false)));
+    emb_up_ =
+        register_module("adapter_emb_up", torch::nn::Linear(torch::nn::LinearOptions(embedding_rank, d).bias(false)));
   }
   pos_emb_ = register_parameter("pos_emb", torch::zeros({shape.max_len, d}));
   emb_norm_ = register_module("emb_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -50,7 +50,7 @@ torch::Tensor TextEncoder::attend(Block& b, const torch::Tensor& x, const torch:
   const int64_t n = x.size(0), len = x.size(1), h = shape_.heads, dh = shape_.dim / h;
   auto qkv = b.qkv->forward(x).view({n, len, 3, h, dh}).permute({2, 0, 3, 1, 4});  // 3, n, h, L, dh
   auto scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));
-  auto hidden = pad_mask.view({n, 1, 1, len});  // keys past each row's end
+  auto hidden = pad_mask.view({n, 1, 1, len});                                             // keys past each row's end
   if (causal_) hidden = hidden.logical_or(torch::ones({len, len}, torch::kBool).triu(1));  // later keys
   scores = scores.masked_fill(hidden, -1e9);
   auto out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // n, h, L, dh

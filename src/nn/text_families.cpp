@@ -7,18 +7,18 @@
 //   sisa-fc      the head; the frozen backbone is not part of the shard net,
 //                its pooled features come with the batch (cached at ingest)
 //                or are computed on the fly.
+#include <sys/stat.h>
 #include <torch/script.h>
 
 #include <functional>
 #include <map>
 #include <mutex>
-#include <sys/stat.h>
 
-#include "util/fs.h"
+#include "config/text_spec.h"
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
-#include "config/text_spec.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -48,7 +48,8 @@ std::shared_ptr<const T> load_once(const std::string& path,
 }
 
 std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
-  return load_once<Backbone>(path, [](const std::string& p) { return std::make_shared<const Backbone>(read_backbone(p)); });
+  return load_once<Backbone>(path,
+                             [](const std::string& p) { return std::make_shared<const Backbone>(read_backbone(p)); });
 }
 
 // The frozen feature extractor of sisa-fc: a native encoder in eval mode, or
@@ -67,7 +68,8 @@ class FrozenBackbone {
       try {
         script_ = torch::jit::load(path);
       } catch (const c10::Error& e) {
-        throw CorruptionError("model.backbone: '" + path + "' is not a TorchScript module: " + e.what_without_backtrace());
+        throw CorruptionError("model.backbone: '" + path +
+                              "' is not a TorchScript module: " + e.what_without_backtrace());
       }
       script_.eval();
       torch::NoGradGuard no_grad;
@@ -95,8 +97,8 @@ class FrozenBackbone {
     try {
       out = const_cast<torch::jit::Module&>(script_).forward({tokens, lengths}).toTensor();
     } catch (const c10::Error& e) {
-      throw CorruptionError("model.backbone: TorchScript module '" + path_ + "' failed on forward(tokens, lengths): " +
-                            e.what_without_backtrace());
+      throw CorruptionError("model.backbone: TorchScript module '" + path_ +
+                            "' failed on forward(tokens, lengths): " + e.what_without_backtrace());
     }
     if (out.dim() != 2 || out.size(0) != 1 || out.scalar_type() != torch::kFloat32) {
       throw CorruptionError("model.backbone: TorchScript module '" + path_ + "' must return float32 [n, dim] features");
@@ -111,7 +113,8 @@ class FrozenBackbone {
 };
 
 std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
-  return load_once<FrozenBackbone>(path, [](const std::string& p) { return std::make_shared<const FrozenBackbone>(p); });
+  return load_once<FrozenBackbone>(path,
+                                   [](const std::string& p) { return std::make_shared<const FrozenBackbone>(p); });
 }
 
 // What a shard computes its pooled features with: its own encoder (with
@@ -133,8 +136,8 @@ class TextNet : public ShardNet {
       width = frozen_->dim();
     } else {
       const BackboneShape shape = text_encoder_shape(c);
-      encoder_ = register_module("encoder", std::make_shared<TextEncoder>(shape, kind.adapter_size, dropout_, false,
-                                                                          kind.embedding_rank));
+      encoder_ = register_module(
+          "encoder", std::make_shared<TextEncoder>(shape, kind.adapter_size, dropout_, false, kind.embedding_rank));
       if (!backbone.empty()) encoder_->load(cached_backbone(backbone)->weights, backbone);
       width = shape.dim;
     }

@@ -1,7 +1,5 @@
 #include "sisa/cluster.h"
 
-#include "run/seams.h"
-
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -9,6 +7,7 @@
 #include <stdexcept>
 
 #include "comm/communicator.h"
+#include "run/seams.h"
 #include "run/shard_jobs.h"
 #include "sisa/errors.h"
 

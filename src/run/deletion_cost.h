@@ -6,9 +6,9 @@
 // run's placement (docs/design.md, "Distribution-aware placement").
 #pragma once
 
-#include <vector>
-
 #include <nlohmann/json.hpp>
+
+#include <vector>
 
 #include "sisa/config.h"
 #include "sisa/shard_trainer.h"

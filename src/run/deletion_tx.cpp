@@ -11,19 +11,19 @@
 #include <map>
 #include <set>
 
-#include "format/deletion_log.h"
 #include "config/environment.h"
-#include "lm/loo_student.h"
-#include "util/fs.h"
-#include "run/stages.h"
-#include "store/closed_world.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
-#include "run/shard_jobs.h"
+#include "format/deletion_log.h"
 #include "format/shard_store.h"
+#include "lm/loo_student.h"
+#include "run/shard_jobs.h"
+#include "run/stages.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
 #include "sisa/placement.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -60,16 +60,14 @@ CheckedRequest check_request(const std::string& run_root, const Config& c, const
 LogRecord accept_request(const RunDir& run, uint64_t seq, const CheckedRequest& request) {
   LogRecord rec{LogRecord::Type::kAccepted, seq, request.by_group, request.keys};
   append_log(*run.env, run.path(kLogFile), rec);
-  spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(),
-               request.by_group ? "group(s)" : "id(s)");
+  spdlog::info("deletion request {} accepted ({} {})", seq, rec.keys.size(), request.by_group ? "group(s)" : "id(s)");
   return rec;
 }
 
 // Loads everything a retrain reads before the request is accepted, so a
 // damaged store or checkpoint is reported first. Shards that no longer hold
 // any key (the request was applied before a crash) are left alone.
-RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c,
-                         const LogRecord& rec) {
+RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c, const LogRecord& rec) {
   const std::set<int64_t> keys(rec.keys.begin(), rec.keys.end());
   // A placement key names its shard, so only those shards are read. Only
   // sample ids in grouped data (placed by group) need every shard's ids.
@@ -132,13 +130,20 @@ std::vector<ShardJob> retrain_jobs(const RunDir& dir, const Config& c, const Man
   for (auto& p : plans) {
     const ShardEntry& e = m.entries[p.entry];
     const int64_t gen = e.generation + 1;
-    spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}",
-                 e.shard, p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
-    jobs.push_back({e.shard, gen, {}, false, e.checkpoints[p.first_stage - 1], p.first_stage,
-                    stage_work(c, p.remaining, p.first_stage), false, {},
+    spdlog::info("[shard {}] forgetting {} sample(s): retraining stages {}..{} from checkpoint {}", e.shard,
+                 p.removed.size(), p.first_stage, c.sisa.slices, p.first_stage - 1);
+    jobs.push_back({e.shard,
+                    gen,
+                    {},
+                    false,
+                    e.checkpoints[p.first_stage - 1],
+                    p.first_stage,
+                    stage_work(c, p.remaining, p.first_stage),
+                    false,
+                    {},
                     [&dir, &c, &p, shard = e.shard, gen](ShardJob& j) {
-                      j.store = write_run_file(dir, store_file(shard, gen),
-                                               encode_store(p.remaining.rows, shard, c.data));
+                      j.store =
+                          write_run_file(dir, store_file(shard, gen), encode_store(p.remaining.rows, shard, c.data));
                     },
                     // Not owned: `plans` outlives the jobs.
                     std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.remaining)});
@@ -187,17 +192,16 @@ Retrained apply_retrains(Manifest& m, const Config& c, const LogRecord& rec, con
 
 }  // namespace
 
-nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
-                               const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner) {
+nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c, const LogRecord& rec,
+                               RequestPlan plan, const TrainerOptions& trainer, ShardRunner* runner) {
   // The edit is built on a copy: a failure before the publish leaves the
   // caller's manifest as it is on disk (LevelDB's VersionEdit, in spirit).
   Manifest m = published;
   const auto t0 = std::chrono::steady_clock::now();
   const auto& found = plan.found;
   std::vector<ShardJob> jobs = retrain_jobs(dir, c, m, plan.shards);
-  const JobContext context{dir.root, c.to_yaml(), m.identity_hash, m.environment, trainer,
-                           static_cast<int>(spdlog::get_level())};
+  const JobContext context{dir.root,      c.to_yaml(), m.identity_hash,
+                           m.environment, trainer,     static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(dir.env);
   const auto t_jobs = std::chrono::steady_clock::now();
   const double cpu_before = process_cpu_seconds();
@@ -209,26 +213,26 @@ nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Con
   for (int64_t k : std::set<int64_t>(rec.keys.begin(), rec.keys.end())) {
     if (!found.count(k)) not_present.push_back(k);
   }
-  nlohmann::json receipt = {{"format", "sisa-receipt"},
-                            {"format_version", 1},
-                            {"seq", rec.seq},
-                            {"by_group", rec.by_group},
-                            {"requested", rec.keys.size()},
-                            {"deleted_ids", r.removed_ids},
-                            {"deleted_count", r.removed_ids.size()},
-                            {"already_deleted", not_present},
-                            // Found group keys: with the ids above, every key of the request
-                            // (so `repair --rebuild-log` can restore its log record).
-                            {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end())
-                                                            : std::vector<int64_t>()},
-                            {"shards", r.shards},
-                            // Weighted placement: what a deletion was expected to cost at train time.
-                            {"expected_deletion_cost", m.deletion_cost},
-                            {"training_seconds", r.loop_seconds},
-                            {"retrain_phase_seconds", jobs_seconds},
-                            {"coordinator_cpu_seconds", coordinator_cpu},
-                            {"coordinator_wait_cpu_seconds", coordinator_cpu - r.prepare_cpu},
-                            {"seconds", since(t0)}};
+  nlohmann::json receipt = {
+      {"format", "sisa-receipt"},
+      {"format_version", 1},
+      {"seq", rec.seq},
+      {"by_group", rec.by_group},
+      {"requested", rec.keys.size()},
+      {"deleted_ids", r.removed_ids},
+      {"deleted_count", r.removed_ids.size()},
+      {"already_deleted", not_present},
+      // Found group keys: with the ids above, every key of the request
+      // (so `repair --rebuild-log` can restore its log record).
+      {"deleted_groups", rec.by_group ? std::vector<int64_t>(found.begin(), found.end()) : std::vector<int64_t>()},
+      {"shards", r.shards},
+      // Weighted placement: what a deletion was expected to cost at train time.
+      {"expected_deletion_cost", m.deletion_cost},
+      {"training_seconds", r.loop_seconds},
+      {"retrain_phase_seconds", jobs_seconds},
+      {"coordinator_cpu_seconds", coordinator_cpu},
+      {"coordinator_wait_cpu_seconds", coordinator_cpu - r.prepare_cpu},
+      {"seconds", since(t0)}};
   // Models derived from the shards learn of the deletion from the retrained
   // shards, before the receipt is written: published in the same switch.
   if (m.student) {
@@ -280,8 +284,8 @@ nlohmann::json finish_request(const RunDir& run, Manifest& m, const Config& c, c
   return execute_request(run, m, c, rec, plan_request(run, m, c, rec), trainer, runner);
 }
 
-nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c,
-                              const TrainerOptions& trainer, ShardRunner* runner) {
+nlohmann::json recover_locked(const RunDir& run, Manifest& m, const Config& c, const TrainerOptions& trainer,
+                              ShardRunner* runner) {
   nlohmann::json report;
   nlohmann::json resumed = nlohmann::json::array();
   for (const auto& pending : prepare_recovery(run, m, &report)) {

@@ -10,13 +10,13 @@
 // request is finished by the next writer (recover_locked).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "format/deletion_log.h"
 #include "format/manifest.h"
@@ -51,11 +51,11 @@ CheckedRequest check_request(const std::string& run_root, const Config& c, const
 LogRecord accept_request(const RunDir& run, uint64_t seq, const CheckedRequest& request);
 
 struct ShardPlan {
-  size_t entry;             // index into Manifest::entries
-  ShardData remaining;      // the shard's rows without the deleted ones
-  int64_t first_stage;      // the earliest stage that saw a deleted row
+  size_t entry;         // index into Manifest::entries
+  ShardData remaining;  // the shard's rows without the deleted ones
+  int64_t first_stage;  // the earliest stage that saw a deleted row
   std::vector<int64_t> removed;
-  Dataset deleted;          // the removed rows themselves (a derived model learns from them)
+  Dataset deleted;  // the removed rows themselves (a derived model learns from them)
 };
 
 struct RequestPlan {
@@ -74,9 +74,8 @@ RequestPlan plan_request(const RunDir& run, const Manifest& m, const Config& c, 
 // so they are published in the same atomic switch; it is assigned to
 // `published` once it is on disk: a failure before that (a throw from the
 // derived update too) leaves `published` untouched and the request accepted.
-nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c,
-                               const LogRecord& rec, RequestPlan plan,
-                               const TrainerOptions& trainer, ShardRunner* runner);
+nlohmann::json execute_request(const RunDir& dir, Manifest& published, const Config& c, const LogRecord& rec,
+                               RequestPlan plan, const TrainerOptions& trainer, ShardRunner* runner);
 
 // What every writer does first, in two steps. prepare_recovery drops files
 // the manifest does not name (a crashed attempt's new generation, temp files)

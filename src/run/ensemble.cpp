@@ -1,17 +1,16 @@
 #include "run/ensemble.h"
 
-#include "lm/lm_runtime.h"
-
 #include <algorithm>
 
+#include "lm/lm_runtime.h"
 #include "nn/stacked_mlp.h"
 #include "sisa/errors.h"
 #include "store/run_files.h"
 
 namespace sisa {
 
-std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest& m,
-                                               const Config& c, const Ensemble* previous) {
+std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest& m, const Config& c,
+                                               const Ensemble* previous) {
   auto e = std::make_shared<Ensemble>();
   e->width_ = c.data.width();
   if (caches_features(c)) e->features_from_ = std::make_shared<const Config>(c);
@@ -19,8 +18,13 @@ std::shared_ptr<const Ensemble> Ensemble::load(const RunDir& run, const Manifest
   e->last_applied_ = m.last_seq;
   std::vector<const ModelState*> voting;
   for (const auto& entry : m.entries) {
-    EnsembleShard s{entry.shard, entry.generation, entry.n_samples,
-                    entry.final_checkpoint().fingerprint, entry.final_checkpoint().state_digest, nullptr, nullptr};
+    EnsembleShard s{entry.shard,
+                    entry.generation,
+                    entry.n_samples,
+                    entry.final_checkpoint().fingerprint,
+                    entry.final_checkpoint().state_digest,
+                    nullptr,
+                    nullptr};
     if (entry.n_samples > 0) {
       const EnsembleShard* old = nullptr;
       if (previous && entry.shard < static_cast<int64_t>(previous->shards_.size())) {
@@ -88,8 +92,8 @@ EnsembleOutput Ensemble::predict(const InputView& inputs, bool with_shard_labels
     in.features = features.data(), in.feature_width = cached_feature_width(*features_from_);
   }
   if (features_from_ && in.feature_width != cached_feature_width(*features_from_)) {
-    throw CorruptionError("cached features of width " + std::to_string(in.feature_width) + " where the backbone gives " +
-                          std::to_string(cached_feature_width(*features_from_)));
+    throw CorruptionError("cached features of width " + std::to_string(in.feature_width) +
+                          " where the backbone gives " + std::to_string(cached_feature_width(*features_from_)));
   }
   const std::vector<float> stacked = stacked_ ? stacked_->posteriors(in.features, n) : std::vector<float>();
   int64_t voter = 0;  // index among the voting shards

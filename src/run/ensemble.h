@@ -19,10 +19,9 @@
 namespace sisa {
 class StackedMlp;
 class LmRuntime;
-}
+}  // namespace sisa
 
 namespace sisa {
-
 
 struct EnsembleShard {
   int64_t shard = 0;
@@ -47,8 +46,8 @@ class Ensemble {
  public:
   // Loads the final checkpoint of every shard of `m` (hash-checked). Shards
   // whose generation and digest match `previous` reuse its loaded model.
-  static std::shared_ptr<const Ensemble> load(const RunDir& run, const Manifest& m,
-                                              const Config& c, const Ensemble* previous = nullptr);
+  static std::shared_ptr<const Ensemble> load(const RunDir& run, const Manifest& m, const Config& c,
+                                              const Ensemble* previous = nullptr);
 
   // `inputs`: n rows of width() features, already transformed like the
   // training data. NoModelError if no shard holds samples. Runs each shard

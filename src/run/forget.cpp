@@ -7,13 +7,13 @@
 
 #include "format/deletion_log.h"
 #include "run/deletion_tx.h"
-#include "run/writer.h"
-#include "util/progress.h"
-#include "store/closed_world.h"
-#include "store/run_dir.h"
 #include "run/seams.h"
+#include "run/writer.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "util/progress.h"
 
 namespace sisa {
 
@@ -54,8 +54,7 @@ nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
       was_deleted);
   if (checked.noop) {
     // Every key was deleted before: nothing to log, retrain or purge.
-    spdlog::info("nothing to delete: every {} was deleted before; no request logged",
-                 req.by_group ? "group" : "id");
+    spdlog::info("nothing to delete: every {} was deleted before; no request logged", req.by_group ? "group" : "id");
     return {{"seq", nullptr},
             {"noop", true},
             {"by_group", req.by_group},
@@ -72,9 +71,8 @@ nlohmann::json forget(const ForgetRequest& req, const RunSeams& seams) {
   receipt["setup_seconds"] = setup_seconds;
   receipt["plan_seconds"] = plan_seconds;
   receipt["total_seconds"] = since(t0);
-  spdlog::info("deletion request {} applied: {} sample(s) removed, {} shard(s) retrained in {:.2f}s",
-               seq, receipt["deleted_count"].get<int64_t>(), receipt["shards"].size(),
-               since(t0));
+  spdlog::info("deletion request {} applied: {} sample(s) removed, {} shard(s) retrained in {:.2f}s", seq,
+               receipt["deleted_count"].get<int64_t>(), receipt["shards"].size(), since(t0));
   return receipt;
 }
 

@@ -12,13 +12,13 @@
 
 #include "format/checkpoint.h"
 #include "format/deletion_log.h"
-#include "util/fs.h"
-#include "store/closed_world.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
 #include "format/shard_store.h"
 #include "sisa/errors.h"
 #include "sisa/run.h"
+#include "store/closed_world.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -136,7 +136,8 @@ void cross_check(const RunDir& run, const Manifest& m, const LogContents* log, i
   for (const auto& r : log->records) {
     if (r.type == LogRecord::Type::kApplied && r.seq > m.last_seq) {
       problems->push_back(log_path + ": request " + std::to_string(r.seq) +
-                          " is logged as applied, but MANIFEST.json has applied only up to " + std::to_string(m.last_seq));
+                          " is logged as applied, but MANIFEST.json has applied only up to " +
+                          std::to_string(m.last_seq));
     }
     if (r.type != LogRecord::Type::kAccepted) continue;
     accepted.insert(r.seq);
@@ -170,8 +171,9 @@ nlohmann::json fsck(const std::string& run_dir) {
                           {"pending_requests", pending}};
   };
   for (const auto& f : list_run(run_dir).foreign) {
-    problems.push_back(in_run(run_dir, f) + ": sisa never follows links or special files in a run; "
-                                            "replace it with the real file or directory");
+    problems.push_back(in_run(run_dir, f) +
+                       ": sisa never follows links or special files in a run; "
+                       "replace it with the real file or directory");
   }
   if (!problems.empty()) return report({}, nullptr);
   const RunLock reading(run_dir, RunLock::Mode::kReader);  // LockedError "busy" while a writer runs
@@ -214,8 +216,9 @@ nlohmann::json fsck(const std::string& run_dir) {
     if (!referenced.count(rel)) stray.push_back(rel);
   }
   for (const auto& f : stray) {
-    problems.push_back(run.path(f) + ": not named by MANIFEST.json (left by an interrupted command; "
-                                     "`sisa recover` removes it)");
+    problems.push_back(run.path(f) +
+                       ": not named by MANIFEST.json (left by an interrupted command; "
+                       "`sisa recover` removes it)");
   }
   auto out = report(stray, log_ok ? nlohmann::json(pending_requests(log).size()) : nlohmann::json());
   out["deleted_ids"] = m.deleted_ids.size();

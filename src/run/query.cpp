@@ -6,20 +6,20 @@
 #include <fstream>
 #include <set>
 
-#include "format/deletion_log.h"
-#include "run/ensemble.h"
 #include "config/environment.h"
-#include "util/fs.h"
-#include "lm/loo_student.h"
 #include "config/model_spec.h"
+#include "format/deletion_log.h"
+#include "lm/loo_student.h"
+#include "run/ensemble.h"
+#include "run/seams.h"
+#include "run/shard_jobs.h"
 #include "run/stages.h"
+#include "sisa/errors.h"
+#include "sisa/run.h"
 #include "store/closed_world.h"
 #include "store/run_dir.h"
 #include "store/run_files.h"
-#include "run/seams.h"
-#include "run/shard_jobs.h"
-#include "sisa/errors.h"
-#include "sisa/run.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -59,8 +59,10 @@ nlohmann::json predict(const PredictRequest& req) {
     throw UsageError("model family '" + c.model.type + "' is a language model: predict scores classes; it has none");
   }
   if (const size_t pending = pending_count(req.run_dir)) {
-    spdlog::warn("{} deletion request(s) accepted but not yet applied; predictions come from the "
-                 "last published models (run sisa forget or recover to apply them)", pending);
+    spdlog::warn(
+        "{} deletion request(s) accepted but not yet applied; predictions come from the "
+        "last published models (run sisa forget or recover to apply them)",
+        pending);
   }
   const Dataset test = req.split == "test" ? load_source(c.data, Split::kTest) : remaining_training_data(run, m);
   check_model_inputs(test, c, req.split == "test" ? c.data.test : run.root);
@@ -69,8 +71,7 @@ nlohmann::json predict(const PredictRequest& req) {
   const auto ensemble = Ensemble::load(run, m, c);
   const auto t0 = std::chrono::steady_clock::now();  // inference only
   const EnsembleOutput out = ensemble->predict(test.view(), false);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int64_t right_mean = 0, right_vote = 0;
   const auto& pred_mean = out.label_mean;
   const auto& pred_vote = out.label_vote;
@@ -85,8 +86,7 @@ nlohmann::json predict(const PredictRequest& req) {
     const auto& chosen = req.aggregate == "mean" ? pred_mean : pred_vote;
     char buf[32];
     for (int64_t i = 0; i < n; ++i) {
-      csv += std::to_string(test.ids[i]) + "," + std::to_string(test.labels[i]) + "," +
-             std::to_string(chosen[i]);
+      csv += std::to_string(test.ids[i]) + "," + std::to_string(test.labels[i]) + "," + std::to_string(chosen[i]);
       for (int64_t j = 0; j < k; ++j) {
         std::snprintf(buf, sizeof buf, ",%.6g", out.mean[i * k + j]);
         csv += buf;
@@ -146,8 +146,8 @@ nlohmann::json verify_snapshot(const VerifyRequest& req, const RunSeams& seams) 
     jobs.push_back(std::move(j));
     spdlog::info("[shard {}] retraining from scratch to verify", e.shard);
   }
-  const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
-                           static_cast<int>(spdlog::get_level())};
+  const JobContext context{run.root,      c.to_yaml(), m.identity_hash,
+                           m.environment, {},          static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(nullptr);
   const auto fresh = (seams.runner ? *seams.runner : *local).run(context, jobs);
   bool all_identical = true;

@@ -9,22 +9,22 @@
 #include <map>
 #include <set>
 
-#include "format/deletion_log.h"
 #include "config/environment.h"
-#include "run/deletion_tx.h"
-#include "util/fs.h"
+#include "format/deletion_log.h"
+#include "format/shard_store.h"
 #include "lm/loo_student.h"
-#include "run/stages.h"
-#include "run/writer.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
+#include "run/deletion_tx.h"
 #include "run/seams.h"
 #include "run/shard_jobs.h"
-#include "format/shard_store.h"
+#include "run/stages.h"
+#include "run/writer.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
 #include "sisa/shard_trainer.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -94,8 +94,11 @@ nlohmann::json rebuild_log(const RunDir& run, const Manifest& m) {
   nlohmann::json damaged = nlohmann::json::array();
   for (const auto& [from, to] : salvaged.damaged) damaged.push_back({from, to});
   rewrite_log(*run.env, path, records);
-  nlohmann::json out = {{"rebuilt", true}, {"damaged_bytes", damaged}, {"restored_from_receipts", restored},
-                        {"applied_through", m.last_seq}, {"pending_requests", pending}};
+  nlohmann::json out = {{"rebuilt", true},
+                        {"damaged_bytes", damaged},
+                        {"restored_from_receipts", restored},
+                        {"applied_through", m.last_seq},
+                        {"pending_requests", pending}};
   if (!salvaged.damaged.empty()) {
     out["warning"] = "the damaged bytes may have held deletion requests accepted after request " +
                      std::to_string(m.last_seq) + " and not yet applied; only the pending requests listed here " +
@@ -108,7 +111,7 @@ nlohmann::json rebuild_log(const RunDir& run, const Manifest& m) {
 
 // A damaged shard: what is damaged, and the rows its retrain reads.
 struct RepairPlan {
-  size_t entry = 0;       // index into Manifest::entries
+  size_t entry = 0;  // index into Manifest::entries
   bool store_ok = true;
   int64_t first_bad = 0;  // the first checkpoint to rebuild (0: all, from the seed)
   ShardData data;
@@ -223,10 +226,11 @@ nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
     j.data = std::shared_ptr<const ShardData>(std::shared_ptr<void>(), &p.data);  // not owned: plans outlive jobs
     jobs.push_back(std::move(j));
   }
-  const JobContext context{run.root, c.to_yaml(), m.identity_hash, m.environment, {},
-                           static_cast<int>(spdlog::get_level())};
+  const JobContext context{run.root,      c.to_yaml(), m.identity_hash,
+                           m.environment, {},          static_cast<int>(spdlog::get_level())};
   const auto local = make_local_runner(run.env);
-  const auto results = jobs.empty() ? std::vector<ShardJobResult>() : (seams.runner ? *seams.runner : *local).run(context, jobs);
+  const auto results =
+      jobs.empty() ? std::vector<ShardJobResult>() : (seams.runner ? *seams.runner : *local).run(context, jobs);
   check_reproduced(run, m, plans, jobs, results);
   nlohmann::json repaired = nlohmann::json::array();
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -235,8 +239,11 @@ nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
     for (const auto& r : results[i].checkpoints) e.checkpoints.push_back(r);
     e.store = jobs[i].store;
     e.generation = jobs[i].generation;
-    repaired.push_back({{"shard", e.shard}, {"store_rebuilt", !plans[i].store_ok}, {"from_stage", plans[i].first_bad},
-                        {"generation", e.generation}, {"rank", results[i].rank}});
+    repaired.push_back({{"shard", e.shard},
+                        {"store_rebuilt", !plans[i].store_ok},
+                        {"from_stage", plans[i].first_bad},
+                        {"generation", e.generation},
+                        {"rank", results[i].rank}});
   }
   // A damaged LOO student cannot be rebuilt as it was (its updates read
   // teachers of purged generations): it is retrained on the rows the run
@@ -248,7 +255,8 @@ nlohmann::json repair(const RepairRequest& req, const RunSeams& seams) {
     } catch (const CorruptionError& e) {
       spdlog::warn("{}: retraining the student on the rows the run holds now", e.what());
       m.student = train_student_entry(run, c, m, m.student->generation + 1);
-      student = {{"retrained", true}, {"generation", m.student->generation},
+      student = {{"retrained", true},
+                 {"generation", m.student->generation},
                  {"note", "the damaged student was replaced by one retrained without every deleted row"}};
     }
   }

@@ -15,7 +15,7 @@ class Env;
 class ShardRunner;
 
 struct RunSeams {
-  Env* env = nullptr;            // null: the real file system
+  Env* env = nullptr;             // null: the real file system
   ShardRunner* runner = nullptr;  // null: every shard trains in this process
   // How forget's retrains run: tests drop the optimizer state to prove that
   // verify notices (a negative control); never set by a command.

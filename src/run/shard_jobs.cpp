@@ -9,13 +9,13 @@
 
 #include "comm/communicator.h"
 #include "config/environment.h"
-#include "util/fs.h"
+#include "format/shard_store.h"
 #include "run/stages.h"
+#include "sisa/errors.h"
 #include "store/journal.h"
 #include "store/run_dir.h"
 #include "store/run_files.h"
-#include "format/shard_store.h"
-#include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -29,7 +29,8 @@ nlohmann::json refs_json(const std::vector<CheckpointRef>& refs) {
 nlohmann::json to_json(const ShardJob& j) {
   return {{"shard", j.shard},         {"generation", j.generation}, {"store", ref_json(j.store)},
           {"from_seed", j.from_seed}, {"start", ref_json(j.start)}, {"first_stage", j.first_stage},
-          {"work", j.work}, {"journal", j.journal}, {"write", j.write}, {"done", refs_json(j.done)}};
+          {"work", j.work},           {"journal", j.journal},       {"write", j.write},
+          {"done", refs_json(j.done)}};
 }
 
 ShardJob job_from(const nlohmann::json& j) {
@@ -91,8 +92,7 @@ void release_free_memory() {
 std::vector<size_t> schedule(const std::vector<ShardJob>& jobs) {
   std::vector<size_t> order(jobs.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return jobs[a].work > jobs[b].work; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return jobs[a].work > jobs[b].work; });
   return order;
 }
 
@@ -157,8 +157,8 @@ class CoordinatorRunner : public ShardRunner {
       --outstanding;
       if (msg.at("type") == "failed") {
         throw_error(static_cast<ExitCode>(msg.value("code", 1)),
-                    "rank " + std::to_string(source) + " failed on shard " +
-                        std::to_string(jobs[i].shard) + ": " + msg.value("error", std::string("?")));
+                    "rank " + std::to_string(source) + " failed on shard " + std::to_string(jobs[i].shard) + ": " +
+                        msg.value("error", std::string("?")));
       }
       ShardJobResult r;
       r.shard = msg.at("shard");
@@ -168,8 +168,7 @@ class CoordinatorRunner : public ShardRunner {
       r.prepare_cpu_seconds = prepare_cpu[i];
       results[i] = std::move(r);
       idle.push_back(source);
-      spdlog::info("[shard {}] done on rank {} ({} left)", jobs[i].shard, source,
-                   queue.size() + outstanding);
+      spdlog::info("[shard {}] done on rank {} ({} left)", jobs[i].shard, source, queue.size() + outstanding);
     }
     spdlog::debug("coordinator: {:.3f} s CPU while waiting for workers", wait_cpu);
     return results;
@@ -187,8 +186,8 @@ std::unique_ptr<ShardRunner> make_coordinator_runner(Communicator& comm) {
   return std::make_unique<CoordinatorRunner>(comm);
 }
 
-ShardJobResult run_shard_job(const JobContext& context, const Config& c, const ShardJob& job,
-                             Env* env, Progress* progress) {
+ShardJobResult run_shard_job(const JobContext& context, const Config& c, const ShardJob& job, Env* env,
+                             Progress* progress) {
   const RunDir dir(context.run_dir, env);
   ShardData loaded;
   if (!job.data) {
@@ -209,15 +208,14 @@ ShardJobResult run_shard_job(const JobContext& context, const Config& c, const S
   if (job.from_seed) {
     ShardTrainer init(c, job.shard, context.trainer);
     start = init.initial_state();
-    result.checkpoints.push_back(
-        checkpoint_ref(out, context.identity_hash, job.shard, 0, job.generation, data, start));
+    result.checkpoints.push_back(checkpoint_ref(out, context.identity_hash, job.shard, 0, job.generation, data, start));
     record(result.checkpoints.back());
   } else {
     start = load_checkpoint(dir, job.start);
   }
   Progress own(job.work);
-  StageRun run{&c, out, context.identity_hash, context.trainer, progress ? progress : &own,
-               &result.loop_seconds, record};
+  StageRun run{&c,    out, context.identity_hash, context.trainer, progress ? progress : &own, &result.loop_seconds,
+               record};
   for (auto& r : train_stages(run, job.shard, job.generation, data, start, job.first_stage, nullptr)) {
     result.checkpoints.push_back(std::move(r));
   }

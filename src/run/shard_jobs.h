@@ -6,17 +6,17 @@
 // checkpoint references the coordinator publishes.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "format/manifest.h"
-#include "util/progress.h"
 #include "sisa/shard_trainer.h"
+#include "util/progress.h"
 
 namespace sisa {
 
@@ -26,11 +26,11 @@ class Env;
 // What every job of one command shares.
 struct JobContext {
   std::string run_dir;
-  std::string config_yaml;    // the run's resolved config
+  std::string config_yaml;  // the run's resolved config
   std::string identity_hash;
-  nlohmann::json environment; // the run's numeric environment; workers must match it
+  nlohmann::json environment;  // the run's numeric environment; workers must match it
   TrainerOptions trainer;
-  int log_level = 2;          // spdlog level for the workers
+  int log_level = 2;  // spdlog level for the workers
 };
 
 struct ShardJob {
@@ -40,8 +40,8 @@ struct ShardJob {
   bool from_seed = false;  // start from C_0 drawn from the seed, and write C_0 too
   CheckpointRef start;     // otherwise C_{first_stage-1}
   int64_t first_stage = 1;
-  int64_t work = 0;        // samples x epochs: the largest jobs are handed out first
-  bool journal = false;    // keep journal/shard-NNN.json current (train), so a restart resumes
+  int64_t work = 0;                 // samples x epochs: the largest jobs are handed out first
+  bool journal = false;             // keep journal/shard-NNN.json current (train), so a restart resumes
   std::vector<CheckpointRef> done;  // with journal: checkpoints already written (C_0..C_{first-1})
   // Run on rank 0 just before the job is handed out (not sent): writes the
   // shard's store and sets `store`, so workers start while later stores are
@@ -79,7 +79,7 @@ void stop_workers(Communicator& comm);
 
 // Runs one job here (what a worker and the local runner both do); `progress`
 // (optional) spans all the jobs of the command, for the ETA.
-ShardJobResult run_shard_job(const JobContext& context, const Config& config, const ShardJob& job,
-                             Env* env, Progress* progress = nullptr);
+ShardJobResult run_shard_job(const JobContext& context, const Config& config, const ShardJob& job, Env* env,
+                             Progress* progress = nullptr);
 
 }  // namespace sisa

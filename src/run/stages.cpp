@@ -35,9 +35,8 @@ int64_t stage_work(const Config& c, const ShardData& data, int64_t first_stage) 
   return work;
 }
 
-std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation,
-                                        const ShardData& data, const ModelState& start,
-                                        int64_t first_stage, std::vector<ModelState>* states) {
+std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation, const ShardData& data,
+                                        const ModelState& start, int64_t first_stage, std::vector<ModelState>* states) {
   const Config& c = *run.config;
   ShardTrainer trainer(c, shard, run.trainer);
   std::vector<CheckpointRef> refs;
@@ -50,12 +49,9 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
       }
       if (run.progress) run.progress->advance(e.samples);
       if (run.loop_seconds) *run.loop_seconds += e.seconds;
-      spdlog::info("[shard {}][stage {}] epoch {}/{} loss {:.4f} {:.0f} samples/s{}", e.shard,
-                   e.stage, e.epoch, e.epochs, e.mean_loss,
-                   static_cast<double>(e.samples) / std::max(e.seconds, 1e-9),
-                   run.progress ? fmt::format(" {}% {}", run.progress->percent(),
-                                              run.progress->eta())
-                                : std::string());
+      spdlog::info("[shard {}][stage {}] epoch {}/{} loss {:.4f} {:.0f} samples/s{}", e.shard, e.stage, e.epoch,
+                   e.epochs, e.mean_loss, static_cast<double>(e.samples) / std::max(e.seconds, 1e-9),
+                   run.progress ? fmt::format(" {}% {}", run.progress->percent(), run.progress->eta()) : std::string());
     });
     refs.push_back(checkpoint_ref(run.dir, run.identity_hash, shard, r, generation, data, state));
     if (run.on_checkpoint) run.on_checkpoint(refs.back());
@@ -64,9 +60,8 @@ std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int6
   return refs;
 }
 
-CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard,
-                             int64_t stage, int64_t generation, const ShardData& data,
-                             const ModelState& state) {
+CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard, int64_t stage,
+                             int64_t generation, const ShardData& data, const ModelState& state) {
   std::vector<int64_t> ids;
   for (size_t i = 0; i < data.slice.size(); ++i) {
     if (data.slice[i] <= stage) ids.push_back(data.rows.ids[i]);
@@ -77,10 +72,8 @@ CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int
   ref.fingerprint = state.fingerprint();
   ref.state_digest = state.state_digest();
   if (dir) {
-    const CheckpointInfo info{shard, stage, ref.n_samples, identity, ids_hash(ids), ref.fingerprint,
-                              ref.state_digest};
-    ref.file = write_run_file(*dir, checkpoint_file(shard, stage, generation),
-                              encode_checkpoint(state, info));
+    const CheckpointInfo info{shard, stage, ref.n_samples, identity, ids_hash(ids), ref.fingerprint, ref.state_digest};
+    ref.file = write_run_file(*dir, checkpoint_file(shard, stage, generation), encode_checkpoint(state, info));
   }
   return ref;
 }

@@ -29,21 +29,19 @@ struct StageRun {
   std::string identity_hash;
   TrainerOptions trainer;
   Progress* progress = nullptr;
-  double* loop_seconds = nullptr;  // if set, accumulates time spent in epochs (no I/O)
+  double* loop_seconds = nullptr;                           // if set, accumulates time spent in epochs (no I/O)
   std::function<void(const CheckpointRef&)> on_checkpoint;  // after each checkpoint is written
 };
 
 // Trains stages first..R of `shard` from `start` (C_{first-1}), writing each
 // C_r as generation `generation`. Returns refs for stages first..R; with
 // `states` non-null, also the states.
-std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation,
-                                        const ShardData& data, const ModelState& start,
-                                        int64_t first_stage, std::vector<ModelState>* states);
+std::vector<CheckpointRef> train_stages(const StageRun& run, int64_t shard, int64_t generation, const ShardData& data,
+                                        const ModelState& start, int64_t first_stage, std::vector<ModelState>* states);
 
 // The manifest entry for checkpoint C_stage of `shard`; with `dir` set, also
 // writes the checkpoint file of generation `generation`.
-CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard,
-                             int64_t stage, int64_t generation, const ShardData& data,
-                             const ModelState& state);
+CheckpointRef checkpoint_ref(const RunDir* dir, const std::string& identity, int64_t shard, int64_t stage,
+                             int64_t generation, const ShardData& data, const ModelState& state);
 
 }  // namespace sisa

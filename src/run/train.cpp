@@ -6,27 +6,26 @@
 #include <filesystem>
 #include <set>
 
-#include "store/artifacts.h"
-#include "run/deletion_cost.h"
 #include "config/environment.h"
-#include "util/fs.h"
-#include "lm/loo_student.h"
 #include "config/model_spec.h"
-#include "util/progress.h"
-#include "config/environment.h"
-#include "run/stages.h"
-#include "store/closed_world.h"
-#include "store/journal.h"
-#include "store/run_dir.h"
-#include "store/run_files.h"
+#include "format/shard_store.h"
+#include "lm/loo_student.h"
+#include "run/deletion_cost.h"
 #include "run/seams.h"
 #include "run/shard_jobs.h"
-#include "format/shard_store.h"
+#include "run/stages.h"
 #include "sisa/errors.h"
 #include "sisa/id_list.h"
 #include "sisa/placement.h"
 #include "sisa/run.h"
 #include "sisa/shard_trainer.h"
+#include "store/artifacts.h"
+#include "store/closed_world.h"
+#include "store/journal.h"
+#include "store/run_dir.h"
+#include "store/run_files.h"
+#include "util/fs.h"
+#include "util/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -34,8 +33,7 @@ namespace sisa {
 namespace {
 
 // Rows of `all` minus the excluded ids, split by shard (each sorted by id).
-std::vector<ShardData> place(const Dataset& all, const Config& c,
-                             const std::vector<int64_t>& exclude) {
+std::vector<ShardData> place(const Dataset& all, const Config& c, const std::vector<int64_t>& exclude) {
   std::set<int64_t> excluded(exclude.begin(), exclude.end());
   std::set<int64_t> present;
   const Placement placement = c.placement();
@@ -124,8 +122,17 @@ TrainJobs make_train_jobs(const RunDir& dir, const Config& c, Manifest& m, std::
     if (done > 0) spdlog::info("[shard {}] resuming after stage {} (progress journal)", s, done - 1);
     if (done <= c.sisa.slices) {
       const int64_t first = std::max<int64_t>(done, 1);
-      ShardJob job{s,     0,     e.store, done == 0, done > 0 ? kept[s].back() : CheckpointRef{},
-                   first, stage_work(c, data, first), /*journal=*/true, kept[s], {}, nullptr};
+      ShardJob job{s,
+                   0,
+                   e.store,
+                   done == 0,
+                   done > 0 ? kept[s].back() : CheckpointRef{},
+                   first,
+                   stage_work(c, data, first),
+                   /*journal=*/true,
+                   kept[s],
+                   {},
+                   nullptr};
       if (e.store.path.empty()) {
         // Written just before the job is handed out; the rows are freed then.
         auto rows = std::make_shared<Dataset>(std::move(data.rows));
@@ -202,9 +209,9 @@ std::string store_config(const RunDir& dir, const Config& c, Manifest& m) {
   Config stored = c;
   m.artifacts = pin_artifacts(dir, &stored);
   const std::string yaml = stored.to_yaml();
-  if (!m.artifacts.empty() &&
-      Config::parse(yaml, dir.path(kConfigFile), dir.root).training_hash() != m.config_hash) {
-    throw DataError("a shared artifact (" + m.artifacts.front().key + ", ...) changed while train read it; run train again");
+  if (!m.artifacts.empty() && Config::parse(yaml, dir.path(kConfigFile), dir.root).training_hash() != m.config_hash) {
+    throw DataError("a shared artifact (" + m.artifacts.front().key +
+                    ", ...) changed while train read it; run train again");
   }
   m.config = write_run_file(dir, kConfigFile, std::vector<uint8_t>(yaml.begin(), yaml.end()));
   return yaml;
@@ -261,8 +268,8 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   if (!stale.empty()) spdlog::info("removed {} file(s) left by an interrupted train", stale.size());
   const std::string yaml = store_config(dir, c, m);
 
-  spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards,
-               c.sisa.slices, in.samples, c.train.epochs, c.train.threads);
+  spdlog::info("training {} shards x {} slices on {} samples ({} epochs, {} threads)", c.sisa.shards, c.sisa.slices,
+               in.samples, c.train.epochs, c.train.threads);
   TrainJobs plan = make_train_jobs(dir, c, m, in.shards, resumed);
   const Trained t = run_jobs(dir, yaml, m, plan, seams);
   // The LOO student learns from every row once the teachers are done (rank 0).

@@ -1,13 +1,13 @@
 #include "serve/api.h"
 
-#include "util/strict_json.h"
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <set>
-#include <vector>
 #include <string_view>
+#include <vector>
 
-#include <nlohmann/json.hpp>
+#include "util/strict_json.h"
 
 namespace sisa {
 namespace {
@@ -34,7 +34,8 @@ class PredictParser : public json::json_sax_t {
   bool number_float(number_float_t v, const string_t&) override { return number(v); }
   bool string(string_t& v) override {
     if (depth_ == 1 && key_ == "aggregate") {
-      if (v != "mean" && v != "vote") fail(422, "bad_aggregate", "aggregate must be \"mean\" or \"vote\", got \"" + v + "\"");
+      if (v != "mean" && v != "vote")
+        fail(422, "bad_aggregate", "aggregate must be \"mean\" or \"vote\", got \"" + v + "\"");
       out_->vote = v == "vote";
       return true;
     }
@@ -74,8 +75,9 @@ class PredictParser : public json::json_sax_t {
   bool end_array() override {
     if (depth_ == 3) {
       if (row_values_ != width_) {
-        fail(422, "bad_width", "input " + std::to_string(out_->n) + " has " + std::to_string(row_values_) +
-                                   " values; this run's inputs have " + std::to_string(width_));
+        fail(422, "bad_width",
+             "input " + std::to_string(out_->n) + " has " + std::to_string(row_values_) +
+                 " values; this run's inputs have " + std::to_string(width_));
       }
       ++out_->n;
     }
@@ -95,26 +97,27 @@ class PredictParser : public json::json_sax_t {
   bool number(double v) {
     if (depth_ != 3) return value("a number");
     if (!std::isfinite(v)) {
-      fail(422, "not_finite", "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) +
-                                  " is not a finite number");
+      fail(422, "not_finite",
+           "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) + " is not a finite number");
     }
     if (row_values_ >= width_) {
-      fail(422, "bad_width", "input " + std::to_string(out_->n) + " has more than " + std::to_string(width_) +
-                                 " values");
+      fail(422, "bad_width",
+           "input " + std::to_string(out_->n) + " has more than " + std::to_string(width_) + " values");
     }
     const auto x = static_cast<float>(v * scale_ + offset_);
     if (!std::isfinite(x)) {  // finite in JSON, but not once scaled into float
-      fail(422, "not_finite", "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) +
-                                  " is out of range");
+      fail(422, "not_finite",
+           "input " + std::to_string(out_->n) + " value " + std::to_string(row_values_) + " is out of range");
     }
     out_->inputs.push_back(x);
     ++row_values_;
     return true;
   }
   bool value(const char* what) {
-    std::string where = depth_ == 0 ? "the body" : depth_ == 1 ? "field \"" + key_ + "\""
-                       : depth_ == 2 ? "\"inputs\" (an array of inputs, each an array of numbers)"
-                                     : "input " + std::to_string(out_->n);
+    std::string where = depth_ == 0   ? "the body"
+                        : depth_ == 1 ? "field \"" + key_ + "\""
+                        : depth_ == 2 ? "\"inputs\" (an array of inputs, each an array of numbers)"
+                                      : "input " + std::to_string(out_->n);
     fail(400, "bad_request", std::string("unexpected ") + what + " in " + where);
   }
 
@@ -135,9 +138,12 @@ json parse_request_json(const std::string& body) {
     return parse_strict_json(body);
   } catch (const StrictJsonError& e) {
     switch (e.kind()) {
-      case StrictJsonError::Kind::kTooDeep: throw ApiError(400, "too_deep", e.what());
-      case StrictJsonError::Kind::kDuplicateKey: throw ApiError(400, "duplicate_field", e.what());
-      default: throw ApiError(400, "malformed_json", std::string("body is ") + e.what());
+      case StrictJsonError::Kind::kTooDeep:
+        throw ApiError(400, "too_deep", e.what());
+      case StrictJsonError::Kind::kDuplicateKey:
+        throw ApiError(400, "duplicate_field", e.what());
+      default:
+        throw ApiError(400, "malformed_json", std::string("body is ") + e.what());
     }
   }
 }
@@ -176,8 +182,9 @@ PredictInput parse_predict_texts(const std::string& body, const Tokenizer& token
     }
   }
   if (!j.contains("texts")) {
-    throw ApiError(400, "bad_request", j.contains("inputs") ? "this run reads text: send {\"texts\": [\"...\", ...]}, not inputs"
-                                                              : "missing field \"texts\"");
+    throw ApiError(400, "bad_request",
+                   j.contains("inputs") ? "this run reads text: send {\"texts\": [\"...\", ...]}, not inputs"
+                                        : "missing field \"texts\"");
   }
   const auto& texts = j["texts"];
   if (!texts.is_array()) throw ApiError(422, "bad_texts", "\"texts\" must be an array of strings");
@@ -185,14 +192,15 @@ PredictInput parse_predict_texts(const std::string& body, const Tokenizer& token
   // Each text becomes max_tokens ids: bound what a short body can make the server allocate.
   constexpr size_t kMaxTokenCells = size_t{1} << 24;  // 64 MB of int32 ids
   if (texts.size() * static_cast<size_t>(max_tokens) > kMaxTokenCells) {
-    throw ApiError(413, "too_many_texts", std::to_string(texts.size()) + " texts of up to " + std::to_string(max_tokens) +
-                                              " tokens each; send at most " +
-                                              std::to_string(kMaxTokenCells / static_cast<size_t>(max_tokens)) +
-                                              " per request");
+    throw ApiError(413, "too_many_texts",
+                   std::to_string(texts.size()) + " texts of up to " + std::to_string(max_tokens) +
+                       " tokens each; send at most " +
+                       std::to_string(kMaxTokenCells / static_cast<size_t>(max_tokens)) + " per request");
   }
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::string at = "texts[" + std::to_string(i) + "]";
-    if (!texts[i].is_string()) throw ApiError(422, "bad_texts", at + " is a " + std::string(texts[i].type_name()) + ", not a string");
+    if (!texts[i].is_string())
+      throw ApiError(422, "bad_texts", at + " is a " + std::string(texts[i].type_name()) + ", not a string");
     const auto& text = texts[i].get_ref<const std::string&>();
     if (blank_text(text)) throw ApiError(422, "empty_text", at + " is empty");
     if (!valid_utf8(text)) throw ApiError(422, "bad_text", at + " is not valid UTF-8");
@@ -208,7 +216,8 @@ namespace {
 template <typename T>
 json rows(const std::vector<T>& flat, int64_t n, int64_t width) {
   json out = json::array();
-  for (int64_t i = 0; i < n; ++i) out.push_back(std::vector<T>(flat.begin() + i * width, flat.begin() + (i + 1) * width));
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(std::vector<T>(flat.begin() + i * width, flat.begin() + (i + 1) * width));
   return out;
 }
 
@@ -234,7 +243,8 @@ ForgetInput parse_forget(const std::string& body) {
     throw ApiError(400, "bad_request", "expected {\"ids\": [id, ...]} or {\"groups\": [group, ...]}");
   }
   for (const auto& [k, v] : j.items()) {
-    if (k != "ids" && k != "groups") throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected ids or groups)");
+    if (k != "ids" && k != "groups")
+      throw ApiError(400, "unknown_field", "unknown field \"" + k + "\" (expected ids or groups)");
   }
   ForgetInput out;
   out.by_group = j.contains("groups");
@@ -246,9 +256,10 @@ ForgetInput parse_forget(const std::string& body) {
   for (const auto& v : keys) {
     if (!v.is_number_integer()) {
       // Never echo the value: it is the client's, of any size.
-      throw ApiError(422, "bad_id", std::string("\"") + field + "\" holds " +
-                                         (v.is_number() ? std::string("a non-integer number") : std::string("a ") + v.type_name()) +
-                                         ", not an integer");
+      throw ApiError(422, "bad_id",
+                     std::string("\"") + field + "\" holds " +
+                         (v.is_number() ? std::string("a non-integer number") : std::string("a ") + v.type_name()) +
+                         ", not an integer");
     }
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
       throw ApiError(422, "bad_id", std::to_string(v.get<uint64_t>()) + " is out of range");

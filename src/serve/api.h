@@ -3,12 +3,12 @@
 // response rendering. Errors carry the HTTP status they map to.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "run/ensemble.h"
 #include "text/tokenizer.h"
@@ -38,9 +38,9 @@ struct PredictInput {
   std::vector<float> inputs;  // n x width, transformed like the training data
   // Text runs: the texts as token rows (n x max_tokens, 0-padded) and lengths.
   std::vector<int32_t> tokens, lengths;
-  int64_t truncated = 0;      // texts cut to data.max_tokens
-  bool vote = false;          // aggregate: "mean" (default) or "vote"
-  bool shard_votes = false;   // also answer each shard's label
+  int64_t truncated = 0;     // texts cut to data.max_tokens
+  bool vote = false;         // aggregate: "mean" (default) or "vote"
+  bool shard_votes = false;  // also answer each shard's label
 };
 // Parses {"inputs": [[...], ...], "aggregate": "mean"|"vote", "shard_votes": bool}.
 // Each input has `width` raw values (as in the source data), transformed

@@ -26,7 +26,7 @@ std::string read_token(const std::string& path) {
     if (ch < 0x21 || ch > 0x7e) {
       throw UsageError("--token-file '" + path + "': byte " + std::to_string(i) + " is " +
                        (ch == '\n' || ch == '\r' ? std::string("a line break inside the token")
-                                                  : std::string("not a visible ASCII character")) +
+                                                 : std::string("not a visible ASCII character")) +
                        "; the file must hold one token of visible ASCII characters on one line");
     }
   }

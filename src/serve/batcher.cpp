@@ -1,8 +1,9 @@
 #include "serve/batcher.h"
-#include "serve/thread_priority.h"
 
 #include <algorithm>
 #include <cstring>
+
+#include "serve/thread_priority.h"
 
 namespace sisa {
 namespace {
@@ -19,14 +20,15 @@ EnsembleOutput slice_rows(const EnsembleOutput& all, int64_t first, int64_t n) {
   o.votes.assign(all.votes.begin() + f * k, all.votes.begin() + (f + m) * k);
   o.label_mean.assign(all.label_mean.begin() + f, all.label_mean.begin() + f + m);
   o.label_vote.assign(all.label_vote.begin() + f, all.label_vote.begin() + f + m);
-  if (!all.shard_labels.empty()) o.shard_labels.assign(all.shard_labels.begin() + f * s, all.shard_labels.begin() + (f + m) * s);
+  if (!all.shard_labels.empty())
+    o.shard_labels.assign(all.shard_labels.begin() + f * s, all.shard_labels.begin() + (f + m) * s);
   return o;
 }
 
 }  // namespace
 
-PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads,
-                               int64_t max_rows, int nice)
+PredictBatcher::PredictBatcher(std::function<std::shared_ptr<const Ensemble>()> snapshot, int threads, int64_t max_rows,
+                               int nice)
     : snapshot_(std::move(snapshot)), max_rows_(max_rows) {
   for (int i = 0; i < std::max(threads, 1); ++i) {
     threads_.emplace_back([this, i, nice] {

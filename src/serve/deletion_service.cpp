@@ -4,11 +4,11 @@
 
 #include <algorithm>
 
-#include "run/deletion_tx.h"
-#include "util/fs.h"
 #include "format/shard_store.h"
+#include "run/deletion_tx.h"
 #include "sisa/errors.h"
 #include "store/run_files.h"
+#include "util/fs.h"
 
 namespace sisa {
 
@@ -44,7 +44,9 @@ DeletionService::DeletionService(const std::string& run_dir, bool force_environm
 
 DeletionService::~DeletionService() { stop(); }
 
-void DeletionService::start() { worker_ = std::thread([this] { work(); }); }
+void DeletionService::start() {
+  worker_ = std::thread([this] { work(); });
+}
 
 void DeletionService::stop() {
   {
@@ -156,9 +158,9 @@ void DeletionService::work() {
 
 // After a failure the published manifest is whole (the edit was built on a
 // copy), but the failed attempt may have left files and a log record that
-// the recovery of the next writer sorts out, so take no more requests. What the clients are told depends on what reached the disk:
-// if the new manifest was published, the deleted samples must not be served
-// any longer, whatever failed after (purge, `applied` record, model loading).
+// the recovery of the next writer sorts out, so take no more requests. What the clients are told depends on what
+// reached the disk: if the new manifest was published, the deleted samples must not be served any longer, whatever
+// failed after (purge, `applied` record, model loading).
 void DeletionService::recover_from_failure(const LogRecord& rec, const std::string& what) {
   pause("request " + std::to_string(rec.seq) + " failed (" + what +
         "); restart sisa serve, or run sisa recover (or sisa repair), to finish it");
@@ -169,8 +171,10 @@ void DeletionService::recover_from_failure(const LogRecord& rec, const std::stri
     if (published) {
       swap_in(Ensemble::load(run_, disk, writer_.config, ensemble().get()));
       settle(rec.seq, "applied", receipt_of(rec.seq));
-      spdlog::warn("deletion request {} was published before the failure: serving the new models; "
-                   "a restart finishes its cleanup", rec.seq);
+      spdlog::warn(
+          "deletion request {} was published before the failure: serving the new models; "
+          "a restart finishes its cleanup",
+          rec.seq);
       return;
     }
   } catch (const std::exception& e) {
@@ -178,7 +182,8 @@ void DeletionService::recover_from_failure(const LogRecord& rec, const std::stri
   }
   if (published) {
     std::lock_guard<std::mutex> hold(ensemble_mu_);
-    stale_ = "request " + std::to_string(rec.seq) + " was published but its models cannot be loaded; "
+    stale_ = "request " + std::to_string(rec.seq) +
+             " was published but its models cannot be loaded; "
              "restart sisa serve (or run sisa repair)";
   }
   settle(rec.seq, "failed", nullptr, what);

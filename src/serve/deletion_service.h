@@ -6,6 +6,8 @@
 // after that answer comes from the new models.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -18,13 +20,11 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "format/deletion_log.h"
 #include "run/ensemble.h"
 #include "run/writer.h"
-#include "store/run_dir.h"
 #include "sisa/errors.h"
+#include "store/run_dir.h"
 
 namespace sisa {
 
@@ -68,8 +68,8 @@ class DeletionService {
   std::vector<std::string> damaged_receipts() const;
 
   struct Counts {
-    size_t pending = 0;       // accepted, not yet applied (queued or running)
-    uint64_t applied = 0;     // applied by this process
+    size_t pending = 0;    // accepted, not yet applied (queued or running)
+    uint64_t applied = 0;  // applied by this process
     uint64_t failed = 0;
   };
   Counts counts() const;
@@ -94,19 +94,19 @@ class DeletionService {
   nlohmann::json receipt_of(uint64_t seq) const;
 
   RunDir run_;
-  Writer writer_;                      // lock, manifest (owned by the worker), config
-  std::vector<int64_t> known_ids_;     // sorted: every id the run ever held
-  std::vector<int64_t> known_groups_;  // sorted: every group key (empty: the run has no groups)
+  Writer writer_;                                // lock, manifest (owned by the worker), config
+  std::vector<int64_t> known_ids_;               // sorted: every id the run ever held
+  std::vector<int64_t> known_groups_;            // sorted: every group key (empty: the run has no groups)
   std::map<std::string, std::string> receipts_;  // published before this process started: path -> "" or damage
 
   mutable std::mutex ensemble_mu_;
   std::shared_ptr<const Ensemble> ensemble_;
   std::string stale_;
 
-  mutable std::mutex mu_;              // everything below
+  mutable std::mutex mu_;  // everything below
   std::condition_variable wake_;
   std::deque<LogRecord> queue_;
-  std::map<uint64_t, State> states_;   // requests seen by this process
+  std::map<uint64_t, State> states_;  // requests seen by this process
   uint64_t next_seq_ = 1;
   std::set<int64_t> deleted_ids_, deleted_groups_;  // as published
   uint64_t applied_ = 0, failed_ = 0;

@@ -36,13 +36,13 @@ void HttpTransport::Impl::admit(tcp::socket socket) {
     if (connections_ >= limits_.max_connections || from_peer >= limits_.max_connections_per_client) {
       // Say why, if the socket takes it at once, and close: a refused client
       // costs neither a buffer nor a timer.
-      const std::string body = error_body_("too_many_connections",
-                                           from_peer >= limits_.max_connections_per_client
-                                               ? "too many connections from " + peer
-                                               : "too many connections");
-      const std::string answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                 "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\n\r\n" + body;
+      const std::string body = error_body_("too_many_connections", from_peer >= limits_.max_connections_per_client
+                                                                       ? "too many connections from " + peer
+                                                                       : "too many connections");
+      const std::string answer =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body;
       socket.non_blocking(true, ec);
       socket.write_some(net::buffer(answer), ec);
       socket.shutdown(tcp::socket::shutdown_send, ec);

@@ -18,13 +18,13 @@
 namespace sisa {
 
 struct HttpRequest {
-  std::string method;         // "GET", "POST", ...
-  std::string path;           // the target without its query
-  std::string query;          // after '?', raw
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // the target without its query
+  std::string query;   // after '?', raw
   std::string content_type;
   std::string authorization;  // the Authorization header, raw
   std::string body;
-  std::string peer;           // the client's address
+  std::string peer;  // the client's address
 };
 
 struct HttpResponse {
@@ -32,20 +32,20 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra fields (Location, ...)
-  bool close = false;  // close the connection after this answer
+  bool close = false;                                        // close the connection after this answer
 };
 
 struct HttpLimits {
-  size_t max_body_bytes = 8u << 20;           // a larger body gets 413
-  size_t max_header_bytes = 16u << 10;        // request line and header fields together; more gets 431
-  size_t max_header_fields = 100;             // more gets 431
-  double request_timeout_seconds = 10;        // to send one whole request (or to start the next
-                                              // one on a kept-alive connection); then 408 and close
-  size_t max_connections = 1000;              // more are answered 503 and closed
-  size_t max_connections_per_client = 128;    // per client address; more are answered 503 and closed
+  size_t max_body_bytes = 8u << 20;              // a larger body gets 413
+  size_t max_header_bytes = 16u << 10;           // request line and header fields together; more gets 431
+  size_t max_header_fields = 100;                // more gets 431
+  double request_timeout_seconds = 10;           // to send one whole request (or to start the next
+                                                 // one on a kept-alive connection); then 408 and close
+  size_t max_connections = 1000;                 // more are answered 503 and closed
+  size_t max_connections_per_client = 128;       // per client address; more are answered 503 and closed
   size_t max_body_bytes_in_flight = 128u << 20;  // bodies being received or handled, all clients
-  int threads = 2;                            // threads that run the event loop and the handlers
-  int nice = 0;                               // their scheduling niceness (thread_priority.h)
+  int threads = 2;                               // threads that run the event loop and the handlers
+  int nice = 0;                                  // their scheduling niceness (thread_priority.h)
 };
 
 class HttpTransport {

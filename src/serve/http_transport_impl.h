@@ -6,15 +6,9 @@
 // fully arrived. See http_transport.h.
 #pragma once
 
-#include "serve/http_transport.h"
-#include "serve/thread_priority.h"
-
-#include <spdlog/spdlog.h>
-
-#include <atomic>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -22,6 +16,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -29,6 +26,8 @@
 #include <set>
 #include <thread>
 
+#include "serve/http_transport.h"
+#include "serve/thread_priority.h"
 #include "sisa/errors.h"
 
 namespace sisa {
@@ -50,8 +49,8 @@ inline Clock::duration seconds(double s) {
 constexpr double kLingerSeconds = 2.0;
 constexpr size_t kLingerBytes = 16u << 20;
 constexpr double kWriteTimeoutSeconds = 10.0;  // a client that does not read its answer
-constexpr size_t kBodyReadBytes = 256u << 10;   // the largest read into a connection's buffer
-constexpr size_t kHeaderReadBytes = 8u << 10;   // a connection's buffer to start with
+constexpr size_t kBodyReadBytes = 256u << 10;  // the largest read into a connection's buffer
+constexpr size_t kHeaderReadBytes = 8u << 10;  // a connection's buffer to start with
 
 class HttpTransport::Impl {
  public:

@@ -28,12 +28,13 @@ std::string text_field(const json& body, const char* key, bool required) {
 int64_t integer_field(const json& body, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
   const json* v = field(body, key);
   if (!v) return fallback;
-  if (!v->is_number_integer()) throw ApiError(400, "bad_field", std::string("field \"") + key + "\" must be an integer");
+  if (!v->is_number_integer())
+    throw ApiError(400, "bad_field", std::string("field \"") + key + "\" must be an integer");
   const bool negative = v->is_number_unsigned() ? false : v->get<int64_t>() < 0;
   if (negative ? lo >= 0 || v->get<int64_t>() < lo
                : (v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(hi) : v->get<int64_t>() > hi)) {
-    throw ApiError(422, "bad_value", std::string("field \"") + key + "\" must be in " + std::to_string(lo) + ".." +
-                                         std::to_string(hi));
+    throw ApiError(422, "bad_value",
+                   std::string("field \"") + key + "\" must be in " + std::to_string(lo) + ".." + std::to_string(hi));
   }
   return v->get<int64_t>();
 }
@@ -44,12 +45,14 @@ json answer_language(const std::string& path, const std::string& body, const LmR
   const json in = parse_request_json(body);
   if (!in.is_object()) throw ApiError(400, "bad_request", "the body must be a JSON object");
   const bool generate = path == "/v1/generate";
-  const std::set<std::string> allowed =
-      generate ? std::set<std::string>{"prompt", "max_tokens", "top_k", "seed", "model"} : std::set<std::string>{"text", "model"};
+  const std::set<std::string> allowed = generate
+                                            ? std::set<std::string>{"prompt", "max_tokens", "top_k", "seed", "model"}
+                                            : std::set<std::string>{"text", "model"};
   for (const auto& [key, value] : in.items()) {
     if (!allowed.count(key)) {
-      throw ApiError(400, "unknown_field", "unknown field \"" + key + "\" (expected " +
-                                               (generate ? "prompt, max_tokens, top_k, seed, model" : "text, model") + ")");
+      throw ApiError(400, "unknown_field",
+                     "unknown field \"" + key + "\" (expected " +
+                         (generate ? "prompt, max_tokens, top_k, seed, model" : "text, model") + ")");
     }
   }
   const std::string model = text_field(in, "model", false);

@@ -9,8 +9,8 @@ std::string prometheus_scalar(const std::string& name, const char* type, const s
 }
 
 const char* Metrics::name(Endpoint e) {
-  static const char* names[] = {"/v1/predict", "/v1/forget", "/v1/forget/{id}", "/v1/status",
-                                "/healthz",    "/metrics",   "/v1/generate", "/v1/score", "other"};
+  static const char* names[] = {"/v1/predict", "/v1/forget",   "/v1/forget/{id}", "/v1/status", "/healthz",
+                                "/metrics",    "/v1/generate", "/v1/score",       "other"};
   return names[e];
 }
 
@@ -47,8 +47,8 @@ std::string Metrics::render(const std::string& extra) const {
     for (size_t b = 0; b <= kBuckets.size(); ++b) {
       cumulative += p.buckets[b].load(std::memory_order_relaxed);
       const std::string le = b < kBuckets.size() ? fmt::format("{}", kBuckets[b]) : "+Inf";
-      out += fmt::format("sisa_http_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"{}\"}} {}\n", n, le,
-                         cumulative);
+      out +=
+          fmt::format("sisa_http_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"{}\"}} {}\n", n, le, cumulative);
     }
     out += fmt::format("sisa_http_request_duration_seconds_sum{{endpoint=\"{}\"}} {:.6f}\n", n,
                        static_cast<double>(p.sum_ns.load(std::memory_order_relaxed)) * 1e-9);

@@ -23,11 +23,11 @@ class Metrics {
   std::string render(const std::string& extra) const;
 
   static constexpr std::array<double, 13> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                      0.1,    0.25,  0.5,    1.0,   2.5,   10.0};
+                                                      0.1,    0.25,  0.5,    1.0,   2.5,  10.0};
 
  private:
   struct PerEndpoint {
-    std::array<std::atomic<uint64_t>, 600> by_status{};    // index: HTTP status
+    std::array<std::atomic<uint64_t>, 600> by_status{};                // index: HTTP status
     std::array<std::atomic<uint64_t>, kBuckets.size() + 1> buckets{};  // last: +Inf
     std::atomic<uint64_t> count{0};
     std::atomic<uint64_t> sum_ns{0};

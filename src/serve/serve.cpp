@@ -1,5 +1,7 @@
 // `sisa serve`: options, signals, the transport and the deletion service
 // around one Server (server.h).
+#include "sisa/serve.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -11,7 +13,6 @@
 
 #include "serve/server.h"
 #include "sisa/errors.h"
-#include "sisa/serve.h"
 
 namespace sisa {
 namespace {
@@ -60,7 +61,8 @@ int serve(const ServeOptions& o) {
   // masking them cannot route the signal to one thread); a watcher thread
   // sees it and stops the transport, which lets in-flight requests finish.
   g_signal = 0;
-  struct sigaction action {}, ignore {}, old_int {}, old_term {}, old_pipe {};
+  struct sigaction action {
+  }, ignore{}, old_int{}, old_term{}, old_pipe{};
   action.sa_handler = [](int sig) { g_signal = sig; };
   sigemptyset(&action.sa_mask);
   ignore.sa_handler = SIG_IGN;  // a client hanging up must cost a failed write, not the server

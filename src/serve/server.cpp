@@ -133,8 +133,8 @@ void Server::language(HttpRequest& req, const HttpTransport::Reply& reply) {
   }
   auto snapshot = service_.ensemble();
   if (!snapshot->language_models()) {
-    return reply(error(501, "unsupported_input", "this run's model family '" + family_ +
-                                                      "' is not a language model: use /v1/predict"));
+    return reply(error(501, "unsupported_input",
+                       "this run's model family '" + family_ + "' is not a language model: use /v1/predict"));
   }
   work_.post([snapshot = std::move(snapshot), path = req.path, body = std::move(req.body), reply]() mutable {
     try {
@@ -154,13 +154,14 @@ void Server::predict(HttpRequest& req, const HttpTransport::Reply& reply) {
     return reply(error(503, "models_out_of_date", stale));
   }
   if (language_model_) {
-    return reply(error(501, "unsupported_input", "this run's model family '" + family_ +
-                                                     "' is a language model: it predicts no classes"));
+    return reply(error(501, "unsupported_input",
+                       "this run's model family '" + family_ + "' is a language model: it predicts no classes"));
   }
   if (tokens_ && !tokenizer_) {
     // Token ids from an HDF5 file, with no tokenizer to turn texts into them.
-    return reply(error(501, "unsupported_input", "this run reads token ids without a tokenizer (data.tokenizer); "
-                                                 "/v1/predict takes texts or feature rows (use sisa predict)"));
+    return reply(error(501, "unsupported_input",
+                       "this run reads token ids without a tokenizer (data.tokenizer); "
+                       "/v1/predict takes texts or feature rows (use sisa predict)"));
   }
   // A small body of numbers is parsed here (a lone client is spared two
   // thread hops); texts, and bodies that take long to parse, go to a
@@ -214,9 +215,9 @@ HttpResponse Server::answer_predictions(const PredictInput& in, const PredictBat
   for (int64_t i = 0; i < r.out.n; ++i) {
     for (int64_t k = 0; k < r.out.classes; ++k) {
       if (!std::isfinite(mean[static_cast<size_t>(i * r.out.classes + k)])) {
-        return error(422, "not_finite_output",
-                     "input " + std::to_string(i) +
-                         " gives a non-finite output: its values overflow inside the network");
+        return error(
+            422, "not_finite_output",
+            "input " + std::to_string(i) + " gives a non-finite output: its values overflow inside the network");
       }
     }
   }

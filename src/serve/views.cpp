@@ -17,7 +17,8 @@ json model_json(const Config& c) {
     if (!o.artifact) continue;
     const auto& path = c.model.get<std::string>(o.key);
     if (path.empty()) continue;
-    m[o.key] = {{"path", path}, {"sha256", sha256_file(path)},
+    m[o.key] = {{"path", path},
+                {"sha256", sha256_file(path)},
                 {"note", "data inside a pretrained " + o.key + " is outside the deletion guarantee"}};
   }
   return m;
@@ -28,27 +29,33 @@ json status_json(const DeletionService& service, const StatusFacts& facts) {
   const auto e = service.ensemble();
   json shards = json::array();
   for (const auto& s : e->shards()) {
-    shards.push_back({{"shard", s.shard}, {"generation", s.generation}, {"n_samples", s.n_samples},
-                      {"fingerprint", s.fingerprint}, {"state_digest", s.state_digest}});
+    shards.push_back({{"shard", s.shard},
+                      {"generation", s.generation},
+                      {"n_samples", s.n_samples},
+                      {"fingerprint", s.fingerprint},
+                      {"state_digest", s.state_digest}});
   }
   const std::string paused = service.paused_reason();
   const bool tokens = model_spec(c.model).input == InputKind::kTokens;
   const auto& lm = e->language_models();
-  return {{"shard_status", shards},
-          {"last_applied_request", e->last_applied()},
-          {"pending_requests", service.pending_ids()},
-          {"deletions", !facts.deletions_enabled ? "disabled (no --token-file)" : paused.empty() ? "enabled" : "paused: " + paused},
-          {"damaged_receipts", service.damaged_receipts()},
-          {"input", tokens ? json{{"kind", facts.text ? "text" : "token ids"}, {"max_tokens", c.data.max_tokens}}
-                           : json{{"kind", "features"}, {"width", e->width()}, {"scale", c.data.scale},
-                                  {"offset", c.data.offset}}},
-          {"model", facts.model},
-          {"student", lm && lm->student_generation() >= 0
-                          ? json{{"generation", lm->student_generation()},
-                                 {"guarantee", LmRuntime::guarantee("student")},
-                                 {"audit", "sisa audit --run-dir <run> --secrets <canaries.csv>"}}
-                          : json()},
-          {"classes", e->classes()}};
+  return {
+      {"shard_status", shards},
+      {"last_applied_request", e->last_applied()},
+      {"pending_requests", service.pending_ids()},
+      {"deletions", !facts.deletions_enabled ? "disabled (no --token-file)"
+                    : paused.empty()         ? "enabled"
+                                             : "paused: " + paused},
+      {"damaged_receipts", service.damaged_receipts()},
+      {"input",
+       tokens ? json{{"kind", facts.text ? "text" : "token ids"}, {"max_tokens", c.data.max_tokens}}
+              : json{{"kind", "features"}, {"width", e->width()}, {"scale", c.data.scale}, {"offset", c.data.offset}}},
+      {"model", facts.model},
+      {"student", lm && lm->student_generation() >= 0
+                      ? json{{"generation", lm->student_generation()},
+                             {"guarantee", LmRuntime::guarantee("student")},
+                             {"audit", "sisa audit --run-dir <run> --secrets <canaries.csv>"}}
+                      : json()},
+      {"classes", e->classes()}};
 }
 
 json health_json(const DeletionService& service, bool* ok) {

@@ -3,9 +3,9 @@
 // and the served snapshot (no HTTP here).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+
+#include <string>
 
 #include "serve/deletion_service.h"
 #include "serve/metrics.h"

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <regex>
 
-#include "util/fs.h"
 #include "config/model_spec.h"
-#include "util/sha256.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 

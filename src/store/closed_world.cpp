@@ -53,7 +53,8 @@ void require_closed_world(const std::string& run_dir, const RunListing& listing)
   throw CorruptionError("run directory '" + run_dir + "' holds " + std::to_string(foreign.size()) +
                         " symbolic link(s) or special file(s); sisa refuses to follow them (a purge could "
                         "miss or destroy files outside the run). Replace each with the real file or "
-                        "directory, or move the whole run directory instead:" + names);
+                        "directory, or move the whole run directory instead:" +
+                        names);
 }
 
 void require_run_or_empty(const std::string& run_dir) {
@@ -62,10 +63,9 @@ void require_run_or_empty(const std::string& run_dir) {
   if (!fs::is_directory(run_dir, ec)) throw UsageError("--run-dir '" + run_dir + "' is not a directory");
   // An interrupted train has taken the lock (its first act) and holds only
   // files named as sisa names them; anything else may be the user's.
-  static const std::regex ours(
-      R"((LOCK|config\.yaml|MANIFEST\.json|deletions\.log|data/shard-\d+\.g\d+\.h5|)"
-      R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json|)"
-      R"(artifacts/[0-9a-f]{64}(\.[A-Za-z0-9]{1,16})?)(\.tmp)?)");
+  static const std::regex ours(R"((LOCK|config\.yaml|MANIFEST\.json|deletions\.log|data/shard-\d+\.g\d+\.h5|)"
+                               R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json|)"
+                               R"(artifacts/[0-9a-f]{64}(\.[A-Za-z0-9]{1,16})?)(\.tmp)?)");
   const RunListing listing = list_run(run_dir);
   if (listing.files.empty() && listing.foreign.empty()) return;
   std::vector<std::string> other;
@@ -76,7 +76,8 @@ void require_run_or_empty(const std::string& run_dir) {
   if (other.empty() && locked_before) return require_closed_world(run_dir, listing);
   if (other.empty()) other = listing.files;
   throw UsageError("--run-dir '" + run_dir + "' is not empty and holds no interrupted sisa run (found " +
-                   format_names(other) + "); sisa train removes every file of its run directory that it "
+                   format_names(other) +
+                   "); sisa train removes every file of its run directory that it "
                    "did not write: use a new or empty directory");
 }
 

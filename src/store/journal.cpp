@@ -18,12 +18,9 @@ std::string journal_file(int64_t shard) {
 void write_journal(const RunDir& run, int64_t shard, const ShardJournal& j) {
   nlohmann::json cks = nlohmann::json::array();
   for (const auto& c : j.checkpoints) cks.push_back(ref_json(c));
-  const std::string text = nlohmann::json{{"format", "sisa-journal"},
-                                          {"format_version", 1},
-                                          {"shard", shard},
-                                          {"identity_hash", j.identity_hash},
-                                          {"ids_hash", j.ids_hash},
-                                          {"store", ref_json(j.store)},
+  const std::string text = nlohmann::json{{"format", "sisa-journal"}, {"format_version", 1},
+                                          {"shard", shard},           {"identity_hash", j.identity_hash},
+                                          {"ids_hash", j.ids_hash},   {"store", ref_json(j.store)},
                                           {"checkpoints", cks}}
                                .dump(1);
   write_run_file(run, journal_file(shard), std::vector<uint8_t>(text.begin(), text.end()));

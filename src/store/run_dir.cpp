@@ -19,9 +19,8 @@ std::string store_file(int64_t shard, int64_t generation) {
 
 std::string checkpoint_file(int64_t shard, int64_t stage, int64_t generation) {
   char buf[80];
-  std::snprintf(buf, sizeof buf, "ckpt/shard-%03lld/stage-%02lld.g%lld.h5",
-                static_cast<long long>(shard), static_cast<long long>(stage),
-                static_cast<long long>(generation));
+  std::snprintf(buf, sizeof buf, "ckpt/shard-%03lld/stage-%02lld.g%lld.h5", static_cast<long long>(shard),
+                static_cast<long long>(stage), static_cast<long long>(generation));
   return buf;
 }
 
@@ -31,12 +30,9 @@ std::string receipt_file(uint64_t seq) {
   return buf;
 }
 
-std::string in_run(const std::string& run_dir, const std::string& rel) {
-  return (fs::path(run_dir) / rel).string();
-}
+std::string in_run(const std::string& run_dir, const std::string& rel) { return (fs::path(run_dir) / rel).string(); }
 
-FileRef write_run_file(const RunDir& run, const std::string& rel,
-                       const std::vector<uint8_t>& bytes) {
+FileRef write_run_file(const RunDir& run, const std::string& rel, const std::vector<uint8_t>& bytes) {
   const std::string path = run.path(rel);
   make_dirs(fs::path(path).parent_path().string());
   atomic_write(*run.env, path, bytes);

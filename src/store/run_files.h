@@ -3,11 +3,11 @@
 // the config, receipts, checkpoints and shard stores, and what they hold.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "format/manifest.h"
 #include "sisa/config.h"

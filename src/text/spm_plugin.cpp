@@ -18,8 +18,8 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -55,28 +55,28 @@ extern "C" {
 // SentencePieceTrainer::Train with a flag string (no --input or
 // --model_prefix) over the lines of `input`. On success *model (size
 // *model_len, freed with sisa_spm_free_bytes) is the serialized model.
-int sisa_spm_train(const char* flags, const char* input, char** model, size_t* model_len, char* err,
-                   size_t errlen) {
+int sisa_spm_train(const char* flags, const char* input, char** model, size_t* model_len, char* err, size_t errlen) {
   try {
-  std::ifstream probe(input);
-  if (!probe) return fail(std::string("cannot read '") + input + "'", err, errlen);
-  LineIterator lines(input);
-  // As a map: the flag-string overload logs its command line before it reads --minloglevel.
-  std::unordered_map<std::string, std::string> kwargs;
-  std::istringstream words(flags);
-  for (std::string word; words >> word;) {
-    const auto eq = word.find('=');
-    if (word.rfind("--", 0) != 0 || eq == std::string::npos) return fail("bad trainer flag '" + word + "'", err, errlen);
-    kwargs[word.substr(2, eq - 2)] = word.substr(eq + 1);
-  }
-  std::string proto;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines, &proto);
-  if (!status.ok()) return fail(status.ToString(), err, errlen);
-  *model = static_cast<char*>(std::malloc(proto.size()));
-  if (!*model) return fail("out of memory", err, errlen);
-  std::memcpy(*model, proto.data(), proto.size());
-  *model_len = proto.size();
-  return 0;
+    std::ifstream probe(input);
+    if (!probe) return fail(std::string("cannot read '") + input + "'", err, errlen);
+    LineIterator lines(input);
+    // As a map: the flag-string overload logs its command line before it reads --minloglevel.
+    std::unordered_map<std::string, std::string> kwargs;
+    std::istringstream words(flags);
+    for (std::string word; words >> word;) {
+      const auto eq = word.find('=');
+      if (word.rfind("--", 0) != 0 || eq == std::string::npos)
+        return fail("bad trainer flag '" + word + "'", err, errlen);
+      kwargs[word.substr(2, eq - 2)] = word.substr(eq + 1);
+    }
+    std::string proto;
+    const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines, &proto);
+    if (!status.ok()) return fail(status.ToString(), err, errlen);
+    *model = static_cast<char*>(std::malloc(proto.size()));
+    if (!*model) return fail("out of memory", err, errlen);
+    std::memcpy(*model, proto.data(), proto.size());
+    *model_len = proto.size();
+    return 0;
   } catch (const std::exception& e) {  // nothing may unwind across this C interface
     return fail(e.what(), err, errlen);
   }
@@ -146,7 +146,8 @@ int sisa_spm_decode(void* handle, const int32_t* ids, size_t n, char* out, size_
     auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(handle);
     std::vector<int> v(ids, ids + n);
     for (int id : v) {
-      if (id < 0 || id >= p->GetPieceSize()) return fail("token id " + std::to_string(id) + " is not in the vocabulary", err, errlen);
+      if (id < 0 || id >= p->GetPieceSize())
+        return fail("token id " + std::to_string(id) + " is not in the vocabulary", err, errlen);
     }
     std::string text;
     const auto status = p->Decode(v, &text);

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "util/fs.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 namespace {
@@ -176,8 +176,8 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 void Tokenizer::train(const TokenizerTraining& o) {
   // One thread and every sentence (no sampling): the model depends on the text alone.
   std::string flags = "--vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
-                            " --num_threads=1 --input_sentence_size=0 --shuffle_input_sentence=false"
-                            " --character_coverage=1.0 --minloglevel=2";
+                      " --num_threads=1 --input_sentence_size=0 --shuffle_input_sentence=false"
+                      " --character_coverage=1.0 --minloglevel=2";
   std::string control;
   for (const auto& s : o.control_symbols) control += (control.empty() ? "" : ",") + s;
   if (!control.empty()) flags += " --control_symbols=" + control;
@@ -187,8 +187,8 @@ void Tokenizer::train(const TokenizerTraining& o) {
   size_t n = 0;
   if (plugin().train(flags.c_str(), o.input.c_str(), &model, &n, err, sizeof err) != 0) {
     // The file was readable: what fails is the text (empty, or too little for the vocabulary).
-    throw DataError("SentencePiece cannot train a " + std::to_string(o.vocab_size) + "-piece tokenizer on '" +
-                    o.input + "': " + err);
+    throw DataError("SentencePiece cannot train a " + std::to_string(o.vocab_size) + "-piece tokenizer on '" + o.input +
+                    "': " + err);
   }
   const std::string bytes(model, n);
   plugin().free_bytes(model);

@@ -14,8 +14,8 @@
 namespace sisa {
 
 struct TokenizerTraining {
-  std::string input;         // a text file, one sentence per line
-  std::string model_path;    // the .model file written (atomically); it records no path
+  std::string input;       // a text file, one sentence per line
+  std::string model_path;  // the .model file written (atomically); it records no path
   int vocab_size = 8000;
   std::string model_type = "unigram";  // unigram | bpe
   // Reserved pieces that encode() never produces (pretraining's "<mask>").

@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <limits>
 
@@ -146,7 +146,6 @@ int open_for_read(const std::string& path, size_t* size) {
   return fd;
 }
 
-
 // Reads `fd` to its end (closing it), not to a size fstat gave: a file may
 // grow while it is read. More than `limit` bytes: false, with the first
 // limit + 1 bytes read.
@@ -199,9 +198,11 @@ int open_input(const std::string& path, const InputFile& spec, uint64_t* size) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    const char* kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
-                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket"
-                                                                                        : "not a regular file";
+    const char* kind = S_ISDIR(st.st_mode)                          ? "a directory"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                                    : "not a regular file";
     throw_error(spec.error, spec.what + ": '" + path + "' is " + kind + "; sisa reads only regular files here");
   }
   *size = static_cast<uint64_t>(st.st_size);

@@ -54,7 +54,7 @@ std::vector<uint8_t> read_file(const std::string& path);
 // errors, the most bytes it may hold, and the exit code of a file that is
 // not a regular file or is too large (docs/cli.md, "Input files").
 struct InputFile {
-  std::string what;             // "--token-file", "data.tokenizer", ...
+  std::string what;  // "--token-file", "data.tokenizer", ...
   uint64_t max_bytes = 0;
   ExitCode error = ExitCode::kUsage;
 };

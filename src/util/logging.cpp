@@ -10,9 +10,15 @@ void init_logging(Verbosity verbosity, int rank) {
   const std::string rank_tag = rank >= 0 ? " [rank " + std::to_string(rank) + "]" : "";
   logger->set_pattern("[%H:%M:%S.%e] [%^%l%$]" + rank_tag + " %v");
   switch (verbosity) {
-    case Verbosity::kQuiet: logger->set_level(spdlog::level::warn); break;
-    case Verbosity::kNormal: logger->set_level(spdlog::level::info); break;
-    case Verbosity::kVerbose: logger->set_level(spdlog::level::debug); break;
+    case Verbosity::kQuiet:
+      logger->set_level(spdlog::level::warn);
+      break;
+    case Verbosity::kNormal:
+      logger->set_level(spdlog::level::info);
+      break;
+    case Verbosity::kVerbose:
+      logger->set_level(spdlog::level::debug);
+      break;
   }
   spdlog::set_default_logger(logger);
 }

@@ -6,16 +6,13 @@
 
 namespace sisa {
 
-Progress::Progress(int64_t total_units)
-    : total_(total_units), start_(std::chrono::steady_clock::now()) {}
+Progress::Progress(int64_t total_units) : total_(total_units), start_(std::chrono::steady_clock::now()) {}
 
 double Progress::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-int Progress::percent() const {
-  return total_ > 0 ? static_cast<int>(100 * done_ / total_) : 100;
-}
+int Progress::percent() const { return total_ > 0 ? static_cast<int>(100 * done_ / total_) : 100; }
 
 std::string Progress::eta() const {
   if (done_ <= 0) return "ETA ?";

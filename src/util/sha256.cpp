@@ -6,8 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "util/fs.h"
 #include "sisa/errors.h"
+#include "util/fs.h"
 
 namespace sisa {
 

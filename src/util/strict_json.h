@@ -4,11 +4,11 @@
 // key twice refused (which value counts would be a guess).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace sisa {
 
