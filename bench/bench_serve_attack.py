@@ -40,6 +40,15 @@ def rss_mib(pid):
     return None
 
 
+def watch_peak_rss(pid, stop, peak, period):
+    """Keeps peak[0] at the largest RSS of `pid` (MiB), sampled every `period` s until `stop` is set."""
+    while not stop.is_set():
+        v = rss_mib(pid)
+        if v:
+            peak[0] = max(peak[0], v)
+        stop.wait(period)
+
+
 def connect(source, port):
     s = socket.socket()
     s.bind((source, 0))
@@ -123,17 +132,10 @@ def measure(name, sisa, lib, run, one, batch, seconds):
     stop = threading.Event()
     peak = [before]
 
-    def watch():
-        while not stop.is_set():
-            v = rss_mib(server.p.pid)
-            if v:
-                peak[0] = max(peak[0], v)
-            stop.wait(0.2)
-
     flood_sent = [0]
     threads = [threading.Thread(target=slowloris, args=(server.port, 64, stop)),
                threading.Thread(target=lambda: flood_sent.__setitem__(0, header_flood(server.port, 72 << 20, stop))),
-               threading.Thread(target=watch)]
+               threading.Thread(target=watch_peak_rss, args=(server.p.pid, stop, peak, 0.2))]
     for t in threads:
         t.start()
     time.sleep(3)  # the attackers are in place

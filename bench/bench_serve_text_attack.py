@@ -33,7 +33,8 @@ import sys
 import threading
 import time
 
-from bench_serve_attack import rss_mib, slowloris
+import bench_serve_attack
+from bench_serve_attack import rss_mib, slowloris, watch_peak_rss
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -86,7 +87,9 @@ def prepare(sisa, work, verses):
     return runs
 
 
-class Server:
+class Server(bench_serve_attack.Server):
+    """A text run's server, with the token; stop() and alive() as the fmnist one's."""
+
     def __init__(self, sisa, lib, run, token_file):
         self.p = subprocess.Popen([sisa, "serve", "--json", "-q", "--port", "0", "-r", run, "--token-file", token_file],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(lib))
@@ -104,17 +107,6 @@ class Server:
         finally:
             c.close()
 
-    def alive(self):
-        return self.p.poll() is None
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            return self.p.wait(60)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
-
 
 def attack(sisa, lib, run, token_file, endpoints, seconds):
     server = Server(sisa, lib, run, token_file)
@@ -125,13 +117,6 @@ def attack(sisa, lib, run, token_file, endpoints, seconds):
     before = rss_mib(server.p.pid)
     stop = threading.Event()
     peak = [before]
-
-    def watch():
-        while not stop.is_set():
-            v = rss_mib(server.p.pid)
-            if v:
-                peak[0] = max(peak[0], v)
-            stop.wait(0.05)
 
     health, health_errors = [], [0]
     ordinary, ordinary_errors = [], [0]
@@ -154,7 +139,8 @@ def attack(sisa, lib, run, token_file, endpoints, seconds):
                 errors[0] += 1
             stop.wait(0.02)
 
-    background = [threading.Thread(target=watch), threading.Thread(target=slowloris, args=(server.port, 64, stop)),
+    background = [threading.Thread(target=watch_peak_rss, args=(server.p.pid, stop, peak, 0.05)),
+                  threading.Thread(target=slowloris, args=(server.port, 64, stop)),
                   threading.Thread(target=healthy)]
     for t in background:
         t.start()

@@ -44,15 +44,21 @@ std::string read(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-TEST(Tokenizer, TrainsDeterministicallyAndEncodesInATorchProcess) {
-  SKIP_UNDER_ASAN();
-  TempDir dir;
+// A 40-piece model of corpus(), as dir/a.model; returns how it was trained.
+TokenizerTraining train_small_tokenizer(const TempDir& dir) {
   test::write_text(dir / "corpus.txt", corpus());
   TokenizerTraining t;
   t.input = dir / "corpus.txt";
   t.vocab_size = 40;
   t.model_path = dir / "a.model";
   Tokenizer::train(t);
+  return t;
+}
+
+TEST(Tokenizer, TrainsDeterministicallyAndEncodesInATorchProcess) {
+  SKIP_UNDER_ASAN();
+  TempDir dir;
+  TokenizerTraining t = train_small_tokenizer(dir);
   const std::string a = read(dir / "a.model");
   ASSERT_FALSE(a.empty());
   // The model records no path: another corpus path and output give the same bytes.
@@ -131,12 +137,7 @@ TEST(Tokenizer, ADirectoryOrAFifoIsRefusedNamingIt) {
 TEST(Tokenizer, LongTextsAreEncodedFromABoundedHeadWithTheSameIds) {
   SKIP_UNDER_ASAN();
   TempDir dir;
-  test::write_text(dir / "corpus.txt", corpus());
-  TokenizerTraining t;
-  t.input = dir / "corpus.txt";
-  t.vocab_size = 40;
-  t.model_path = dir / "a.model";
-  Tokenizer::train(t);
+  train_small_tokenizer(dir);
   const Tokenizer tok(dir / "a.model");
   const std::string text = corpus();  // 3,200 words on 400 lines
   for (int64_t max_tokens : {1, 5, 16, 64, 300}) {

@@ -45,6 +45,13 @@ void apply_override(YAML::Node root, const std::string& assignment, const std::s
   node[parts.back()] = value;
 }
 
+void throw_if_invalid(const std::string& origin, const std::string& what, const std::vector<std::string>& errors) {
+  if (errors.empty()) return;
+  std::string msg = origin + ": invalid " + what + ":";
+  for (const auto& e : errors) msg += "\n  " + e;
+  throw ConfigError(msg);
+}
+
 std::string resolve_path(const std::string& path, const std::string& base_dir) {
   if (path.empty()) return path;
   fs::path p(path);
@@ -132,11 +139,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& origin, co
   resolve_paths(table, base_dir, &c);
 
   if (errors.empty()) errors = c.validate();
-  if (!errors.empty()) {
-    std::string msg = origin + ": invalid config:";
-    for (const auto& e : errors) msg += "\n  " + e;
-    throw ConfigError(msg);
-  }
+  throw_if_invalid(origin, "config", errors);
   return c;
 }
 

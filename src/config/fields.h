@@ -73,6 +73,9 @@ std::set<std::string> top_level_keys(const std::vector<Field<Root>>& table) {
   return keys;
 }
 
+// ConfigError "<origin>: invalid <what>:" listing every error, if any.
+void throw_if_invalid(const std::string& origin, const std::string& what, const std::vector<std::string>& errors);
+
 // Reads every key of `section` present under `node` into `out`.
 template <typename Root>
 void read_section(const YAML::Node& node, const std::vector<Field<Root>>& table, const std::string& section,

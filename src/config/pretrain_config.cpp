@@ -91,11 +91,7 @@ PretrainConfig PretrainConfig::parse(const std::string& yaml, const std::string&
   }
   resolve_paths(table, base_dir, &c);
   if (errors.empty()) errors = check_fields(table, c);
-  if (!errors.empty()) {
-    std::string msg = origin + ": invalid pretrain config:";
-    for (const auto& e : errors) msg += "\n  " + e;
-    throw ConfigError(msg);
-  }
+  throw_if_invalid(origin, "pretrain config", errors);
   return c;
 }
 
