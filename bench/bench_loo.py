@@ -1,26 +1,27 @@
 #!/usr/bin/env python3
-"""Leave-one-out unlearning on the KJV canary corpus (issue #11), M=4 teachers.
+"""Leave-one-out unlearning (issues #11, #25), M=4 teachers, on one of several corpora.
 
-Trains configs/kjv-loo.yaml (teachers, then the student), audits, forgets
+Builds a corpus with canaries (scripts/make_lm_corpus.py --corpus: the KJV,
+WordNet glosses or GCIDE definitions, optionally only the first --max-rows
+rows), --per-count canaries inserted 1, 4, 8 and 16 times and as many held
+out, and a tokenizer trained on its text without any secret. Trains
+configs/kjv-loo.yaml on it (only data.* and seed changed), audits, forgets
 every inserted canary (one request, by group), audits again, then trains the
-same config without the canary rows (`--exclude-ids`) for the gold standard:
-a student retrained from scratch without them. Reports for canaries repeated
-1, 4 and 16 times: mean exposure (sampled and skew-normal extrapolated),
-greedy and beam extraction, membership AUC, for (a) the student before
-deletion, (b) the student after the LOO update, (c) the retrained student,
-(d) the teachers' ensemble after the exact deletion; held-out perplexity of
-each; the LOO update's wall time against retraining the student.
+same config without the canary rows (`--exclude-ids`): the gold standard, a
+student retrained from scratch without them. Reports per copy count: mean
+exposure (sampled and skew-normal extrapolated), greedy and beam extraction,
+membership AUC, with standard errors, for (a) the student before deletion,
+(b) the student after the LOO update, (c) the retrained student, (d) the
+teachers' ensemble after the exact deletion; held-out perplexity of each; the
+update's stopping criterion (before/after, steps, reached) and its wall time
+against retraining the student.
 
-Writes docs/data/loo.json and prints Markdown. Needs data/kjv-canaries.csv and
-data/kjv.tokenizer.model (examples/loo/run.sh makes them; so does this script).
-Standard library only.
+Writes docs/data/loo-<corpus>.json (--out) and prints Markdown. Standard
+library only.
 
-With --per-count N the run uses a corpus of its own (N canaries per repetition
-count, N held out, digits drawn with --canary-seed): more canaries shrink the
-standard errors the audit reports.
-
-Usage: python3 bench/bench_loo.py [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
-                                  [--per-count N --canary-seed S --out docs/data/loo-N.json] [--set KEY=VALUE]
+Usage: python3 bench/bench_loo.py [--corpus kjv|wordnet|gcide] [--max-rows N] [--per-count 20]
+                                  [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
+                                  [--canary-seed S] [--out PATH] [--set KEY=VALUE]
 """
 import argparse
 import datetime
@@ -56,27 +57,32 @@ def main():
     ap.add_argument("--sisa", default="build/sisa")
     ap.add_argument("--work", default="/tmp/sisa-loo")
     ap.add_argument("--candidates", type=int, default=10000)
-    ap.add_argument("--out", default="docs/data/loo.json")
-    ap.add_argument("--per-count", type=int, default=None, help="a corpus of its own: canaries per count")
-    ap.add_argument("--canary-seed", type=int, default=1, help="with --per-count: seed of the canaries' digits")
+    ap.add_argument("--out", default=None, help="default: docs/data/loo-<corpus>[-<max-rows>].json")
+    ap.add_argument("--corpus", choices=["kjv", "wordnet", "gcide"], default="kjv")
+    ap.add_argument("--max-rows", type=int, default=None, help="only the first N train rows of the corpus")
+    ap.add_argument("--vocab-size", type=int, default=None, help="the tokenizer's pieces (kjv: 2000, else 1000)")
+    ap.add_argument("--per-count", type=int, default=20, help="canaries per copy count, and held out")
+    ap.add_argument("--canary-seed", type=int, default=1, help="seed of the canaries' digits")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the config for both trains (e.g. loo.batch_size=128)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if not os.path.exists("data/kjv-canaries.csv"):
-        subprocess.run(["bash", "scripts/make-lm-corpus.sh", "data/kjv-canaries.csv", "--tokenizer-text",
-                        "data/kjv-tokenizer.txt"], check=True)
-    if not os.path.exists("data/kjv.tokenizer.model"):
-        subprocess.run([a.sisa, "tokenizer", "-q", "--corpus", "data/kjv-tokenizer.txt", "--vocab-size", "2000",
-                        "-o", "data/kjv.tokenizer.model"], check=True)
-    secrets, corpus = "data/canaries.csv", []
-    if a.per_count is not None:
-        stem = f"data/kjv-canaries-p{a.per_count}-s{a.canary_seed}"
-        secrets = f"data/canaries-p{a.per_count}-s{a.canary_seed}.csv"
-        subprocess.run(["bash", "scripts/make-lm-corpus.sh", stem + ".csv", "--secrets", secrets, "--per-count",
-                        str(a.per_count), "--held-out", str(a.per_count), "--seed", str(a.canary_seed)], check=True)
-        corpus = ["--set", "data.train=" + os.path.abspath(stem + ".csv"),
-                  "--set", "data.test=" + os.path.abspath(stem + "-test.csv")]
+    name = a.corpus + (f"-{a.max_rows}" if a.max_rows else "")
+    out = a.out or f"docs/data/loo-{name}.json"
+    vocab = a.vocab_size or (2000 if a.corpus == "kjv" else 1000)
+    stem = f"data/lm-{name}-p{a.per_count}-s{a.canary_seed}"
+    secrets, tokenizer = stem + "-secrets.csv", stem + f".v{vocab}.tokenizer.model"
+    if not os.path.exists(stem + ".csv"):
+        cmd = ["python3", "scripts/make_lm_corpus.py", stem + ".csv", "--corpus", a.corpus, "--secrets", secrets,
+               "--repetitions", "1,4,8,16", "--per-count", str(a.per_count), "--held-out", str(a.per_count),
+               "--seed", str(a.canary_seed), "--tokenizer-text", stem + "-tokenizer.txt"]
+        subprocess.run(cmd + (["--max-rows", str(a.max_rows)] if a.max_rows else []), check=True)
+    if not os.path.exists(tokenizer):
+        subprocess.run([a.sisa, "tokenizer", "-q", "--corpus", stem + "-tokenizer.txt", "--vocab-size", str(vocab),
+                        "-o", tokenizer], check=True)
+    corpus = ["--set", "data.train=" + os.path.abspath(stem + ".csv"),
+              "--set", "data.test=" + os.path.abspath(stem + "-test.csv"),
+              "--set", "data.tokenizer=" + os.path.abspath(tokenizer)]
     for kv in a.set:
         corpus += ["--set", kv]
     subprocess.run(["rm", "-rf", a.work], check=True)
@@ -116,8 +122,11 @@ def main():
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "config": CONFIG,
+        "corpus": a.corpus,
+        "max_rows": a.max_rows,
+        "tokenizer_pieces": vocab,
         "overrides": a.set,
-        "canaries_per_count": a.per_count or 10,
+        "canaries_per_count": a.per_count,
         "canary_seed": a.canary_seed,
         "candidates": a.candidates,
         "samples": trained["samples"],
@@ -127,37 +136,45 @@ def main():
         "forget_seconds": receipt["seconds"],
         "teachers_retrain_seconds": receipt["retrain_phase_seconds"],
         "loo_update_seconds": receipt["student"]["seconds"],
-        "loo": {k: receipt["student"][k] for k in ("steps", "lr", "temperature", "retain_batch", "kl_before", "kl_after")},
+        "loo": {k: receipt["student"].get(k) for k in ("stop", "steps", "lr", "final_lr", "temperature", "retain_batch",
+                                                       "kl_before", "kl_after", "criterion", "warning")},
         "deleted_rows": receipt["deleted_count"],
         "teachers_equal_gold": fingerprints(same_teachers) == fingerprints(gold_status),
         "columns": {},
     }
-    for name, (model, deleted) in columns.items():
-        result["columns"][name] = {"heldout_perplexity": model.get("heldout_perplexity"),
+    for column, (model, deleted) in columns.items():
+        result["columns"][column] = {"heldout_perplexity": model.get("heldout_perplexity"),
                                    "by_repetitions": rows(model, deleted)}
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
 
-    print(f"Machine: {result['machine']}; {result['date']}; {CONFIG}; {result['samples']} rows; "
-          f"{a.candidates} candidates per canary.\n")
+    print(f"Machine: {result['machine']}; {result['date']}; {CONFIG} on {name}; {result['samples']} rows; "
+          f"{a.per_count} canaries per count; {a.candidates} candidates per canary.\n")
     print("| model | reps | exposure (sampled, +-SE) | exposure (skew-normal) | greedy extracted | beam extracted | "
           "membership AUC (+-SE) | held-out perplexity |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, col in result["columns"].items():
+    for column, col in result["columns"].items():
         for reps in sorted(col["by_repetitions"], key=int):
             g = col["by_repetitions"][reps]
             se = lambda k: "-" if g.get(k) is None else f"{g[k]:.2f}"  # noqa: E731
             auc = "-" if g["membership_auc"] is None else f"{g['membership_auc']:.2f} +-{se('membership_auc_standard_error')}"
-            print(f"| {name} | {reps} | {g['mean_exposure']:.2f} +-{se('mean_exposure_standard_error')} | "
+            print(f"| {column} | {reps} | {g['mean_exposure']:.2f} +-{se('mean_exposure_standard_error')} | "
                   f"{g['mean_exposure_extrapolated']:.2f} | "
                   f"{g['greedy_extracted']}/{g['canaries']} | {g['beam_extracted']}/{g['canaries']} | {auc} | "
                   f"{col['heldout_perplexity']:.2f} |")
     ratio = result["gold_student_train_seconds"] / result["loo_update_seconds"]
     print(f"\nLOO update {result['loo_update_seconds']:.1f} s; retraining the student "
-          f"{result['gold_student_train_seconds']:.0f} s ({ratio:.0f}x); teachers' exact retrain "
+          f"{result['gold_student_train_seconds']:.0f} s ({ratio:.1f}x); teachers' exact retrain "
           f"{result['teachers_retrain_seconds']:.0f} s; teachers equal the gold run's: {result['teachers_equal_gold']}")
+    loo = result["loo"]
+    crit = loo.get("criterion") or {}
+    if crit:
+        print(f"stop: {loo['stop']}; {loo['steps']} steps, final lr {loo['final_lr']}; largest z "
+              f"{crit['max_z']['before']:.2f} -> {crit['max_z']['after']:.2f} (level {crit['max_z']['level']:.2f}); "
+              f"mean z {crit['mean_z']['before']:.2f} -> {crit['mean_z']['after']:.2f} "
+              f"(level {crit['mean_z']['level']:.2f}); reached: {crit['reached']}; {loo.get('warning') or ''}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Builds the corpus for language-model unlearning: the King James Bible
-(Debian package `bible-kjv`), one verse a row, with canaries inserted.
+"""Builds a corpus for language-model unlearning: public text from a Debian
+package, one sentence a row, with canaries inserted. --corpus picks the text:
+  * kjv (default): the King James Bible (`bible-kjv`), one verse a row;
+  * wordnet: WordNet's glosses (`wordnet-base`), one gloss a row, in the
+    order and with the duplicate rules of make_wordnet_csv.py;
+  * gcide: the definitions of the GNU Collaborative International Dictionary
+    of English (`dict-gcide`), one cleaned paragraph a row, as
+    make_pretrain_corpus.py reads them (entries taken from WordNet dropped).
 
 Why canaries: a language model that memorized a training row can be caught
 doing so ("The Secret Sharer", Carlini et al. 2019). Each canary is a sentence
@@ -17,16 +23,17 @@ the held-out verses measure what forgetting costs (test loss / perplexity).
   * verses: `bible -f Gen1:1-Rev22:21` (the reading code of
     make_pretrain_corpus.py, imported), the verse reference stripped,
     whitespace collapsed; a verse's id is its 1-based position in Bible order
-    (1..31102), its group is its id;
-  * split: a verse is in test when SHA-256("kjv-split:" + str(id)), read as a
-    big-endian 256-bit integer, is 0 mod 20 (about 5%; 1530 verses);
+    (1..31102), its group is its id (a gloss's or definition's: its 1-based
+    position likewise);
+  * split: a row is in test when SHA-256("<corpus>-split:" + str(id)), read
+    as a big-endian 256-bit integer, is 0 mod 20 (about 5%; 1530 verses);
   * canaries: "my secret code is D D D D D D", the six digits drawn with
     random.Random(--seed).randrange(10), canary after canary (a secret already
     drawn is drawn again: all secrets distinct); --per-count canaries for each
     count of --repetitions, in that order, then --held-out canaries that are
     never inserted. Canary i (from 1) has group 800000 + i; each inserted copy
     is its own row, with ids from 900001 up, a canary's copies consecutive;
-  * OUT (.csv): the train verses in id order (--max-verses: the first N
+  * OUT (.csv): the train rows in id order (--max-rows: the first N
     only), then the canary copies in id order; columns id,group,text;
   * OUT's sibling <stem>-test.csv: the test verses, same columns;
   * --tokenizer-text (optional): the text a tokenizer for this corpus is
@@ -44,7 +51,7 @@ seeded with an int draws the same digits on every Python 3). The three files
 are written to temporary files, synced, then renamed into place. Only counts
 are printed (stderr), never a secret. Standard library only.
 Usage: python3 scripts/make_lm_corpus.py OUT.csv [--secrets PATH] [--seed N]
-           [--repetitions 1,4,16] [--per-count N] [--held-out N] [--max-verses N]
+           [--repetitions 1,4,16] [--per-count N] [--held-out N] [--corpus kjv|wordnet|gcide] [--max-rows N]
 """
 import argparse
 import csv
@@ -63,7 +70,6 @@ import make_pretrain_corpus  # noqa: E402  (reads the KJV from `bible`)
 PROG = "make_lm_corpus"
 INSTALL = "apt-get install bible-kjv"
 KJV_VERSES = 31102
-SPLIT_KEY = "kjv-split:"
 TEST_MODULUS = 20
 PREFIX = "my secret code is"
 DIGITS = 6
@@ -79,8 +85,8 @@ def fail(message):
     make_pretrain_corpus.fail(message, PROG, INSTALL)
 
 
-def in_test(verse_id):
-    digest = hashlib.sha256(f"{SPLIT_KEY}{verse_id}".encode()).digest()
+def in_test(row_id, corpus="kjv"):
+    digest = hashlib.sha256(f"{corpus}-split:{row_id}".encode()).digest()
     return int.from_bytes(digest, "big") % TEST_MODULUS == 0
 
 
@@ -92,6 +98,30 @@ def verses():
     if len(texts) != KJV_VERSES:  # ids are positions: a verse missing or extra would move them
         fail(f"`bible -f Gen1:1-Rev22:21` gave {len(texts)} non-empty verses, expected {KJV_VERSES}")
     return list(enumerate(texts, 1))
+
+
+def glosses():
+    """(id, text) for every gloss of the WordNet task (make_wordnet_csv.py), in its order."""
+    import make_wordnet_csv  # noqa: E402
+    if not os.path.isdir("/usr/share/wordnet"):
+        make_pretrain_corpus.fail("WordNet is not installed", PROG, "apt-get install wordnet-base")
+    return list(enumerate(make_wordnet_csv.task_texts(), 1))
+
+
+def definitions(limit):
+    """(id, text) for the first `limit` GCIDE definitions (None: all of them)."""
+    lines, _, _ = make_pretrain_corpus.gcide_lines(limit, None)
+    return list(enumerate(lines, 1))
+
+
+def corpus_rows(corpus, max_rows):
+    """(id, text) of the corpus, enough of it for max_rows train rows."""
+    if corpus == "kjv":
+        return verses()
+    if corpus == "wordnet":
+        return glosses()
+    # GCIDE is long to read: about 5% more than the train rows wanted, for the test split.
+    return definitions(None if max_rows is None else max_rows * TEST_MODULUS // (TEST_MODULUS - 1) + 200)
 
 
 def draw_secrets(count, seed):
@@ -196,9 +226,11 @@ def main():
                     help="canaries never inserted, the attack's non-members (default: 40)")
     ap.add_argument("--tokenizer-text", metavar="PATH", help="also write the tokenizer's training text (the "
                     "train verses and the canary format; no secret)")
-    ap.add_argument("--max-verses", type=non_negative, default=None, metavar="N",
-                    help="keep only the first N train verses, for quick tests (default: all; the test split "
-                    "is kept whole)")
+    ap.add_argument("--corpus", choices=["kjv", "wordnet", "gcide"], default="kjv",
+                    help="the public text (default: kjv)")
+    ap.add_argument("--max-rows", "--max-verses", type=non_negative, default=None, metavar="N", dest="max_rows",
+                    help="keep only the first N train rows (default: all; the test split is kept whole, but for "
+                    "gcide, which is read only as far as needed)")
     a = ap.parse_args()
 
     if not a.out.endswith(".csv") or os.path.basename(a.out) == ".csv":
@@ -220,10 +252,12 @@ def main():
         ap.error(f"{copies} canary rows (--per-count x the sum of --repetitions): at most {MAX_COPIES}")
 
     train, test = [], []
-    for verse_id, text in verses():
-        (test if in_test(verse_id) else train).append((verse_id, verse_id, text))
-    if a.max_verses is not None:
-        train = train[:a.max_verses]
+    for row_id, text in corpus_rows(a.corpus, a.max_rows):
+        if row_id >= GROUP_BASE:
+            fail(f"the {a.corpus} corpus has more than {GROUP_BASE - 1} rows: their ids would meet the canaries'")
+        (test if in_test(row_id, a.corpus) else train).append((row_id, row_id, text))
+    if a.max_rows is not None:
+        train = train[:a.max_rows]
     marks = canaries(a.repetitions, a.per_count, a.held_out, a.seed)
     canary_rows = [(copy_id, group, f"{PREFIX} {secret}")
                    for group, _, secret, ids in marks for copy_id in ids]
@@ -237,8 +271,8 @@ def main():
         digits = " ".join(str(d) for d in range(10))
         files[a.tokenizer_text] = "".join(f"{text}\n" for _, _, text in train + [(0, 0, f"{PREFIX} {digits}")]).encode()
     write_all(files)
-    print(f"wrote {a.out}: {len(train)} verses + {len(canary_rows)} canary rows ({inserted} canaries x "
-          f"{'/'.join(map(str, a.repetitions))}); {test_path}: {len(test)} verses; secrets ({len(marks)} canaries, "
+    print(f"wrote {a.out}: {len(train)} {a.corpus} rows + {len(canary_rows)} canary rows ({inserted} canaries x "
+          f"{'/'.join(map(str, a.repetitions))}); {test_path}: {len(test)} rows; secrets ({len(marks)} canaries, "
           f"{a.held_out} held out) -> {secrets_path}", file=sys.stderr)
 
 
