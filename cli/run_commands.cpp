@@ -90,6 +90,25 @@ std::vector<int64_t> ids_from(const std::string& list, const std::string& file, 
   return {};
 }
 
+// The LOO student's part of a forget answer, for people: how its update
+// stopped, and the warning when the cap stopped it (docs/loo.md).
+std::string student_summary(const nlohmann::json& r) {
+  if (!r.contains("student")) return "";
+  const auto& s = r["student"];
+  std::string out = "\nstudent (approximate, see `sisa audit`): " + s["steps"].dump() + " update step(s)";
+  if (s.value("stop", "") == "criterion") {
+    const auto& c = s["criterion"];
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "; largest z %.2f -> %.2f (level %.2f), mean z %.2f -> %.2f (level %.2f)",
+                  c["max_z"]["before"].get<double>(), c["max_z"]["after"].get<double>(),
+                  c["max_z"]["level"].get<double>(), c["mean_z"]["before"].get<double>(),
+                  c["mean_z"]["after"].get<double>(), c["mean_z"]["level"].get<double>());
+    out += std::string(c["reached"].get<bool>() ? ", until the deleted rows looked unseen" : "") + buf;
+  }
+  if (s.contains("warning")) out += "\nwarning: " + s["warning"].get<std::string>();
+  return out;
+}
+
 Command forget(CLI::App& app, const Globals& g, Cluster& cluster) {
   struct Flags : RunFlags {
     std::string ids, ids_file, groups, groups_file;
@@ -123,7 +142,7 @@ Command forget(CLI::App& app, const Globals& g, Cluster& cluster) {
                   "request " + r["seq"].dump() + ": deleted " + r["deleted_count"].dump() + " sample(s), retrained " +
                       std::to_string(r["shards"].size()) +
                       " shard(s); already deleted: " + std::to_string(r["already_deleted"].size()) + "; receipt " +
-                      r["receipt_path"].get<std::string>());
+                      r["receipt_path"].get<std::string>() + student_summary(r));
             return 0;
           }};
 }

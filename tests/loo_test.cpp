@@ -118,6 +118,34 @@ class Loo : public ::testing::Test {
     return nullptr;
   }
 
+  // The update's stopping rule as its receipt tells it: the deleted groups
+  // stood out before; every check but the last found them still standing
+  // out, the last found them looking unseen, and it stopped there.
+  static void expect_stepped_until_unseen(const nlohmann::json& student) {
+    ASSERT_EQ(student["stop"], "criterion") << student.dump(1);
+    const auto& c = student["criterion"];
+    const auto stands_out = [&](const nlohmann::json& k) {
+      return k["max_z"].get<double>() > c["max_z"]["level"].get<double>() ||
+             k["mean_z"].get<double>() > c["mean_z"]["level"].get<double>();
+    };
+    EXPECT_TRUE(c["reached"].get<bool>()) << c.dump(1);
+    EXPECT_FALSE(student.contains("warning"));
+    const auto& checks = c["checks"];
+    ASSERT_GE(checks.size(), 2u) << c.dump(1);
+    EXPECT_EQ(checks.front()["step"], 0);
+    EXPECT_TRUE(stands_out(checks.front())) << "the deleted canary looked unseen before any step: " << c.dump(1);
+    for (size_t i = 0; i + 1 < checks.size(); ++i) {
+      EXPECT_TRUE(stands_out(checks[i]) || checks[i].value("rolled_back", false)) << i << ": " << c.dump(1);
+    }
+    EXPECT_FALSE(stands_out(checks.back())) << c.dump(1);
+    EXPECT_EQ(checks.back()["step"], student["steps"]);
+    EXPECT_LE(student["steps"].get<int64_t>(), c["max_steps"].get<int64_t>());
+    EXPECT_EQ(c["max_z"]["after"], checks.back()["max_z"]);
+    EXPECT_GT(c["max_z"]["before"].get<double>(), c["max_z"]["after"].get<double>());
+    // Held-out perplexity within the rule's budget (2%).
+    EXPECT_LT(c["heldout_perplexity_after"].get<double>(), 1.02 * c["heldout_perplexity_before"].get<double>());
+  }
+
   static TempDir* dir_;
   static std::string* secret16_;
 };
@@ -169,9 +197,12 @@ TEST_F(Loo, TeachersForgetExactlyAndTheStudentOnlyThroughTheLooUpdate) {
       << "the LOO student is not the retrained one (it is approximate)";
   EXPECT_NE(receipt["guarantee"]["student"].get<std::string>().find("approximate"), std::string::npos);
   EXPECT_NE(receipt["guarantee"]["teachers"].get<std::string>().find("exact"), std::string::npos);
+  EXPECT_EQ(receipt["student"]["stop"], "steps");
   EXPECT_EQ(receipt["student"]["steps"], 8);
   EXPECT_EQ(receipt["student"]["temperature"], 2.0);
   EXPECT_LT(receipt["student"]["kl_after"].get<double>(), receipt["student"]["kl_before"].get<double>());
+  EXPECT_FALSE(receipt["student"].contains("criterion"));
+  EXPECT_FALSE(std::filesystem::exists(a + "/student/heldout.h5")) << "loo.stop: steps keeps no held-out rows";
 
   // The target of every deleted row: the teachers that did not hold it, all of them.
   const auto& targets = receipt["student"]["targets"];
@@ -485,6 +516,67 @@ TEST_F(Loo, ADamagedStudentIsReportedAndRetrainedByRepair) {
   EXPECT_TRUE(fsck(run)["ok"].get<bool>());
 }
 
+// loo.stop: criterion on a corpus that memorized hard (canary 1 is 16 of
+// 257 rows): the update keeps stepping until the canary looks unseen, the
+// same request gives the same student, and the audit sees the canary's
+// exposure fall and reports how the update stopped.
+TEST_F(Loo, TheCriterionStepsUntilTheCanaryLooksUnseenAndItsExposureFalls) {
+  const std::string run = *dir_ / "rule", twin = *dir_ / "rule-twin";
+  train({*dir_ / "loo.yaml", {"loo.stop=criterion"}, run, {}});
+  EXPECT_TRUE(std::filesystem::exists(run + "/student/heldout.h5"));
+  std::filesystem::copy(run, twin, std::filesystem::copy_options::recursive);
+  AuditRequest req;
+  req.run_dir = run;
+  req.secrets = *dir_ / "canaries.csv";
+  req.candidates = 2000;
+  req.model = "student";
+  const auto before = audit(req)["models"]["student"];
+  ForgetRequest f{run, {800001}};
+  f.by_group = true;
+  const auto receipt = forget(f);
+  expect_stepped_until_unseen(receipt["student"]);
+  ForgetRequest g{twin, {800001}};
+  g.by_group = true;
+  forget(g);
+  EXPECT_EQ(load_manifest(twin).student->checkpoint.fingerprint, load_manifest(run).student->checkpoint.fingerprint)
+      << "the rule is deterministic";
+  const auto after = audit(req)["models"]["student"];
+  const double was = by_reps(before, 16, false)["mean_exposure"].get<double>();
+  const double is = by_reps(after, 16, true)["mean_exposure"].get<double>();
+  EXPECT_GT(was, 6.0);
+  EXPECT_LT(is, was - 3.0);
+  ASSERT_EQ(after["updates"].size(), 1u);
+  EXPECT_EQ(after["updates"][0]["request"], receipt["seq"]);
+  EXPECT_EQ(after["updates"][0]["steps"], receipt["student"]["steps"]);
+  EXPECT_TRUE(after["updates"][0]["criterion"]["reached"].get<bool>());
+  EXPECT_TRUE(before["updates"].empty());
+}
+
+// A cap too small to reach the criterion: the update stops there, and the
+// receipt, the forget output and the served request say so.
+TEST_F(Loo, ReachingTheCapIsAWarningInTheReceiptTheCliAndTheServer) {
+  const std::string run = *dir_ / "capped";
+  train({*dir_ / "loo.yaml", {"loo.stop=criterion", "loo.max_steps=1"}, run, {}});
+  const auto cli = test::run_sisa("forget -r " + run + " --groups 800001");
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_NE(cli.output.find("warning: the update reached loo.max_steps=1"), std::string::npos) << cli.output;
+  const auto receipt = nlohmann::json::parse(test::read_text(run + "/receipts/000001.json"));
+  const auto& student = receipt["student"];
+  EXPECT_EQ(student["steps"], 1);
+  EXPECT_FALSE(student["criterion"]["reached"].get<bool>());
+  EXPECT_NE(student["warning"].get<std::string>().find("may still remember"), std::string::npos);
+
+  test::write_text(*dir_ / "token", "a-token-of-sixteen-chars\n");
+  test::ServerProcess server("--run-dir " + run + " --token-file " + *dir_ / "token");
+  ASSERT_TRUE(server.running());
+  auto c = server.client();
+  const auto http = c.Get("/v1/forget/1", {{"Authorization", "Bearer a-token-of-sixteen-chars"}});
+  ASSERT_TRUE(http);
+  ASSERT_EQ(http->status, 200) << http->body;
+  const auto answer = nlohmann::json::parse(http->body);
+  EXPECT_NE(answer["warning"].get<std::string>().find("loo.max_steps=1"), std::string::npos) << http->body;
+}
+
 TEST_F(Loo, BadLooConfigsAreRefusedByKey) {
   const std::string yaml = test::read_text(*dir_ / "loo.yaml");
   for (const auto& [from, to, key] : std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -492,8 +584,12 @@ TEST_F(Loo, BadLooConfigsAreRefusedByKey) {
            {"lr: 0.003", "lr: -1", "loo.lr"},
            {"retain_batch: 4", "retain_batch: -2", "loo.retain_batch"},
            {"temperature: 2", "temperature: 0.5", "loo.temperature"},
-           {"retain_batch: 4", "retain_batch: 4\n  teachers: 3", "loo.teachers"}}) {
-    std::string bad = yaml;
+           {"retain_batch: 4", "retain_batch: 4\n  teachers: 3", "loo.teachers"},
+           {"stop: criterion", "stop: never", "loo.stop"},
+           {"retain_batch: 4", "retain_batch: 4\n  max_steps: 0", "loo.max_steps"},
+           {"retain_batch: 4", "retain_batch: 4\n  heldout_rows: 1", "loo.heldout_rows"},
+           {"  test: test.csv\n", "", "data.test"}}) {
+    std::string bad = yaml + "  stop: criterion\n";  // (data.test is needed only by the criterion)
     bad.replace(bad.find(from), from.size(), to);
     test::write_text(*dir_ / "bad.yaml", bad);
     try {

@@ -131,6 +131,15 @@ struct LooConfig {
   // A constant of the config, not the machine's free memory, so a request
   // gives the same student everywhere. 0: never kept. check: >= 0
   int64_t target_cache_mb = 1024;
+  // How an update stops (docs/loo.md, "When the update stops"). "steps":
+  // exactly loo.steps at loo.lr. "criterion" (opt-in, experimental): it steps
+  // until the deleted rows look like rows the student never saw (each deleted
+  // group's excess log-likelihood over the teachers, against held-out rows of
+  // data.test kept in the run), doubling its step size when it stalls, at
+  // most max_steps steps.
+  std::string stop = "steps";  // check: steps | criterion; criterion needs data.test
+  int64_t max_steps = 400;     // the criterion's cap; check: 1..100000
+  int64_t heldout_rows = 256;  // test rows kept to calibrate it (the first by id); check: 16..100000
 };
 
 struct Config {

@@ -215,10 +215,11 @@ std::vector<F> make_table() {
      "the student's epochs; 0: `train.epochs`", false, student, nullptr, student},
     {"loo", "steps", [](Config& c) -> FieldRef { return &c.loo.steps; }, "an integer",
      [](const Config& c) { return ok_if(c.loo.steps >= 1 && c.loo.steps <= 100000, "must be in 1..100000"); },
-     "Adam steps of each deletion's student update, 1..100000", false, student, nullptr, student},
+     "Adam steps of each deletion's student update (`loo.stop: steps`), 1..100000", false, student, nullptr,
+     student},
     {"loo", "lr", [](Config& c) -> FieldRef { return &c.loo.lr; }, "a number",
-     [](const Config& c) { return ok_if(c.loo.lr > 0.0, "must be > 0"); }, "their step size, > 0", false, student,
-     nullptr, student},
+     [](const Config& c) { return ok_if(c.loo.lr > 0.0, "must be > 0"); },
+     "the update's step size, > 0 (`criterion`: where it starts)", false, student, nullptr, student},
     {"loo", "batch_size", [](Config& c) -> FieldRef { return &c.loo.batch_size; }, "an integer",
      [](const Config& c) { return ok_if(c.loo.batch_size >= 0, "must be >= 0 (0: every deleted row in each step)"); },
      "deleted rows per step, drawn from (seed, request, step); 0: all of them", false, student, nullptr, student},
@@ -242,6 +243,34 @@ std::vector<F> make_table() {
      "kept; in the identity only when not 1024", false,
      [](const Config& c) { return student(c) && c.loo.target_cache_mb != 1024; }, nullptr,
      [](const Config& c) { return student(c) && c.loo.target_cache_mb != 1024; }},
+    {"loo", "stop", [](Config& c) -> FieldRef { return &c.loo.stop; }, "a string",
+     [](const Config& c) {
+       if (c.loo.stop != "criterion" && c.loo.stop != "steps") {
+         return "must be steps or criterion, got '" + c.loo.stop + "'";
+       }
+       return ok_if(!student(c) || c.loo.stop != "criterion" || !c.data.test.empty(),
+                    "criterion calibrates on held-out rows: give data.test (or loo.stop: steps)");
+     },
+     "`steps`: each update takes exactly `loo.steps` at `loo.lr`; `criterion` (experimental): it steps until the "
+     "deleted rows look like rows the student never saw (their excess log-likelihood over the teachers against "
+     "held-out rows of `data.test`, per data subject), doubling its step size when it stalls, at most `max_steps` "
+     "([loo.md](loo.md)). In the identity only when not `steps`", false,
+     [](const Config& c) { return student(c) && c.loo.stop != "steps"; }, nullptr,
+     [](const Config& c) { return student(c) && c.loo.stop != "steps"; }},
+    {"loo", "max_steps", [](Config& c) -> FieldRef { return &c.loo.max_steps; }, "an integer",
+     [](const Config& c) { return ok_if(c.loo.max_steps >= 1 && c.loo.max_steps <= 100000, "must be in 1..100000"); },
+     "`criterion`: the most steps an update takes; reaching it is a warning in the receipt. In the identity only "
+     "when not 400", false,
+     [](const Config& c) { return student(c) && c.loo.max_steps != 400; }, nullptr,
+     [](const Config& c) { return student(c) && c.loo.max_steps != 400; }},
+    {"loo", "heldout_rows", [](Config& c) -> FieldRef { return &c.loo.heldout_rows; }, "an integer",
+     [](const Config& c) {
+       return ok_if(c.loo.heldout_rows >= 16 && c.loo.heldout_rows <= 100000, "must be in 16..100000");
+     },
+     "`criterion`: how many rows of `data.test` (the first by id) `train` keeps in the run to calibrate it. In the "
+     "identity only when not 256", false,
+     [](const Config& c) { return student(c) && c.loo.heldout_rows != 256; }, nullptr,
+     [](const Config& c) { return student(c) && c.loo.heldout_rows != 256; }},
   };
   // clang-format on
 }

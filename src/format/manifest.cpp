@@ -72,6 +72,7 @@ nlohmann::json Manifest::to_json() const {
                       {"deleted_ids", deleted_ids},
                       {"deleted_groups", deleted_groups},
                       {"receipts", rec}};
+  if (!excluded_ids.empty()) j["excluded_ids"] = excluded_ids;
   if (!artifacts.empty()) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& r : artifacts) a.push_back({{"key", r.key}, {"file", ref_json(r.file)}});
@@ -82,6 +83,7 @@ nlohmann::json Manifest::to_json() const {
     j["student"] = {{"generation", student->generation},
                     {"checkpoint", ref_json(student->checkpoint)},
                     {"loo_updates", student->loo_updates}};
+    if (student->heldout) j["student"]["heldout"] = ref_json(*student->heldout);
   }
 
   return j;
@@ -131,6 +133,7 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     }
     m.deleted_ids = j.at("deleted_ids").get<std::vector<int64_t>>();
     m.deleted_groups = j.at("deleted_groups").get<std::vector<int64_t>>();
+    if (j.contains("excluded_ids")) m.excluded_ids = j.at("excluded_ids").get<std::vector<int64_t>>();
     for (const auto& r : j.at("receipts")) m.receipts.push_back(ref_from(r));
     if (j.contains("expected_deletion_cost")) m.deletion_cost = j.at("expected_deletion_cost");
 
@@ -140,7 +143,8 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& path) {
     if (j.contains("student")) {
       const auto& s = j.at("student");
       m.student = StudentEntry{s.at("generation"), checkpoint_from(s.at("checkpoint")),
-                               s.at("loo_updates").get<std::vector<uint64_t>>()};
+                               s.at("loo_updates").get<std::vector<uint64_t>>(), std::nullopt};
+      if (s.contains("heldout")) m.student->heldout = ref_from(s.at("heldout"));
     }
     for (const auto& f : m.referenced_files()) check_inside_run(f);
     return m;
@@ -167,6 +171,7 @@ std::set<std::string> Manifest::referenced_files() const {
   for (const auto& r : receipts) files.insert(r.path);
   for (const auto& a : artifacts) files.insert(a.file.path);
   if (student) files.insert(student->checkpoint.file.path);
+  if (student && student->heldout) files.insert(student->heldout->path);
   return files;
 }
 

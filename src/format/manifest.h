@@ -56,6 +56,9 @@ struct StudentEntry {
   int64_t generation = 0;             // bumped by every LOO update
   CheckpointRef checkpoint;           // stage 1: the student trains as one stage
   std::vector<uint64_t> loo_updates;  // the deletion requests that fine-tuned it, in order
+  // Held-out rows of data.test (a shard store) that calibrate the update's
+  // stopping rule (loo.stop: criterion); absent in runs trained before it.
+  std::optional<FileRef> heldout;
 };
 
 struct Manifest {
@@ -69,6 +72,10 @@ struct Manifest {
   std::vector<ShardEntry> entries;
   std::vector<int64_t> deleted_ids;     // sorted; ids only, never contents
   std::vector<int64_t> deleted_groups;  // sorted
+  // Ids `train --exclude-ids` trained without (sorted): a run that never
+  // held them, the gold standard a deletion is compared with. Not deleted:
+  // forgetting one is an unknown id.
+  std::vector<int64_t> excluded_ids;
   std::vector<FileRef> receipts;
   std::vector<ArtifactRef> artifacts;  // written only when there are any (older manifests lack the key)
   // Weighted placement: the expected cost of a deletion at train time

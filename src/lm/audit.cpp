@@ -123,8 +123,10 @@ std::vector<Canary> read_secrets(const std::string& path, const Manifest& m, con
     if (!integers) throw DataError(where + ": group, repetitions and ids must be integers (repetitions >= 0)");
     if (!groups_seen.insert(c.group).second) throw DataError(where + ": group " + f[0] + " is listed twice");
     for (int64_t id : c.ids) {
-      if (!std::binary_search(known.ids.begin(), known.ids.end(), id)) {
-        throw DataError(where + ": id " + std::to_string(id) + " was never part of run '" + run_dir + "'");
+      if (!std::binary_search(known.ids.begin(), known.ids.end(), id) &&
+          !std::binary_search(m.excluded_ids.begin(), m.excluded_ids.end(), id)) {
+        throw DataError(where + ": id " + std::to_string(id) + " was never part of run '" + run_dir +
+                        "' (nor left out by train --exclude-ids)");
       }
     }
     c.prefix = f[2];
@@ -315,6 +317,33 @@ nlohmann::json audit_model(const std::string& name, const LmScorer& scorer, cons
 
 }  // namespace
 
+// Per LOO update the student received, how it stopped (from the request's
+// receipt): the criterion before and after, its steps, whether it was
+// reached, and the warning when the cap stopped it.
+static nlohmann::json student_updates(const RunDir& run, const Manifest& m) {
+  nlohmann::json out = nlohmann::json::array();
+  for (uint64_t seq : m.student->loo_updates) {
+    nlohmann::json u = {{"request", seq}};
+    const std::string path = receipt_file(seq);
+    const auto ref =
+        std::find_if(m.receipts.begin(), m.receipts.end(), [&](const FileRef& f) { return f.path == path; });
+    try {
+      if (ref == m.receipts.end()) throw CorruptionError("'" + run.path(path) + "' is not in the manifest");
+      const MappedFile file = read_verified(run, *ref);
+      const ByteView bytes = file.view();
+      const auto s = nlohmann::json::parse(bytes.data, bytes.data + bytes.size).at("student");
+      for (const char* key : {"stop", "steps", "criterion", "warning"}) {
+        if (s.contains(key)) u[key] = s[key];
+      }
+      if (u.contains("criterion")) u["criterion"].erase("checks");
+    } catch (const std::exception& e) {
+      u["error"] = std::string("receipt unreadable: ") + e.what();
+    }
+    out.push_back(u);
+  }
+  return out;
+}
+
 nlohmann::json audit(const AuditRequest& req) {
   if (req.secrets.empty()) throw UsageError("--secrets is required (the canaries file of scripts/make-lm-corpus.sh)");
   if (req.candidates < 100 || req.candidates > 10000000) throw UsageError("--candidates must be in 100..10000000");
@@ -348,6 +377,7 @@ nlohmann::json audit(const AuditRequest& req) {
   for (const auto& name : names) {
     models[name] = audit_model(name, rt->scorer(name), rt->tokenizer(), canaries, req, heldout.get());
   }
+  if (models.contains("student")) models["student"]["updates"] = student_updates(run, m);
   return {{"run_dir", req.run_dir},
           {"last_applied_request", m.last_seq},
           {"student_generation", m.student ? nlohmann::json(m.student->generation) : nlohmann::json()},

@@ -6,6 +6,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
 
 #include "nn/lm_nets.h"
 #include "nn/model_family.h"
@@ -43,10 +46,16 @@ class LooUpdate {
     holders_ = torch::tensor(in_.holder, torch::kInt64);
     len_ = all_.inputs.size(1);
     keep_or_drop_target();
-    out_.kl_before = mean_kl();
-    fine_tune();
-    out_.steps = c_.loo.steps;
-    out_.kl_after = mean_kl();
+    if (in_.heldout) {
+      prepare_criterion();
+      fine_tune_until_unseen();
+    } else {
+      out_.kl_before = deleted_pass().kl;
+      fine_tune(c_.loo.steps);
+      out_.steps = c_.loo.steps;
+      out_.final_lr = c_.loo.lr;
+      out_.kl_after = deleted_pass().kl;
+    }
     out_.student = updated_state();
     return out_;
   }
@@ -130,13 +139,19 @@ class LooUpdate {
     return t == 1.0 ? ce : ce * (t * t);
   }
 
-  // Mean per-token KL(target || student) over every deleted row, in blocks
-  // of rows: neither the student's logits nor the target are ever held for
-  // all rows at once.
-  double mean_kl() {
+  // The student on every deleted row, in blocks of rows (neither its logits
+  // nor the target are ever held for all rows at once): the mean per-token
+  // KL(target || student), and the log-likelihood of each predicted token
+  // ([rows, L-1], 0 outside rows).
+  struct DeletedPass {
+    double kl = 0.0;
+    torch::Tensor picked;
+  };
+  DeletedPass deleted_pass() const {
     torch::NoGradGuard no_grad;
     net_->eval();
     double kl = 0.0, tokens = 0.0;
+    std::vector<torch::Tensor> picked_parts;
     for (int64_t r0 = 0; r0 < n_; r0 += kBlock) {
       const auto idx = torch::arange(r0, std::min(n_, r0 + kBlock), torch::kInt64);
       const Batch b = select_rows(all_, idx);
@@ -145,48 +160,251 @@ class LooUpdate {
       const auto inside = predicted_inside(b);
       kl += ((q * (q.clamp_min(1e-30).log() - lp)).sum(-1) * inside).sum().item<double>();
       tokens += inside.sum().item<double>();
+      picked_parts.push_back(picked(lp, b));
     }
-    return kl / std::max(1.0, tokens);
+    return {kl / std::max(1.0, tokens), torch::cat(picked_parts)};
   }
 
-  // loo.steps Adam steps at loo.lr from a fresh state; each step's rows,
-  // retained rows and dropout come from (seed, request, step).
-  void fine_tune() {
-    std::vector<torch::Tensor> params;
-    for (auto& [name, t] : owned_parameters(family_, *net_)) params.push_back(t);
-    torch::optim::Adam adam(params, torch::optim::AdamOptions(c_.loo.lr));
-    const int64_t batch = c_.loo.batch_size == 0 ? n_ : std::min(c_.loo.batch_size, n_);
-    const torch::Tensor whole_target =
-        batch == n_ ? soften(cached_ ? target_ : loo_target(every_row_)) : torch::Tensor();
-    Batch retained;
+  // The optimizer (fresh state at loo.lr), the whole-request target and the
+  // retained rows, made once before the first step.
+  void start_training() {
+    adam_ = std::make_unique<torch::optim::Adam>(owned_tensors(), torch::optim::AdamOptions(c_.loo.lr));
+    batch_ = c_.loo.batch_size == 0 ? n_ : std::min(c_.loo.batch_size, n_);
+    if (batch_ == n_) whole_target_ = soften(cached_ ? target_ : loo_target(every_row_));
     if (in_.retained && c_.loo.retain_batch > 0 && in_.retained->size() > 0)
-      retained = make_batch(in_.retained->view());
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+      retained_ = make_batch(in_.retained->view());
     net_->train();
-    for (int64_t step = 0; step < c_.loo.steps; ++step) {
-      const uint64_t seq = in_.request, s = static_cast<uint64_t>(step);
-      Batch b = all_;
-      torch::Tensor step_target = whole_target;
-      if (batch < n_) {
-        auto order = permutation(n_, derive(c_.seed, "loo-order", {seq, s}));
-        order.resize(static_cast<size_t>(batch));
-        const auto idx = torch::tensor(order, torch::kInt64);
-        b = select_rows(all_, idx);
-        step_target = soften(target_of(idx));
-      }
-      gen.set_current_seed(derive(c_.seed, "loo-dropout", {seq, s}));
-      adam.zero_grad();
-      auto loss = soft_cross_entropy(net_->forward(b, &gen), step_target, b);
-      if (retained.inputs.defined()) {
-        const int64_t total = retained.inputs.size(0);
-        auto pick = permutation(total, derive(c_.seed, "loo-retain", {seq, s}));
-        pick.resize(static_cast<size_t>(std::min(c_.loo.retain_batch, total)));
-        const Batch r = select_rows(retained, torch::tensor(pick, torch::kInt64));
-        loss = loss + family_.loss(net_->forward(r, &gen), r);
-      }
-      loss.backward();
-      adam.step();
+  }
+
+  // One Adam step: its rows, retained rows and dropout come from (seed,
+  // request, step).
+  void step(int64_t step) {
+    const uint64_t seq = in_.request, s = static_cast<uint64_t>(step);
+    Batch b = all_;
+    torch::Tensor step_target = whole_target_;
+    if (batch_ < n_) {
+      auto order = permutation(n_, derive(c_.seed, "loo-order", {seq, s}));
+      order.resize(static_cast<size_t>(batch_));
+      const auto idx = torch::tensor(order, torch::kInt64);
+      b = select_rows(all_, idx);
+      step_target = soften(target_of(idx));
     }
+    gen_.set_current_seed(derive(c_.seed, "loo-dropout", {seq, s}));
+    adam_->zero_grad();
+    auto loss = soft_cross_entropy(net_->forward(b, &gen_), step_target, b);
+    if (retained_.inputs.defined()) {
+      const int64_t total = retained_.inputs.size(0);
+      auto pick = permutation(total, derive(c_.seed, "loo-retain", {seq, s}));
+      pick.resize(static_cast<size_t>(std::min(c_.loo.retain_batch, total)));
+      const Batch r = select_rows(retained_, torch::tensor(pick, torch::kInt64));
+      loss = loss + family_.loss(net_->forward(r, &gen_), r);
+    }
+    loss.backward();
+    adam_->step();
+  }
+
+  // loo.stop: steps. Exactly `steps` steps at loo.lr.
+  void fine_tune(int64_t steps) {
+    start_training();
+    for (int64_t s = 0; s < steps; ++s) step(s);
+  }
+
+  // loo.stop: criterion. Steps until the deleted groups' gap looks like the
+  // held-out rows' (excess() <= 0), checking every kCheckEvery steps. The
+  // step size adapts: a check that finds less than a quarter of the
+  // remaining excess gone doubles it (up to kMaxLrGrowth x loo.lr); a check
+  // that finds the held-out rows' log-likelihood fallen by more than
+  // kHeldoutBudget (the update harming what it must keep) goes back to the
+  // last check's weights and halves it for good. At most loo.max_steps steps.
+  void fine_tune_until_unseen() {
+    constexpr int64_t kCheckEvery = 5;
+    constexpr double kMaxLrGrowth = 8.0;
+    const double kHeldoutBudget = std::log(1.02);
+    Check now = check();
+    out_.max_z_before = now.max_z;
+    out_.mean_z_before = now.mean_z;
+    out_.kl_before = now.kl;
+    out_.heldout_before = now.heldout;
+    double lr = c_.loo.lr;
+    bool may_grow = true;
+    int64_t steps = 0;
+    auto record = [&](const Check& k, bool rolled_back) {
+      out_.checks.push_back({steps, k.max_z, k.mean_z, std::exp(-k.heldout), lr, rolled_back});
+    };
+    record(now, false);
+    if (excess(now) > 0.0) {
+      start_training();
+      Check kept = now;
+      auto snapshot = owned_copy();
+      while (steps < c_.loo.max_steps) {
+        const int64_t until = std::min(c_.loo.max_steps, steps + kCheckEvery);
+        for (; steps < until; ++steps) step(steps);
+        now = check();
+        net_->train();
+        if (out_.heldout_before - now.heldout > kHeldoutBudget) {
+          restore(snapshot);
+          lr /= 2.0;
+          record(now, true);
+          now = kept;
+          may_grow = false;
+          adam_ = std::make_unique<torch::optim::Adam>(owned_tensors(), torch::optim::AdamOptions(lr));
+          continue;
+        }
+        if (excess(now) > 0.0 && may_grow && excess(kept) - excess(now) < 0.25 * excess(kept) &&
+            lr < kMaxLrGrowth * c_.loo.lr) {
+          lr *= 2.0;
+          for (auto& group : adam_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+        }
+        record(now, false);
+        if (excess(now) <= 0.0) break;
+        kept = now;
+        snapshot = owned_copy();
+      }
+    }
+    out_.steps = steps;
+    out_.max_z_after = now.max_z;
+    out_.mean_z_after = now.mean_z;
+    out_.kl_after = now.kl;
+    out_.heldout_after = now.heldout;
+    out_.criterion_reached = excess(now) <= 0.0;
+    out_.final_lr = lr;
+  }
+
+  std::vector<torch::Tensor> owned_tensors() const {
+    std::vector<torch::Tensor> out;
+    for (auto& [name, t] : owned_parameters(family_, *net_)) out.push_back(t);
+    return out;
+  }
+  std::vector<torch::Tensor> owned_copy() const {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : owned_tensors()) out.push_back(t.detach().clone());
+    return out;
+  }
+  void restore(const std::vector<torch::Tensor>& copy) const {
+    torch::NoGradGuard no_grad;
+    const auto now = owned_tensors();
+    for (size_t i = 0; i < now.size(); ++i) now[i].copy_(copy[i]);
+  }
+
+  // Per row of `b` and predicted token, the log-probability the model gives
+  // it (0 outside the row): `next_log_probs` is [rows, L-1, vocab].
+  static torch::Tensor picked(const torch::Tensor& next_log_probs, const Batch& b) {
+    const int64_t len = b.inputs.size(1);
+    return next_log_probs.gather(2, b.inputs.slice(1, 1, len).unsqueeze(2)).squeeze(2) * predicted_inside(b);
+  }
+
+  // The student's per-token log-likelihood of `rows`, [rows, L-1], in eval mode.
+  torch::Tensor student_picked(const Batch& rows) const {
+    torch::NoGradGuard no_grad;
+    net_->eval();
+    std::vector<torch::Tensor> parts;
+    const int64_t n = rows.inputs.size(0);
+    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+      const Batch b = select_rows(rows, torch::arange(r0, std::min(n, r0 + kBlock), torch::kInt64));
+      parts.push_back(picked(torch::log_softmax(net_->forward(b, nullptr).slice(1, 0, len_of(b) - 1), -1), b));
+    }
+    return torch::cat(parts);
+  }
+  static int64_t len_of(const Batch& b) { return b.inputs.size(1); }
+
+  // Per row, how much more the student believes its tokens than the teachers
+  // do: the mean over its predicted tokens of max(0, student - teacher
+  // log-likelihood). Only the excess counts, so tokens the update pushed below
+  // the teachers cannot hide a token (a secret's digits) still remembered.
+  static std::vector<double> row_excess(const torch::Tensor& student, const torch::Tensor& teacher, const Batch& b) {
+    const auto inside = predicted_inside(b);
+    const auto gap = (student - teacher).clamp_min(0.0) * inside;
+    const auto mean = (gap.sum(1) / inside.sum(1).clamp_min(1.0)).to(torch::kFloat64).contiguous();
+    return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+  }
+
+  // What the criterion compares the student with, computed once: per deleted
+  // row, the leave-one-out target's per-token log-likelihood; per held-out
+  // row, the mean of every teacher's (none held it). Also each deleted row's
+  // group (its data subject, or itself) and the thresholds.
+  void prepare_criterion() {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> parts;
+    for (int64_t r0 = 0; r0 < n_; r0 += kBlock) {
+      const auto idx = torch::arange(r0, std::min(n_, r0 + kBlock), torch::kInt64);
+      parts.push_back(picked(target_of(idx).clamp_min(1e-30).log(), select_rows(all_, idx)));
+    }
+    teacher_deleted_ = torch::cat(parts);
+    parts.clear();
+    heldout_ = make_batch(in_.heldout->view());
+    const int64_t h = heldout_.inputs.size(0);
+    for (int64_t r0 = 0; r0 < h; r0 += kBlock) {
+      const Batch b = select_rows(heldout_, torch::arange(r0, std::min(h, r0 + kBlock), torch::kInt64));
+      torch::Tensor sum;
+      for (const auto& [shard, teacher] : teachers_) {
+        const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len_of(b) - 1);
+        sum = sum.defined() ? sum + p : p;
+      }
+      parts.push_back(picked((sum / static_cast<double>(teachers_.size())).clamp_min(1e-30).log(), b));
+    }
+    teacher_heldout_ = torch::cat(parts);
+    const Dataset& d = *in_.deleted;
+    std::map<int64_t, int64_t> index_of;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const int64_t key = d.has_groups() ? d.groups[i] : d.ids[i];
+      group_of_row_.push_back(index_of.emplace(key, static_cast<int64_t>(index_of.size())).first->second);
+    }
+    out_.criterion_groups = static_cast<int64_t>(index_of.size());
+    const auto groups = static_cast<double>(index_of.size());
+    out_.max_z_threshold = upper_normal_quantile(0.05 / groups);
+    out_.mean_z_threshold = upper_normal_quantile(0.05) / std::sqrt(groups);
+  }
+
+  // A deleted group's z: (its mean row excess - the held-out rows' mean) /
+  // the held-out rows' deviation. A group the student still remembers stands
+  // far above the rows it never saw.
+  struct Check {
+    double max_z = 0.0, mean_z = 0.0;  // over the deleted groups
+    double heldout = 0.0;              // the student's per-token log-likelihood of the held-out rows
+    double kl = 0.0;                   // deleted_pass().kl
+  };
+  // How far the deleted groups are from looking unseen: above 0 while one
+  // group stands out (max z over the one-sided 5% level, Bonferroni over the
+  // groups) or the groups as a whole do (mean z over its 5% level).
+  double excess(const Check& c) const {
+    return std::max(c.max_z - out_.max_z_threshold, c.mean_z - out_.mean_z_threshold);
+  }
+  Check check() const {
+    const auto held_lp = student_picked(heldout_);
+    const auto inside = predicted_inside(heldout_);
+    const auto held = row_excess(held_lp, teacher_heldout_, heldout_);
+    const DeletedPass pass = deleted_pass();
+    const auto del = row_excess(pass.picked, teacher_deleted_, all_);
+    double mean = 0.0, ss = 0.0;
+    for (double g : held) mean += g;
+    mean /= static_cast<double>(held.size());
+    for (double g : held) ss += (g - mean) * (g - mean);
+    const double sd = std::max(std::sqrt(ss / static_cast<double>(held.size() - 1)), 1e-12);
+    std::vector<double> sum(static_cast<size_t>(out_.criterion_groups), 0.0), count(sum.size(), 0.0);
+    for (size_t i = 0; i < del.size(); ++i) {
+      sum[static_cast<size_t>(group_of_row_[i])] += del[i];
+      count[static_cast<size_t>(group_of_row_[i])] += 1.0;
+    }
+    Check out;
+    out.max_z = -std::numeric_limits<double>::infinity();
+    for (size_t g = 0; g < sum.size(); ++g) {
+      const double z = (sum[g] / count[g] - mean) / sd;
+      out.max_z = std::max(out.max_z, z);
+      out.mean_z += z / static_cast<double>(sum.size());
+    }
+    out.heldout = (held_lp.sum() / inside.sum().clamp_min(1.0)).item<double>();
+    out.kl = pass.kl;
+    return out;
+  }
+
+  // z with P(Z > z) = p for a standard normal Z (bisection on erfc).
+  static double upper_normal_quantile(double p) {
+    double lo = -10.0, hi = 40.0;
+    for (int i = 0; i < 200; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      (0.5 * std::erfc(mid / std::sqrt(2.0)) > p ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
   }
 
   // The student's owned tensors and its count of LOO updates, plus one.
@@ -203,7 +421,7 @@ class LooUpdate {
     return out;
   }
 
-  const Config& c_;
+  const Config c_;
   const ModelFamily& family_;
   const LooInputs& in_;
   const ModelState& student_;
@@ -215,6 +433,16 @@ class LooUpdate {
   int64_t len_ = 0;
   bool cached_ = false;
   LooResult out_;
+  // Training state (start_training).
+  std::unique_ptr<torch::optim::Adam> adam_;
+  int64_t batch_ = 0;
+  torch::Tensor whole_target_;
+  Batch retained_;
+  at::Generator gen_ = at::make_generator<at::CPUGeneratorImpl>(0);
+  // The stopping rule (prepare_criterion).
+  Batch heldout_;
+  torch::Tensor teacher_deleted_, teacher_heldout_;  // per-token log-likelihoods
+  std::vector<int64_t> group_of_row_;
 };
 
 }  // namespace

@@ -262,6 +262,8 @@ nlohmann::json train(const TrainRequest& req, const RunSeams& seams) {
   RunLock lock(dir.root);
   set_compute_threads(c.train.threads);
   Manifest m = new_manifest(c, in.cost);
+  const std::set<int64_t> excluded(req.exclude_ids.begin(), req.exclude_ids.end());
+  m.excluded_ids.assign(excluded.begin(), excluded.end());
   // A train that died before publishing: keep what its journals name.
   const Resumed resumed = resume_from_journals(dir, c, m.identity_hash, in.shards);
   const auto stale = remove_files_except(dir, resumed.files);

@@ -189,6 +189,18 @@ void DeletionService::recover_from_failure(const LogRecord& rec, const std::stri
   settle(rec.seq, "failed", nullptr, what);
 }
 
+namespace {
+// A receipt's warning (the LOO update stopped at its cap) lifted to the top
+// of the answer, so a client that reads only the state sees it.
+nlohmann::json with_warning(nlohmann::json out) {
+  const auto& r = out.contains("receipt") ? out["receipt"] : nlohmann::json();
+  if (r.is_object() && r.contains("student") && r["student"].contains("warning")) {
+    out["warning"] = "student: " + r["student"]["warning"].get<std::string>();
+  }
+  return out;
+}
+}  // namespace
+
 nlohmann::json DeletionService::request(uint64_t seq) const {
   {
     std::lock_guard<std::mutex> hold(mu_);
@@ -197,7 +209,7 @@ nlohmann::json DeletionService::request(uint64_t seq) const {
       nlohmann::json out = {{"id", seq}, {"state", it->second.state}};
       if (!it->second.receipt.is_null()) out["receipt"] = it->second.receipt;
       if (!it->second.error.empty()) out["error"] = it->second.error;
-      return out;
+      return with_warning(std::move(out));
     }
   }
   const auto it = receipts_.find(receipt_file(seq));
@@ -209,7 +221,7 @@ nlohmann::json DeletionService::request(uint64_t seq) const {
     out["receipt"] = nullptr;
     out["receipt_error"] = "damaged: " + it->second + "; the deletion itself is applied (sisa fsck, sisa status)";
   }
-  return out;
+  return with_warning(std::move(out));
 }
 
 std::vector<std::string> DeletionService::damaged_receipts() const {

@@ -65,6 +65,7 @@ void require_run_or_empty(const std::string& run_dir) {
   // files named as sisa names them; anything else may be the user's.
   static const std::regex ours(R"((LOCK|config\.yaml|MANIFEST\.json|deletions\.log|data/shard-\d+\.g\d+\.h5|)"
                                R"(ckpt/shard-\d+/stage-\d+\.g\d+\.h5|journal/shard-\d+\.json|receipts/\d+\.json|)"
+                               R"(student/(student\.g\d+|heldout)\.h5|)"
                                R"(artifacts/[0-9a-f]{64}(\.[A-Za-z0-9]{1,16})?)(\.tmp)?)");
   const RunListing listing = list_run(run_dir);
   if (listing.files.empty() && listing.foreign.empty()) return;
