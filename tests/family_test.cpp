@@ -76,11 +76,11 @@ class BagOfWordsFamily : public ModelFamily {
     return std::make_shared<BagOfWords>(c.model.get<int64_t>("vocab"), c.data.num_classes,
                                         c.model.get<std::string>("prior"));
   }
-  bool owns(const std::string& tensor) const override { return tensor != "prior"; }
+  bool owns(const ShardNet&, const std::string& tensor) const override { return tensor != "prior"; }
   void initialize(ShardNet& net, at::Generator& gen) const override {
     torch::NoGradGuard no_grad;
     for (auto& p : net.named_parameters()) {
-      if (owns(p.key())) p.value().normal_(0.0, 0.1, gen);
+      if (owns(net, p.key())) p.value().normal_(0.0, 0.1, gen);
     }
   }
 };

@@ -69,7 +69,7 @@ struct SisaConfig {
 
 // One value of a model family's option (`model.<key>`). Its type is the type
 // of the default the family declares (src/config/model_spec.h).
-using ModelOption = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using ModelOption = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<std::string>>;
 
 struct ModelConfig {
   std::string type = "mlp";  // check: a registered model family (built in: mlp, cnn)

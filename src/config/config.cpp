@@ -73,7 +73,8 @@ void read_option(const YAML::Node& node, const ModelOptionSpec& spec, FieldReade
                                : std::is_same_v<T, int64_t>     ? "an integer"
                                : std::is_same_v<T, double>      ? "a number"
                                : std::is_same_v<T, std::string> ? "a string"
-                                                                : "a list of integers";
+                               : std::is_same_v<T, std::vector<int64_t>> ? "a list of integers"
+                                                                : "a list of strings";
         if (r.get(node, "model", spec.key.c_str(), &value, expected)) *out = value;
       },
       spec.default_value);

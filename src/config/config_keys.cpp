@@ -297,7 +297,8 @@ std::string config_keys_markdown() {
   out += rows.substr(0, train_at);
   out +=
       "| `model.type` | mlp | a registered model family: `mlp` and `cnn` (features), `transformer`, `sisa-fc` "
-      "and `sisa-a` (text), `lm` (a causal language model; keys in [text.md](text.md)). The other `model.*` "
+      "and `sisa-a` (text), `lm` (a causal language model; keys in [text.md](text.md)), `torchscript` (your own "
+      "scripted PyTorch module; keys in [torchscript.md](torchscript.md)). The other `model.*` "
       "keys are the family's own, declared once by it (below: `mlp` and `cnn`, src/config/dense_spec.cpp); a "
       "key the family does not declare is rejected |\n";
   for (const auto& o : registered_spec("mlp").options) {  // both dense families declare all five

@@ -23,7 +23,7 @@ void emit_option(YAML::Emitter& out, const ModelOption& v) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, double>) {
           out << YAML::Precision(17) << x;
-        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<std::string>>) {
           out << YAML::Flow << x;
         } else {
           out << x;

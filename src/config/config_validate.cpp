@@ -46,12 +46,13 @@ std::vector<std::string> validate_model(const Config& c) {
     for (const auto& m : spec->check(c)) e.push_back(m);
   }
   const bool tokens = c.data.format == "hdf5" || !c.data.text_column.empty();
-  if (spec->input == InputKind::kTokens && !tokens) {
+  const InputKind input = spec->input_of ? spec->input_of(c) : spec->input;
+  if (input == InputKind::kTokens && !tokens) {
     e.push_back("data.format: model family '" + c.model.type +
                 "' reads token ids: give data.text_column (csv) "
                 "or integer inputs (hdf5)");
   }
-  if (spec->input == InputKind::kFeatures && !c.data.text_column.empty()) {
+  if (input == InputKind::kFeatures && !c.data.text_column.empty()) {
     e.push_back("data.text_column: model family '" + c.model.type + "' reads float features, not text");
   }
   return e;

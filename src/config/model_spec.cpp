@@ -76,12 +76,18 @@ const ModelOption& ModelConfig::option(const std::string& key) const {
   throw ConfigError("model." + key + ": not a key of model family '" + type + "'");
 }
 
+InputKind model_input(const Config& config) {
+  const ModelSpec& spec = model_spec(config.model);
+  return spec.input_of ? spec.input_of(config) : spec.input;
+}
+
 void check_model_inputs(const Dataset& rows, const Config& config, const std::string& origin) {
   const ModelSpec& spec = model_spec(config.model);
-  if (rows.input != spec.input) {
+  const InputKind input = model_input(config);
+  if (rows.input != input) {
     const auto kind = [](InputKind k) { return k == InputKind::kTokens ? "token ids" : "float features"; };
     throw DataError("'" + origin + "' holds " + kind(rows.input) + " but model family '" + spec.name + "' reads " +
-                    kind(spec.input));
+                    kind(input));
   }
   if (!rows.has_tokens() || !spec.vocab_size) return;
   const int64_t vocab = spec.vocab_size(config);

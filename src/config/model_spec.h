@@ -40,6 +40,9 @@ struct ModelSpec {
   std::string name;
   std::vector<ModelOptionSpec> options;  // in the order YAML output lists them
   InputKind input = InputKind::kFeatures;
+  // A family whose input kind a key chooses (torchscript's model.input):
+  // overrides `input`. Optional; read it through model_input().
+  std::function<InputKind(const Config&)> input_of;
   // Checks that involve other sections, each "key: reason" (a cnn needs a
   // 3-d data.input_shape). Optional.
   std::function<std::vector<std::string>(const Config&)> check;
@@ -60,6 +63,8 @@ void register_model_spec(ModelSpec spec);
 const ModelSpec* find_model_spec(const std::string& name);
 // The spec of the config's family, or ConfigError naming model.type.
 const ModelSpec& model_spec(const ModelConfig& model);
+// The kind of input the config's family reads.
+InputKind model_input(const Config& config);
 // Registered names, sorted (for messages).
 std::vector<std::string> model_family_names();
 

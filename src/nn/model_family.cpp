@@ -56,7 +56,7 @@ void ModelFamily::initialize(ShardNet& net, at::Generator& gen) const {
   for (auto& p : net.named_parameters(/*recurse=*/true)) {
     auto& t = p.value();
     const std::string& name = p.key();
-    if (!owns(name)) {
+    if (!owns(net, name)) {
       bound = 0.0;  // frozen: the family set it in build()
     } else if (t.dim() >= 2) {
       const double fan_in = static_cast<double>(t.numel() / t.size(0));
@@ -71,7 +71,7 @@ void ModelFamily::initialize(ShardNet& net, at::Generator& gen) const {
   }
   for (auto& b : net.named_buffers(true)) {
     // BatchNorm starts from running mean 0, variance 1, zero batches seen.
-    if (!owns(b.key())) {
+    if (!owns(net, b.key())) {
       continue;
     } else if (b.key().find("running_var") != std::string::npos) {
       b.value().fill_(1);
@@ -90,7 +90,7 @@ torch::Tensor ModelFamily::posteriors(const torch::Tensor& output) const { retur
 std::vector<NamedTensor> owned_parameters(const ModelFamily& family, ShardNet& net) {
   std::vector<NamedTensor> out;
   for (auto& p : net.named_parameters(true)) {
-    if (family.owns(p.key())) out.emplace_back(p.key(), p.value());
+    if (family.owns(net, p.key())) out.emplace_back(p.key(), p.value());
   }
   return out;
 }
@@ -98,7 +98,7 @@ std::vector<NamedTensor> owned_parameters(const ModelFamily& family, ShardNet& n
 std::vector<NamedTensor> owned_buffers(const ModelFamily& family, ShardNet& net) {
   std::vector<NamedTensor> out;
   for (auto& b : net.named_buffers(true)) {
-    if (family.owns(b.key())) out.emplace_back(b.key(), b.value());
+    if (family.owns(net, b.key())) out.emplace_back(b.key(), b.value());
   }
   return out;
 }

@@ -54,7 +54,7 @@ class ModelFamily {
   // Owned tensors get optimizer state and go into every checkpoint; the rest
   // are frozen inputs the family sets in build() (from a shared artifact),
   // stored nowhere per shard. Default: a shard owns everything.
-  virtual bool owns(const std::string& tensor) const { return true; }
+  virtual bool owns(const ShardNet& net, const std::string& tensor) const { return true; }
   // The training loss of a batch: a scalar, the mean over its rows.
   // Default: cross-entropy of the class logits against batch.targets.
   virtual torch::Tensor loss(const torch::Tensor& output, const Batch& batch) const;

@@ -177,7 +177,7 @@ class TextFamily : public ModelFamily {
   std::shared_ptr<ShardNet> build(const Config& c) const override {
     auto net = std::make_shared<TextNet>(c, features(c));
     for (auto& p : net->named_parameters(true)) {
-      if (!owns(p.key())) p.value().set_requires_grad(false);  // frozen: no gradient is computed for it
+      if (!owns(*net, p.key())) p.value().set_requires_grad(false);  // frozen: no gradient is computed for it
     }
     return net;
   }
@@ -231,7 +231,7 @@ class SisaFcFamily : public TextFamily {
 class SisaAFamily : public TextFamily {
  public:
   std::string name() const override { return "sisa-a"; }
-  bool owns(const std::string& name) const override {
+  bool owns(const ShardNet&, const std::string& name) const override {
     if (name.rfind("encoder.", 0) != 0) return true;
     return TextEncoder::is_adapter(name) || TextEncoder::is_layer_norm(name);
   }

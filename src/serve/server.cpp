@@ -49,7 +49,7 @@ Server::Server(const ServeOptions& o, DeletionService& service, const BearerToke
   scale_ = c.data.scale;
   offset_ = c.data.offset;
   width_ = c.data.width();
-  tokens_ = model_spec(c.model).input == InputKind::kTokens;
+  tokens_ = model_input(c) == InputKind::kTokens;
   max_tokens_ = c.data.max_tokens;
   language_model_ = model_spec(c.model).language_model;
   family_ = c.model.type;

@@ -36,7 +36,7 @@ json status_json(const DeletionService& service, const StatusFacts& facts) {
                       {"state_digest", s.state_digest}});
   }
   const std::string paused = service.paused_reason();
-  const bool tokens = model_spec(c.model).input == InputKind::kTokens;
+  const bool tokens = model_input(c) == InputKind::kTokens;
   const auto& lm = e->language_models();
   return {
       {"shard_status", shards},
