@@ -9,6 +9,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
   libopenmpi-dev openmpi-bin libboost-dev      # Boost.Beast/Asio: the HTTP server
   libcpp-httplib-dev                          # the HTTP client of the serve tests
+  python3-torch                               # examples/bring-your-model scripts its model in Python (PyTorch 1.13)
   sentencepiece libsentencepiece-dev          # tokenizer of the text families (a plugin: src/text/)
   wordnet-base                                # the text task: scripts/make_wordnet_csv.py
   bible-kjv dict-gcide                        # the backbone's public text: scripts/make_pretrain_corpus.py
