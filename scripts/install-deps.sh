@@ -7,6 +7,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread          # libtorch; OpenBLAS chosen deliberately (docs/benchmarks.md)
   libhdf5-dev libyaml-cpp-dev libspdlog-dev libgtest-dev
   libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev
+  libutf8proc-dev                             # NFKC for the USE-Lite tokenizer (src/text/use_tokenizer.cpp)
   libopenmpi-dev openmpi-bin libboost-dev      # Boost.Beast/Asio: the HTTP server
   libcpp-httplib-dev                          # the HTTP client of the serve tests
   python3-torch                               # examples/bring-your-model scripts its model in Python (PyTorch 1.13)

@@ -22,11 +22,13 @@ std::vector<std::string> shape_problems(const BackboneShape& s) {
 }
 
 std::vector<uint8_t> encode_backbone(const Backbone& b) {
-  return encode_state_file(b.weights, {{"format", "sisa-backbone"},
-                                       {"format_version", kBackboneFormatVersion},
-                                       {"shape", to_json(b.shape)},
-                                       {"tokenizer_sha256", b.tokenizer_sha256},
-                                       {"pretrain", b.pretrain}});
+  nlohmann::json meta = {{"format", "sisa-backbone"},
+                         {"format_version", kBackboneFormatVersion},
+                         {"shape", to_json(b.shape)},
+                         {"tokenizer_sha256", b.tokenizer_sha256},
+                         {"pretrain", b.pretrain}};
+  if (b.architecture != "post-ln") meta["architecture"] = b.architecture;  // older files stay byte for byte
+  return encode_state_file(b.weights, meta);
 }
 
 Backbone read_backbone(const std::string& path) {
@@ -44,8 +46,12 @@ Backbone read_backbone(const std::string& path) {
     b.shape.max_len = s.at("max_len").get<int64_t>();
     b.tokenizer_sha256 = meta.at("tokenizer_sha256").get<std::string>();
     b.pretrain = meta.value("pretrain", nlohmann::json::object());
+    b.architecture = meta.value("architecture", std::string("post-ln"));
   } catch (const nlohmann::json::exception& e) {
     throw CorruptionError(path + ": bad backbone metadata: " + e.what());
+  }
+  if (b.architecture != "post-ln" && b.architecture != "use-lite") {
+    throw CorruptionError(path + ": unknown backbone architecture '" + b.architecture + "'");
   }
   const auto bad = shape_problems(b.shape);
   if (!bad.empty()) throw CorruptionError(path + ": backbone shape " + bad.front());

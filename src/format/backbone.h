@@ -31,6 +31,9 @@ nlohmann::json to_json(const BackboneShape& s);
 std::vector<std::string> shape_problems(const BackboneShape& s);
 
 struct Backbone {
+  // "post-ln": TextEncoder (sisa pretrain); "use-lite": UseLiteEncoder, the
+  // layout of a real pretrained encoder (src/format/use_lite_package.h).
+  std::string architecture = "post-ln";
   BackboneShape shape;
   std::string tokenizer_sha256;
   nlohmann::json pretrain;  // how it was made (corpus hash, steps, seed, loss)

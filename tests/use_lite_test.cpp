@@ -1,0 +1,88 @@
+// USE-Lite, the real pretrained encoder (issue #27), checked against its own
+// implementation: the npm package's JavaScript, run under node by
+// scripts/fetch-encoder.sh (scripts/use-lite-reference.js), wrote the token
+// ids (and embeddings) of 23 test sentences; the port here must give the
+// same ids. Skipped, saying so, when the package was not fetched.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "format/use_lite_package.h"
+#include "nn/use_lite_encoder.h"
+#include "sisa/errors.h"
+#include "test_util.h"
+#include "text/use_tokenizer.h"
+#include "util/sha256.h"
+
+using namespace sisa;
+
+namespace {
+
+const std::string kEncoder = std::string(SISA_SOURCE_DIR) + "/encoders/use-lite";
+
+class UseLite : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kEncoder + "/reference.json")) {
+      GTEST_SKIP() << "USE-Lite is not fetched: run bash scripts/fetch-encoder.sh (npm, node; opt-in)";
+    }
+    reference_ = nlohmann::json::parse(test::read_text(kEncoder + "/reference.json"));
+  }
+  nlohmann::json reference_;
+};
+
+TEST_F(UseLite, TokenIdsAreThePackagesOwn) {
+  const UseTokenizer tokenizer(kEncoder + "/model/vocab.json");
+  EXPECT_EQ(tokenizer.vocab_size(), 8000);
+  size_t checked = 0, longest = 0;
+  for (const auto& row : reference_["sentences"]) {
+    const auto want = row["ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(tokenizer.encode(row["text"].get<std::string>()), want) << row["text"];
+    longest = std::max(longest, want.size());
+    ++checked;
+  }
+  EXPECT_GE(checked, 20u);
+  EXPECT_GT(longest, 128u) << "one sentence must be cut at the encoder's 128 tokens";
+  EXPECT_THROW(tokenizer.encode("bad \xff byte"), DataError);
+}
+
+// The port of the graph, from the backbone file `sisa import-encoder` writes:
+// every sentence's embedding within 1e-5 of the package's (they differ by
+// float32 rounding: ~8e-7 measured), the 141-token one cut at 128.
+TEST_F(UseLite, EmbeddingsAreThePackagesWithin1e5) {
+  test::TempDir dir;
+  const Backbone imported = read_use_lite_package(kEncoder + "/model");
+  EXPECT_EQ(imported.architecture, "use-lite");
+  EXPECT_EQ(imported.tokenizer_sha256, sha256_file(kEncoder + "/model/vocab.json"));
+  const auto bytes = encode_backbone(imported);
+  test::write_text(dir / "use-lite.h5", std::string(bytes.begin(), bytes.end()));
+  const Backbone b = read_backbone(dir / "use-lite.h5");
+  ASSERT_EQ(b.architecture, "use-lite");
+  UseLiteEncoder encoder;
+  encoder.load(b.weights, "use-lite.h5");
+  encoder.eval();
+  torch::NoGradGuard no_grad;
+  double worst = 0.0;
+  size_t compared = 0;
+  for (const auto& row : reference_["sentences"]) {
+    const auto ids = row["ids"].get<std::vector<int64_t>>();
+    if (ids.empty()) continue;  // the package's graph cannot take an empty sentence
+    const auto want = torch::tensor(row["embedding"].get<std::vector<float>>());
+    const auto got = encoder.embed_one(torch::tensor(ids));
+    const double diff = (got - want).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-5) << row["text"];
+    worst = std::max(worst, diff);
+    ++compared;
+  }
+  EXPECT_GE(compared, 20u);
+  std::cout << "USE-Lite port: largest difference from the package " << worst << " over " << compared << " sentences\n";
+  // A batch of rows gives each row's own embedding, whatever its neighbours.
+  const auto t = torch::tensor({{5, 9, 30, 0, 0}, {11, 12, 13, 14, 15}}, torch::kInt64);
+  const auto batch = encoder.forward(t, torch::tensor({3, 5}, torch::kInt64));
+  EXPECT_TRUE(torch::equal(batch[0], encoder.embed_one(torch::tensor({5, 9, 30}, torch::kInt64))));
+  EXPECT_TRUE(torch::equal(batch[1], encoder.embed_one(t[1])));
+}
+
+}  // namespace
