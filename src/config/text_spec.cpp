@@ -89,6 +89,10 @@ std::vector<std::string> check_text(const Config& c, const TextVariant& variant)
       const Backbone b = read_backbone(path);  // once: shape and tokenizer hash
       shape = b.shape;
       want = b.tokenizer_sha256;
+      if (b.architecture != "post-ln" && !variant.script_backbone) {
+        return {"model.backbone: '" + path + "' is a " + b.architecture + " encoder: family '" + family +
+                "' cannot train inside it yet; sisa-fc can use it (a head over its sentence embeddings)"};
+      }
     }
   } catch (const Error& err) {
     // Without a backbone the shape reads the tokenizer's vocabulary.

@@ -15,8 +15,10 @@
 #include <mutex>
 
 #include "config/text_spec.h"
+#include "format/use_lite_package.h"
 #include "nn/model_family.h"
 #include "nn/text_encoder.h"
+#include "nn/use_lite_encoder.h"
 #include "sisa/errors.h"
 #include "util/fs.h"
 
@@ -57,7 +59,13 @@ std::shared_ptr<const Backbone> cached_backbone(const std::string& path) {
 class FrozenBackbone {
  public:
   explicit FrozenBackbone(const std::string& path) : path_(path) {
-    if (is_native_backbone(path)) {
+    if (is_native_backbone(path) && cached_backbone(path)->architecture == kUseLiteArchitecture) {
+      // A real pretrained encoder: its sentence embedding is the feature.
+      use_lite_ = std::make_shared<UseLiteEncoder>();
+      use_lite_->load(cached_backbone(path)->weights, path);
+      use_lite_->eval();
+      dim_ = UseLiteEncoder::kDim;
+    } else if (is_native_backbone(path)) {
       const auto b = cached_backbone(path);
       encoder_ = std::make_shared<TextEncoder>(b->shape, 0, 0.0);
       encoder_->load(b->weights, path);
@@ -92,6 +100,7 @@ class FrozenBackbone {
 
  private:
   torch::Tensor one_row(const torch::Tensor& tokens, const torch::Tensor& lengths) const {
+    if (use_lite_) return use_lite_->forward(tokens, lengths);
     if (encoder_) return TextEncoder::mean_pool(encoder_->forward(tokens, lengths, nullptr), lengths);
     torch::Tensor out;
     try {
@@ -108,6 +117,7 @@ class FrozenBackbone {
 
   std::string path_;
   std::shared_ptr<TextEncoder> encoder_;
+  std::shared_ptr<UseLiteEncoder> use_lite_;
   torch::jit::Module script_;
   int64_t dim_ = 0;
 };

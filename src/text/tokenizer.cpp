@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "sisa/errors.h"
+#include "text/use_tokenizer.h"
 #include "util/fs.h"
 
 namespace sisa {
@@ -96,6 +97,11 @@ Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
   // SentencePiece reads the file itself: a directory, a FIFO or /dev/zero
   // must be refused before it tries.
   check_input_file(model_path, {"tokenizer", kMaxTokenizerBytes, ExitCode::kUsage});
+  if (model_path.size() >= 5 && model_path.compare(model_path.size() - 5, 5, ".json") == 0) {
+    use_ = std::make_unique<UseTokenizer>(model_path);
+    longest_piece_ = use_->longest_piece_bytes();
+    return;
+  }
   char err[512] = {0};
   handle_ = plugin().load(model_path.c_str(), err, sizeof err);
   if (!handle_) throw IOError("cannot load SentencePiece model '" + model_path + "': " + err);
@@ -138,12 +144,15 @@ bool append_token_row(const Tokenizer& tokenizer, std::string_view text, int64_t
   return cut;
 }
 
-int Tokenizer::vocab_size() const { return plugin().vocab_size(handle_); }
+int Tokenizer::vocab_size() const { return use_ ? use_->vocab_size() : plugin().vocab_size(handle_); }
 
-int Tokenizer::piece_id(const std::string& piece) const { return plugin().piece_id(handle_, piece.c_str()); }
+int Tokenizer::piece_id(const std::string& piece) const {
+  return use_ ? use_->piece_id(piece) : plugin().piece_id(handle_, piece.c_str());
+}
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   if (!valid_utf8(text)) throw DataError("text is not valid UTF-8");
+  if (use_) return use_->encode(text);
   std::vector<int32_t> ids(text.size() + 8);
   size_t n = 0;
   char err[512] = {0};
@@ -159,6 +168,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (use_) return use_->decode(ids);
   std::string text(ids.size() * 16 + 16, '\0');
   size_t n = 0;
   char err[512] = {0};

@@ -22,8 +22,13 @@ struct TokenizerTraining {
   std::vector<std::string> control_symbols;
 };
 
+class UseTokenizer;
+
 class Tokenizer {
  public:
+  // A SentencePiece .model, or a USE-Lite vocabulary (a .json file of
+  // [[piece, score], ...]: src/text/use_tokenizer.h, the package's own
+  // tokenizer, needs no plugin).
   // UsageError if the path is not a regular file of at most 256 MiB; IOError
   // naming the file if the model cannot be loaded (or the plugin is missing).
   explicit Tokenizer(const std::string& model_path);
@@ -57,6 +62,7 @@ class Tokenizer {
  private:
   std::string path_;
   void* handle_ = nullptr;
+  std::unique_ptr<UseTokenizer> use_;  // a .json vocabulary
   size_t longest_piece_ = 1;
 };
 

@@ -66,6 +66,7 @@ UseTokenizer::UseTokenizer(const std::string& path) {
     const double score = entry[1].is_null() ? 0.0 : entry[1].get<double>();
     lookup_[pieces_.back()] = Piece{score, static_cast<int32_t>(id)};
     longest_ = std::max(longest_, pieces_.back().size());
+    longest_bytes_ = std::max(longest_bytes_, entry[0].get<std::string>().size());
   }
 }
 
@@ -120,6 +121,24 @@ std::vector<int32_t> UseTokenizer::encode(std::string_view text) const {
     at = step >= at ? 0 : at - step;
   }
   return std::vector<int32_t>(reversed.rbegin(), reversed.rend());
+}
+
+int UseTokenizer::piece_id(const std::string& piece) const {
+  const auto it = lookup_.find(code_points(piece, "piece"));
+  return it == lookup_.end() ? -1 : it->second.id;
+}
+
+std::string UseTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= vocab_size()) throw DataError("token id " + std::to_string(id) + " is outside the vocabulary");
+    for (const char32_t c : pieces_[static_cast<size_t>(id)]) {
+      utf8proc_uint8_t buf[4];
+      const auto n = utf8proc_encode_char(c == kSeparator ? U' ' : static_cast<utf8proc_int32_t>(c), buf);
+      out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+    }
+  }
+  return out.size() > 0 && out[0] == ' ' ? out.substr(1) : out;
 }
 
 }  // namespace sisa

@@ -23,6 +23,12 @@ class UseTokenizer {
   // Token ids of UTF-8 text (DataError for invalid UTF-8). Empty text: none.
   std::vector<int32_t> encode(std::string_view text) const;
   int vocab_size() const { return static_cast<int>(pieces_.size()); }
+  // The text of ids: the pieces joined, "▁" read as a space (DataError for an id outside the vocabulary).
+  std::string decode(const std::vector<int32_t>& ids) const;
+  // The id of a piece, or -1.
+  int piece_id(const std::string& piece) const;
+  // The longest piece, in bytes of UTF-8 text.
+  size_t longest_piece_bytes() const { return longest_bytes_; }
 
  private:
   struct Piece {
@@ -34,6 +40,7 @@ class UseTokenizer {
   std::vector<std::u32string> pieces_;                // by id
   std::unordered_map<std::u32string, Piece> lookup_;  // the trie's words; a later duplicate wins
   size_t longest_ = 1;                                // code points
+  size_t longest_bytes_ = 1;
 };
 
 }  // namespace sisa
