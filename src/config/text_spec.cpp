@@ -89,9 +89,9 @@ std::vector<std::string> check_text(const Config& c, const TextVariant& variant)
       const Backbone b = read_backbone(path);  // once: shape and tokenizer hash
       shape = b.shape;
       want = b.tokenizer_sha256;
-      if (b.architecture != "post-ln" && !variant.script_backbone) {
-        return {"model.backbone: '" + path + "' is a " + b.architecture + " encoder: family '" + family +
-                "' cannot train inside it yet; sisa-fc can use it (a head over its sentence embeddings)"};
+      if (b.architecture != "post-ln" && family == "sisa-a" && c.model.get<int64_t>("embedding_rank") > 0) {
+        return {"model.embedding_rank: a " + b.architecture + " backbone ('" + path +
+                "') has no embedding adapter; use 0"};
       }
     }
   } catch (const Error& err) {

@@ -144,6 +144,12 @@ class TextNet : public ShardNet {
     if (kind.frozen) {
       frozen_ = cached_frozen(backbone);
       width = frozen_->dim();
+    } else if (!backbone.empty() && is_native_backbone(backbone) &&
+               cached_backbone(backbone)->architecture == kUseLiteArchitecture) {
+      // A real pretrained encoder, fine-tuned (transformer) or adapted (sisa-a).
+      use_lite_ = register_module("encoder", std::make_shared<UseLiteEncoder>(kind.adapter_size));
+      use_lite_->load(cached_backbone(backbone)->weights, backbone);
+      width = UseLiteEncoder::kDim;
     } else {
       const BackboneShape shape = text_encoder_shape(c);
       encoder_ = register_module(
@@ -161,6 +167,7 @@ class TextNet : public ShardNet {
 
   torch::Tensor features(const Batch& batch, at::Generator* gen) {
     if (frozen_) return batch.features.defined() ? batch.features : frozen_->features(batch.inputs, batch.lengths);
+    if (use_lite_) return use_lite_->forward_batch(batch.inputs, batch.lengths);
     return TextEncoder::mean_pool(encoder_->forward(batch.inputs, batch.lengths, gen), batch.lengths);
   }
 
@@ -171,12 +178,14 @@ class TextNet : public ShardNet {
   }
 
   TextEncoder* encoder() { return encoder_.get(); }
+  UseLiteEncoder* use_lite() { return use_lite_.get(); }
   const std::string& backbone() const { return backbone_; }
 
  private:
   double dropout_;
   std::string backbone_;
   std::shared_ptr<TextEncoder> encoder_;
+  std::shared_ptr<UseLiteEncoder> use_lite_;
   std::shared_ptr<const FrozenBackbone> frozen_;
   std::vector<torch::nn::Linear> head_;
 };
@@ -196,11 +205,17 @@ class TextFamily : public ModelFamily {
     ModelFamily::initialize(net, gen);  // the owned tensors, from the shard's generator
     auto& text = static_cast<TextNet&>(net);
     const std::string& backbone = text.backbone();
-    auto* encoder = text.encoder();
-    if (!encoder || backbone.empty()) return;
+    torch::nn::Module* encoder = text.encoder();
+    if (auto* use_lite = text.use_lite()) {
+      use_lite->load(cached_backbone(backbone)->weights, backbone);
+      encoder = use_lite;
+    } else if (!encoder || backbone.empty()) {
+      return;
+    } else {
+      text.encoder()->load(cached_backbone(backbone)->weights, backbone);
+    }
     // Start from the pretrained weights; the adapters start as the identity
     // (up-projections zero), so a shard starts from the backbone's features.
-    encoder->load(cached_backbone(backbone)->weights, backbone);
     torch::NoGradGuard no_grad;
     for (auto& p : encoder->named_parameters(true)) {
       if (p.key().find("_up.") != std::string::npos) p.value().zero_();

@@ -15,16 +15,17 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& scale, con
 
 }  // namespace
 
-UseLiteEncoder::UseLiteEncoder() {
+UseLiteEncoder::UseLiteEncoder(int64_t adapter_size) {
   embed_ = register_parameter("embed", torch::zeros({8002, 256}));
   timing_ = register_buffer("timing", torch::zeros({1, 128}));
-  l0_ = make_layer("l0", 256, true);
-  l1_ = make_layer("l1", 512, false);
+  l0_ = make_layer("l0", 256, true, adapter_size);
+  l1_ = make_layer("l1", 512, false, adapter_size);
   tanh_w_ = register_parameter("tanh_w", torch::zeros({512, 512}));
   tanh_b_ = register_parameter("tanh_b", torch::zeros({512}));
 }
 
-UseLiteEncoder::Layer UseLiteEncoder::make_layer(const std::string& name, int64_t in, bool adjust) {
+UseLiteEncoder::Layer UseLiteEncoder::make_layer(const std::string& name, int64_t in, bool adjust,
+                                                 int64_t adapter_size) {
   Layer l;
   l.m = register_module(name, std::make_shared<torch::nn::Module>());
   auto p = [&](const char* n, std::vector<int64_t> shape) { return l.m->register_parameter(n, torch::zeros(shape)); };
@@ -35,12 +36,22 @@ UseLiteEncoder::Layer UseLiteEncoder::make_layer(const std::string& name, int64_
   l.norm2_scale = p("norm2_scale", {512}), l.norm2_bias = p("norm2_bias", {512});
   l.ff1_w = p("ff1_w", {512, 1536}), l.ff1_b = p("ff1_b", {1536});
   l.ff2_w = p("ff2_w", {1536, 512}), l.ff2_b = p("ff2_b", {512});
+  if (adapter_size > 0) {
+    const auto linear = [&](const char* n, int64_t a, int64_t b) {
+      return l.m->register_module(n, torch::nn::Linear(a, b));
+    };
+    l.adapter1_down = linear("adapter1_down", 512, adapter_size),
+    l.adapter1_up = linear("adapter1_up", adapter_size, 512);
+    l.adapter2_down = linear("adapter2_down", 512, adapter_size),
+    l.adapter2_up = linear("adapter2_up", adapter_size, 512);
+  }
   return l;
 }
 
 void UseLiteEncoder::load(const ModelState& weights, const std::string& origin) {
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters(true)) {
+    if (p.key().find(".adapter") != std::string::npos) continue;  // sisa-a's own, not the backbone's
     const TensorBlob* blob = weights.find(p.key());
     if (!blob) throw CorruptionError(origin + ": USE-Lite backbone lacks tensor " + p.key());
     copy_blob(*blob, p.value());
@@ -52,21 +63,34 @@ void UseLiteEncoder::load(const ModelState& weights, const std::string& origin) 
   }
 }
 
-torch::Tensor UseLiteEncoder::attend(const Layer& l, const torch::Tensor& x) const {
-  const int64_t t = x.size(0), width = l.qkv_w.size(1) / 3, head = width / l.heads;
-  const auto qkv = torch::matmul(layer_norm(x, l.norm1_scale, l.norm1_bias), l.qkv_w) + l.qkv_b;
+torch::Tensor UseLiteEncoder::attend(const Layer& l, const torch::Tensor& x, const torch::Tensor& bias) const {
+  // One row is a batch of one without padding; the head axis sits before the sequence.
+  const bool one = x.dim() == 2;
+  const auto xb = one ? x.unsqueeze(0) : x;
+  const int64_t n = xb.size(0), t = xb.size(1), width = l.qkv_w.size(1) / 3, head = width / l.heads;
+  const auto qkv = torch::matmul(layer_norm(xb, l.norm1_scale, l.norm1_bias), l.qkv_w) + l.qkv_b;
   const auto split = [&](int64_t i) {
-    return qkv.slice(1, i * width, (i + 1) * width).view({t, l.heads, head}).transpose(0, 1);
+    return qkv.slice(2, i * width, (i + 1) * width).reshape({n, t, l.heads, head}).transpose(1, 2);
   };
   const auto q = split(0) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(head)));
-  const auto w = torch::softmax(torch::matmul(q, split(1).transpose(1, 2)), -1);
-  const auto o = torch::matmul(w, split(2)).transpose(0, 1).reshape({t, width});
-  return torch::matmul(o, l.out_w) + l.out_b;
+  auto logits = torch::matmul(q, split(1).transpose(2, 3));
+  if (bias.defined()) logits = logits + bias;
+  const auto o = torch::matmul(torch::softmax(logits, -1), split(2)).transpose(1, 2).reshape({n, t, width});
+  auto out = torch::matmul(o, l.out_w) + l.out_b;
+  if (l.adapter1_down) out = adapt(l.adapter1_down, l.adapter1_up, out);
+  return one ? out.squeeze(0) : out;
+}
+
+torch::Tensor UseLiteEncoder::adapt(const torch::nn::Linear& down, const torch::nn::Linear& up,
+                                    const torch::Tensor& x) {
+  return x + torch::nn::functional::linear(torch::gelu(torch::nn::functional::linear(x, down->weight, down->bias)),
+                                           up->weight, up->bias);
 }
 
 torch::Tensor UseLiteEncoder::feed_forward(const Layer& l, const torch::Tensor& x) const {
   const auto h = torch::relu(torch::matmul(layer_norm(x, l.norm2_scale, l.norm2_bias), l.ff1_w) + l.ff1_b);
-  return torch::matmul(h, l.ff2_w) + l.ff2_b;
+  const auto out = torch::matmul(h, l.ff2_w) + l.ff2_b;
+  return l.adapter2_down ? adapt(l.adapter2_down, l.adapter2_up, out) : out;
 }
 
 torch::Tensor UseLiteEncoder::embed_one(const torch::Tensor& all_ids) {
@@ -81,6 +105,25 @@ torch::Tensor UseLiteEncoder::embed_one(const torch::Tensor& all_ids) {
   const auto z = b + feed_forward(l1_, b);
   const auto h = torch::tanh(torch::matmul(z.sum(0) / static_cast<float>(t), tanh_w_) + tanh_b_);
   return h * torch::rsqrt(torch::clamp_min((h * h).sum(), 1e-12f));
+}
+
+torch::Tensor UseLiteEncoder::forward_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_lengths) {
+  const int64_t width = std::min<int64_t>(all_tokens.size(1), kMaxTokens);
+  const auto tokens = all_tokens.slice(1, 0, width);
+  const auto lengths = all_lengths.clamp_max(width);
+  const auto real = torch::arange(width, torch::kInt64).unsqueeze(0) < lengths.unsqueeze(1);  // [n, T]
+  const auto keep = real.to(torch::kFloat32).unsqueeze(2);
+  const auto e = embed_.index_select(0, tokens.reshape({-1})).reshape({tokens.size(0), width, -1});
+  const auto scaled = torch::arange(width, torch::kFloat32).unsqueeze(1) * timing_;
+  const auto x = (e + (e + torch::cat({torch::sin(scaled), torch::cos(scaled)}, 1))) * keep;
+  const auto bias = (real.logical_not().to(torch::kFloat32) * -1e9f).unsqueeze(1).unsqueeze(1);  // [n, 1, 1, T]
+  const auto a = attend(l0_, x, bias) + (torch::matmul(x, l0_.adjust_w) + l0_.adjust_b);
+  const auto y = a + feed_forward(l0_, a);
+  const auto b = attend(l1_, y, bias) + y;
+  const auto z = b + feed_forward(l1_, b);
+  const auto pooled = (z * keep).sum(1) / lengths.clamp_min(1).to(torch::kFloat32).unsqueeze(1);
+  const auto h = torch::tanh(torch::matmul(pooled, tanh_w_) + tanh_b_);
+  return h * torch::rsqrt(torch::clamp_min((h * h).sum(1, true), 1e-12f));
 }
 
 torch::Tensor UseLiteEncoder::forward(const torch::Tensor& tokens, const torch::Tensor& lengths) {

@@ -20,9 +20,18 @@ namespace sisa {
 
 class UseLiteEncoder : public torch::nn::Module {
  public:
-  UseLiteEncoder();
-  // Copies every tensor of a "use-lite" backbone (CorruptionError naming `origin`).
+  // adapter_size > 0: Houlsby adapters in each layer (a bottleneck, GELU,
+  // up, plus the residual) after the attention output and after the
+  // feed-forward, before each residual add ("lN.adapter{1,2}_{down,up}"),
+  // for sisa-a. They are not in the backbone.
+  explicit UseLiteEncoder(int64_t adapter_size = 0);
+  // Copies every tensor of a "use-lite" backbone but the adapters
+  // (CorruptionError naming `origin` for a missing one).
   void load(const ModelState& weights, const std::string& origin);
+  // Training and the fine-tuned families: a batch at once, padded rows
+  // masked (keys, pooling) as the graph masks them. int64 [n, L], [n] ->
+  // [n, 512]. Within float rounding of forward(); it is what a shard trains.
+  torch::Tensor forward_batch(const torch::Tensor& tokens, const torch::Tensor& lengths);
   // tokens, lengths: int64 [n, L], [n]. Returns the L2-normalised sentence
   // embeddings, [n, 512]; a row with no token gets l2norm(tanh(c)), as the graph gives it.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths);
@@ -34,13 +43,16 @@ class UseLiteEncoder : public torch::nn::Module {
  private:
   struct Layer {
     std::shared_ptr<torch::nn::Module> m;
+    torch::nn::Linear adapter1_down{nullptr}, adapter1_up{nullptr}, adapter2_down{nullptr}, adapter2_up{nullptr};
     torch::Tensor norm1_scale, norm1_bias, qkv_w, qkv_b, out_w, out_b, adjust_w, adjust_b;
     torch::Tensor norm2_scale, norm2_bias, ff1_w, ff1_b, ff2_w, ff2_b;
     int64_t heads = 4;
   };
-  Layer make_layer(const std::string& name, int64_t in, bool adjust);
-  torch::Tensor attend(const Layer& l, const torch::Tensor& x) const;
+  Layer make_layer(const std::string& name, int64_t in, bool adjust, int64_t adapter_size);
+  // x: [T, in] (one row) or [n, T, in] with `bias` [n, 1, 1, T] (0 at real keys, -1e9 at padding).
+  torch::Tensor attend(const Layer& l, const torch::Tensor& x, const torch::Tensor& bias = {}) const;
   torch::Tensor feed_forward(const Layer& l, const torch::Tensor& x) const;
+  static torch::Tensor adapt(const torch::nn::Linear& down, const torch::nn::Linear& up, const torch::Tensor& x);
 
   torch::Tensor embed_, timing_, tanh_w_, tanh_b_;
   Layer l0_, l1_;
