@@ -90,6 +90,9 @@ Command import_encoder(CLI::App& app, const Globals& g, Cluster&) {
   sub->add_option("--package", req->package, "USE-Lite's model files")->capture_default_str();
   sub->add_option("-o,--out", req->out, "The backbone to write, <name>.h5 (the tokenizer goes to <name>.vocab.json)")
       ->required();
+  sub->add_option("--reinitialize", req->reinitialize_seed,
+                  "Write the architecture untrained instead, weights drawn from this seed (a control)")
+      ->check(CLI::NonNegativeNumber);
   return {sub, [req, &g] {
             const auto r = sisa::import_encoder(*req);
             print(r, g.json,

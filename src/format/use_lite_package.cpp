@@ -2,8 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 
 #include "sisa/errors.h"
 #include "util/fs.h"
@@ -112,6 +114,25 @@ Backbone read_use_lite_package(const std::string& dir) {
                 {"model", "Universal Sentence Encoder Lite (Google): 2 pre-LayerNorm transformer layers, 512-d"},
                 {"note", "pretrained elsewhere: whatever it learned is outside the deletion guarantee"}};
   return b;
+}
+
+void reinitialize(Backbone* b, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  for (auto& t : b->weights.tensors) {
+    if (t.name == "timing") continue;
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    const bool scale = t.name.find("_scale") != std::string::npos;
+    if (t.shape.size() == 2) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(t.shape[0]));
+      std::uniform_real_distribution<double> u(-bound, bound);
+      for (auto& x : v) x = static_cast<float>(u(gen));
+    } else {
+      for (auto& x : v) x = scale ? 1.0f : 0.0f;
+    }
+    std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+  }
+  b->pretrain = {{"source", "USE-Lite's architecture, reinitialized (seed " + std::to_string(seed) + ")"},
+                 {"note", "not pretrained: a control for measuring what pretraining gives"}};
 }
 
 }  // namespace sisa

@@ -21,4 +21,10 @@ inline constexpr const char* kUseLiteArchitecture = "use-lite";
 // naming the file for anything missing, truncated or of the wrong shape.
 Backbone read_use_lite_package(const std::string& dir);
 
+// The same architecture untrained, for measuring what pretraining gives:
+// every weight matrix uniform in +-1/sqrt(fan_in) from a generator seeded
+// with `seed`, biases 0, LayerNorm scales 1; the timing signal (a constant of
+// the architecture) is kept. Marks the backbone's "pretrain" as not pretrained.
+void reinitialize(Backbone* backbone, uint64_t seed);
+
 }  // namespace sisa

@@ -22,7 +22,8 @@ nlohmann::json import_encoder(const ImportEncoderRequest& r) {
   if (r.out.size() <= suffix.size() || r.out.compare(r.out.size() - suffix.size(), suffix.size(), suffix) != 0) {
     throw UsageError("--out must name a .h5 file, got '" + r.out + "'");
   }
-  const Backbone b = read_use_lite_package(r.package);
+  Backbone b = read_use_lite_package(r.package);
+  if (r.reinitialize_seed >= 0) reinitialize(&b, static_cast<uint64_t>(r.reinitialize_seed));
   const std::string vocab = r.out.substr(0, r.out.size() - suffix.size()) + ".vocab.json";
   const auto parent = std::filesystem::path(r.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -37,7 +38,8 @@ nlohmann::json import_encoder(const ImportEncoderRequest& r) {
           {"parameters", parameters},
           {"backbone_sha256", sha256_file(r.out)},
           {"tokenizer_sha256", b.tokenizer_sha256},
-          {"vocab_size", Tokenizer(vocab).vocab_size()}};
+          {"vocab_size", Tokenizer(vocab).vocab_size()},
+          {"pretrained", r.reinitialize_seed < 0}};
 }
 
 }  // namespace sisa
