@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--work", default="/tmp/sisa-bench-use-lite")
     ap.add_argument("--train-rows", type=int, default=2000)
     ap.add_argument("--deletions", type=int, default=2)
-    ap.add_argument("--variants", default="transformer,scratch,scratch-lr1e-3,sisa-a,sisa-fc")
+    ap.add_argument("--variants", default="transformer,scratch,scratch-lr1e-3,sisa-a,sisa-a-cached,sisa-fc")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
@@ -61,6 +61,7 @@ def main():
     vocab = os.path.join(a.work, "use-lite.vocab.json")
     base = {"transformer": "wordnet-transformer.yaml", "scratch": "wordnet-transformer.yaml",
             "scratch-lr1e-3": "wordnet-transformer.yaml", "sisa-a": "wordnet-sisa-a.yaml",
+            "sisa-a-cached": "wordnet-sisa-a.yaml",
             "sisa-fc": "wordnet-sisa-fc.yaml"}
     results = {}
     for v in a.variants.split(","):
@@ -68,6 +69,8 @@ def main():
                 f"model.backbone={enc[1] if v.startswith('scratch') else enc[0]}"]
         if v == "scratch-lr1e-3":
             sets.append("train.lr=0.001")
+        if v == "sisa-a-cached":
+            sets.append("model.cached_layers=1")
         run = os.path.join(a.work, f"run-{v}-{a.train_rows}")
         subprocess.run(["rm", "-rf", run], check=True)
         cmd = [a.sisa, "train", "-q", "--json", "-c", os.path.join(ROOT, "configs", base[v]), "-r", run]

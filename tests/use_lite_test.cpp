@@ -167,6 +167,28 @@ TEST_F(UseLite, EachTextFamilyOverTheImportedEncoderForgetsExactly) {
     EXPECT_EQ(in_checkpoints("encoder.l1.qkv_w"), type == "transformer");
     EXPECT_EQ(in_checkpoints("encoder.l0.adapter1_down.weight"), type == "sisa-a");
   }
+  // sisa-a with the bottom layer cached: adapters and LayerNorms of the top
+  // layer only; the bottom layer's output per row sits beside the tokens.
+  const std::string a = dir / "cached-a", c = dir / "cached-c";
+  train({config("sisa-a"), {"model.cached_layers=1"}, a, {}});
+  train({dir / "sisa-a.yaml", {"model.cached_layers=1"}, c, doomed});
+  forget({a, doomed});
+  EXPECT_EQ(test::stage_digests(a), test::stage_digests(c));
+  EXPECT_TRUE(verify({a, {}, false})["identical"].get<bool>());
+  bool top = false, bottom = false;
+  for (const auto& f : test::files_containing(a, "encoder.l1.adapter1_down.weight")) top |= f.rfind("ckpt/", 0) == 0;
+  for (const auto& f : test::files_containing(a, "encoder.l0.norm1_scale")) bottom |= f.rfind("ckpt/", 0) == 0;
+  EXPECT_TRUE(top);
+  EXPECT_FALSE(bottom) << "the cached layer is frozen";
+  p.run_dir = a;
+  EXPECT_GT(predict(p)["accuracy_mean"].get<double>(), 0.6);
+  try {
+    train({dir / "sisa-a.yaml", {"model.cached_layers=2"}, dir / "never", {}});
+    ADD_FAILURE() << "cached_layers 2 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.cached_layers: 2 needs a use-lite backbone"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -89,6 +89,13 @@ std::vector<std::string> check_text(const Config& c, const TextVariant& variant)
       const Backbone b = read_backbone(path);  // once: shape and tokenizer hash
       shape = b.shape;
       want = b.tokenizer_sha256;
+      const int64_t cached = family == "sisa-a" ? c.model.get<int64_t>("cached_layers") : 0;
+      if (cached > 0 && (b.architecture != "use-lite" || cached > 1)) {
+        return {"model.cached_layers: " + std::to_string(cached) +
+                " needs a use-lite backbone, which has 2 layers: "
+                "0 or 1 (" +
+                path + " is " + b.architecture + ")"};
+      }
       if (b.architecture != "post-ln" && family == "sisa-a" && c.model.get<int64_t>("embedding_rank") > 0) {
         return {"model.embedding_rank: a " + b.architecture + " backbone ('" + path +
                 "') has no embedding adapter; use 0"};
@@ -211,6 +218,14 @@ ModelSpec sisa_a_spec() {
       {"embedding_rank", int64_t{0},
        [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0 (0: no embedding adapter)"; },
        true, false, /*omit_default=*/true, "rank of the embedding adapter; 0: none"});
+  // Issue #27: adapters in the top layer only, the frozen layer below computed
+  // once per row at ingest and cached, so a retrain runs only the top layer.
+  s.options.push_back(
+      {"cached_layers", int64_t{0},
+       [](const ModelOption& v) { return std::get<int64_t>(v) >= 0 ? "" : "must be >= 0"; }, true, false,
+       /*omit_default=*/true,
+       "a use-lite backbone: 1 freezes its bottom layer (no adapters, LayerNorms frozen) and caches its output per "
+       "row at ingest (max_tokens x 512 floats a row), so a retrain runs only the top layer; 0: adapters in both"});
   return s;
 }
 

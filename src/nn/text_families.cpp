@@ -133,7 +133,23 @@ std::shared_ptr<const FrozenBackbone> cached_frozen(const std::string& path) {
 struct TextFeatures {
   bool frozen = false;
   int64_t adapter_size = 0, embedding_rank = 0;
+  int64_t cached_layers = 0;  // sisa-a on USE-Lite: bottom layers computed once per row and cached
 };
+
+// The bottom layer of a USE-Lite backbone, for sisa-a's cache: loaded once per
+// process and file, computed row by row.
+std::shared_ptr<UseLiteEncoder> cached_lower_layer(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<UseLiteEncoder>> loaded;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = loaded[cache_key(path)];
+  if (!slot) {
+    slot = std::make_shared<UseLiteEncoder>(0, 1);
+    slot->load(cached_backbone(path)->weights, path);
+    slot->eval();
+  }
+  return slot;
+}
 
 class TextNet : public ShardNet {
  public:
@@ -147,7 +163,8 @@ class TextNet : public ShardNet {
     } else if (!backbone.empty() && is_native_backbone(backbone) &&
                cached_backbone(backbone)->architecture == kUseLiteArchitecture) {
       // A real pretrained encoder, fine-tuned (transformer) or adapted (sisa-a).
-      use_lite_ = register_module("encoder", std::make_shared<UseLiteEncoder>(kind.adapter_size));
+      use_lite_ = register_module("encoder", std::make_shared<UseLiteEncoder>(kind.adapter_size, kind.cached_layers));
+      cached_layers_ = kind.cached_layers;
       use_lite_->load(cached_backbone(backbone)->weights, backbone);
       width = UseLiteEncoder::kDim;
     } else {
@@ -167,6 +184,11 @@ class TextNet : public ShardNet {
 
   torch::Tensor features(const Batch& batch, at::Generator* gen) {
     if (frozen_) return batch.features.defined() ? batch.features : frozen_->features(batch.inputs, batch.lengths);
+    if (use_lite_ && cached_layers_ > 0) {
+      const auto lower =
+          batch.features.defined() ? batch.features : cached_lower_layer(backbone_)->lower(batch.inputs, batch.lengths);
+      return use_lite_->forward_upper(lower, batch.lengths);
+    }
     if (use_lite_) return use_lite_->forward_batch(batch.inputs, batch.lengths);
     return TextEncoder::mean_pool(encoder_->forward(batch.inputs, batch.lengths, gen), batch.lengths);
   }
@@ -179,6 +201,8 @@ class TextNet : public ShardNet {
 
   TextEncoder* encoder() { return encoder_.get(); }
   UseLiteEncoder* use_lite() { return use_lite_.get(); }
+  // sisa-a on USE-Lite with its bottom layer cached: that layer is frozen, LayerNorms too.
+  bool frozen_layer(const std::string& name) const { return cached_layers_ > 0 && name.rfind("encoder.l0.", 0) == 0; }
   const std::string& backbone() const { return backbone_; }
 
  private:
@@ -186,6 +210,7 @@ class TextNet : public ShardNet {
   std::string backbone_;
   std::shared_ptr<TextEncoder> encoder_;
   std::shared_ptr<UseLiteEncoder> use_lite_;
+  int64_t cached_layers_ = 0;
   std::shared_ptr<const FrozenBackbone> frozen_;
   std::vector<torch::nn::Linear> head_;
 };
@@ -256,14 +281,23 @@ class SisaFcFamily : public TextFamily {
 class SisaAFamily : public TextFamily {
  public:
   std::string name() const override { return "sisa-a"; }
-  bool owns(const ShardNet&, const std::string& name) const override {
+  bool owns(const ShardNet& net, const std::string& name) const override {
     if (name.rfind("encoder.", 0) != 0) return true;
+    if (static_cast<const TextNet&>(net).frozen_layer(name)) return false;
     return TextEncoder::is_adapter(name) || TextEncoder::is_layer_norm(name);
+  }
+  // model.cached_layers 1 (USE-Lite): layer 0's output per row, [max_tokens x 512].
+  int64_t cached_feature_width(const Config& c) const override {
+    return c.model.get<int64_t>("cached_layers") > 0 ? c.data.width() * UseLiteEncoder::kDim : 0;
+  }
+  torch::Tensor cached_features(const Config& c, const Batch& batch) const override {
+    return cached_lower_layer(c.model.get<std::string>("backbone"))->lower(batch.inputs, batch.lengths);
   }
 
  protected:
   TextFeatures features(const Config& c) const override {
-    return {false, c.model.get<int64_t>("adapter_size"), c.model.get<int64_t>("embedding_rank")};
+    return {false, c.model.get<int64_t>("adapter_size"), c.model.get<int64_t>("embedding_rank"),
+            c.model.get<int64_t>("cached_layers")};
   }
 };
 

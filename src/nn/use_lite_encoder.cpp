@@ -15,10 +15,10 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& scale, con
 
 }  // namespace
 
-UseLiteEncoder::UseLiteEncoder(int64_t adapter_size) {
+UseLiteEncoder::UseLiteEncoder(int64_t adapter_size, int64_t cached_layers) {
   embed_ = register_parameter("embed", torch::zeros({8002, 256}));
   timing_ = register_buffer("timing", torch::zeros({1, 128}));
-  l0_ = make_layer("l0", 256, true, adapter_size);
+  l0_ = make_layer("l0", 256, true, cached_layers > 0 ? 0 : adapter_size);
   l1_ = make_layer("l1", 512, false, adapter_size);
   tanh_w_ = register_parameter("tanh_w", torch::zeros({512, 512}));
   tanh_b_ = register_parameter("tanh_b", torch::zeros({512}));
@@ -107,23 +107,62 @@ torch::Tensor UseLiteEncoder::embed_one(const torch::Tensor& all_ids) {
   return h * torch::rsqrt(torch::clamp_min((h * h).sum(), 1e-12f));
 }
 
-torch::Tensor UseLiteEncoder::forward_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_lengths) {
-  const int64_t width = std::min<int64_t>(all_tokens.size(1), kMaxTokens);
-  const auto tokens = all_tokens.slice(1, 0, width);
-  const auto lengths = all_lengths.clamp_max(width);
-  const auto real = torch::arange(width, torch::kInt64).unsqueeze(0) < lengths.unsqueeze(1);  // [n, T]
-  const auto keep = real.to(torch::kFloat32).unsqueeze(2);
+namespace {
+
+// The rows' real positions [n, T] and the attention bias [n, 1, 1, T] (0 at real keys, -1e9 at padding).
+std::pair<torch::Tensor, torch::Tensor> masks(int64_t width, const torch::Tensor& lengths) {
+  const auto real = torch::arange(width, torch::kInt64).unsqueeze(0) < lengths.unsqueeze(1);
+  return {real, (real.logical_not().to(torch::kFloat32) * -1e9f).unsqueeze(1).unsqueeze(1)};
+}
+
+}  // namespace
+
+torch::Tensor UseLiteEncoder::layer0(const torch::Tensor& tokens, const torch::Tensor& keep,
+                                     const torch::Tensor& bias) const {
+  const int64_t width = tokens.size(1);
   const auto e = embed_.index_select(0, tokens.reshape({-1})).reshape({tokens.size(0), width, -1});
   const auto scaled = torch::arange(width, torch::kFloat32).unsqueeze(1) * timing_;
   const auto x = (e + (e + torch::cat({torch::sin(scaled), torch::cos(scaled)}, 1))) * keep;
-  const auto bias = (real.logical_not().to(torch::kFloat32) * -1e9f).unsqueeze(1).unsqueeze(1);  // [n, 1, 1, T]
   const auto a = attend(l0_, x, bias) + (torch::matmul(x, l0_.adjust_w) + l0_.adjust_b);
-  const auto y = a + feed_forward(l0_, a);
+  return a + feed_forward(l0_, a);
+}
+
+torch::Tensor UseLiteEncoder::upper(const torch::Tensor& y, const torch::Tensor& keep, const torch::Tensor& bias,
+                                    const torch::Tensor& lengths) const {
   const auto b = attend(l1_, y, bias) + y;
   const auto z = b + feed_forward(l1_, b);
   const auto pooled = (z * keep).sum(1) / lengths.clamp_min(1).to(torch::kFloat32).unsqueeze(1);
   const auto h = torch::tanh(torch::matmul(pooled, tanh_w_) + tanh_b_);
   return h * torch::rsqrt(torch::clamp_min((h * h).sum(1, true), 1e-12f));
+}
+
+torch::Tensor UseLiteEncoder::forward_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_lengths) {
+  const int64_t width = std::min<int64_t>(all_tokens.size(1), kMaxTokens);
+  const auto lengths = all_lengths.clamp_max(width);
+  const auto [real, bias] = masks(width, lengths);
+  const auto keep = real.to(torch::kFloat32).unsqueeze(2);
+  return upper(layer0(all_tokens.slice(1, 0, width), keep, bias), keep, bias, lengths);
+}
+
+torch::Tensor UseLiteEncoder::lower(const torch::Tensor& tokens, const torch::Tensor& lengths) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = tokens.size(0), width = std::min<int64_t>(tokens.size(1), kMaxTokens);
+  auto out = torch::zeros({n, width, kDim});
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t len = std::min(lengths[i].item<int64_t>(), width);
+    if (len <= 0) continue;
+    const auto row = tokens[i].slice(0, 0, len).unsqueeze(0);
+    const auto ones = torch::ones({1, len, 1});
+    out[i].slice(0, 0, len).copy_(layer0(row, ones, torch::zeros({1, 1, 1, len}))[0]);
+  }
+  return out.reshape({n, width * kDim});
+}
+
+torch::Tensor UseLiteEncoder::forward_upper(const torch::Tensor& lower, const torch::Tensor& all_lengths) {
+  const int64_t n = lower.size(0), width = lower.size(1) / kDim;
+  const auto lengths = all_lengths.clamp_max(width);
+  const auto [real, bias] = masks(width, lengths);
+  return upper(lower.reshape({n, width, kDim}), real.to(torch::kFloat32).unsqueeze(2), bias, lengths);
 }
 
 torch::Tensor UseLiteEncoder::forward(const torch::Tensor& tokens, const torch::Tensor& lengths) {

@@ -24,7 +24,9 @@ class UseLiteEncoder : public torch::nn::Module {
   // up, plus the residual) after the attention output and after the
   // feed-forward, before each residual add ("lN.adapter{1,2}_{down,up}"),
   // for sisa-a. They are not in the backbone.
-  explicit UseLiteEncoder(int64_t adapter_size = 0);
+  // cached_layers 1: layer 0 gets no adapters (sisa-a computes it once per
+  // row and caches it: lower(), then forward_upper()).
+  explicit UseLiteEncoder(int64_t adapter_size = 0, int64_t cached_layers = 0);
   // Copies every tensor of a "use-lite" backbone but the adapters
   // (CorruptionError naming `origin` for a missing one).
   void load(const ModelState& weights, const std::string& origin);
@@ -37,6 +39,12 @@ class UseLiteEncoder : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths);
   // One sentence's ids (int64 [T], T >= 1; only the first 128 count): [512].
   torch::Tensor embed_one(const torch::Tensor& ids);
+  // Layer 0's output for each row alone, zero past its length, flattened:
+  // float32 [n, width * 512] (width = tokens.size(1), at most 128). A row's
+  // values never depend on its batch.
+  torch::Tensor lower(const torch::Tensor& tokens, const torch::Tensor& lengths);
+  // The rest from lower()'s output: layer 1, pooling, tanh, L2 norm: [n, 512].
+  torch::Tensor forward_upper(const torch::Tensor& lower, const torch::Tensor& lengths);
 
   static constexpr int64_t kMaxTokens = 128, kDim = 512;
 
@@ -53,6 +61,11 @@ class UseLiteEncoder : public torch::nn::Module {
   torch::Tensor attend(const Layer& l, const torch::Tensor& x, const torch::Tensor& bias = {}) const;
   torch::Tensor feed_forward(const Layer& l, const torch::Tensor& x) const;
   static torch::Tensor adapt(const torch::nn::Linear& down, const torch::nn::Linear& up, const torch::Tensor& x);
+
+  // x -> layer 0 for token rows [n, T] with `keep` [n, T, 1] and attention `bias`.
+  torch::Tensor layer0(const torch::Tensor& tokens, const torch::Tensor& keep, const torch::Tensor& bias) const;
+  torch::Tensor upper(const torch::Tensor& y, const torch::Tensor& keep, const torch::Tensor& bias,
+                      const torch::Tensor& lengths) const;
 
   torch::Tensor embed_, timing_, tanh_w_, tanh_b_;
   Layer l0_, l1_;
