@@ -14,7 +14,6 @@ Usage: bench/bench_torchscript.py [--sisa build/sisa] [--work DIR] [--repeat 3] 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import machine  # noqa: E402
 
 
 class Mlp(torch.nn.Module):
@@ -128,18 +129,6 @@ train: {{epochs: 10, batch_size: 128, optimizer: adam, lr: 0.003, threads: 1}}
         print(f"{name}: train {t['total_seconds']:.1f} s (loop {t['loop_seconds']:.1f} s), forget "
               f"{', '.join(f'{x:.1f}' for x in forgets)} s, accuracy {acc:.4f}", file=sys.stderr)
     return result
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
 def main() -> None:

@@ -14,21 +14,17 @@ import csv
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import machine  # noqa: E402
 
 
 def run_json(cmd, env):
     return json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
-
-
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
 def main():

@@ -102,11 +102,7 @@ class Family : public ::testing::Test {
   }
   // Ids of shard `shard` (seed 7, as config_yaml writes).
   std::vector<int64_t> ids_in_shard(int64_t shard, size_t count) const {
-    std::vector<int64_t> out;
-    for (size_t i = 0; i < data_.size() && out.size() < count; ++i) {
-      if (shard_of(7, data_.ids[i], 3) == shard) out.push_back(data_.ids[i]);
-    }
-    return out;
+    return test::ids_in_shard(data_, shard, 3, count);
   }
   TempDir dir_;
   Dataset data_;

@@ -174,6 +174,22 @@ std::vector<std::string> files_containing(const std::string& dir, const std::str
   return hits;
 }
 
+std::vector<std::string> checkpoints_containing(const std::string& run_dir, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& f : files_containing(run_dir, needle)) {
+    if (f.rfind("ckpt/", 0) == 0) out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<int64_t> ids_in_shard(const Dataset& d, int64_t shard, int64_t shards, size_t count, uint64_t seed) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < d.size() && out.size() < count; ++i) {
+    if (shard_of(seed, d.ids[i], shards) == shard) out.push_back(d.ids[i]);
+  }
+  return out;
+}
+
 std::vector<std::string> stage_digests(const std::string& run_dir) {
   std::vector<std::string> out;
   for (const auto& e : load_manifest(run_dir).entries) {

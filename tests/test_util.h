@@ -57,6 +57,11 @@ std::map<std::string, std::string> snapshot(const std::string& dir);
 // Files under dir whose bytes contain `needle`.
 std::vector<std::string> files_containing(const std::string& dir, const std::string& needle);
 
+// The files under the run's ckpt/ (slice checkpoints) whose bytes hold `needle` (a tensor's name).
+std::vector<std::string> checkpoints_containing(const std::string& run_dir, const std::string& needle);
+// The first `count` ids of `d` that placement (seed, no weights) puts in `shard` of `shards`.
+std::vector<int64_t> ids_in_shard(const Dataset& d, int64_t shard, int64_t shards, size_t count, uint64_t seed = 7);
+
 // Every checkpoint's state digest, shard by shard and stage by stage, from the
 // run's manifest: the run's whole training state in one comparable value.
 std::vector<std::string> stage_digests(const std::string& run_dir);

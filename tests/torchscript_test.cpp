@@ -113,19 +113,10 @@ class TorchScript : public ::testing::Test {
     return path;
   }
   std::vector<int64_t> ids_in_shard(int64_t shard, size_t count) const {
-    std::vector<int64_t> out;
-    for (size_t i = 0; i < data_.size() && out.size() < count; ++i) {
-      if (shard_of(7, data_.ids[i], 3) == shard) out.push_back(data_.ids[i]);
-    }
-    return out;
+    return test::ids_in_shard(data_, shard, 3, count);
   }
-  // Checkpoint files (under ckpt/) that hold `needle`.
   std::vector<std::string> checkpoints_with(const std::string& run, const std::string& needle) {
-    std::vector<std::string> out;
-    for (const auto& f : test::files_containing(run, needle)) {
-      if (f.rfind("ckpt/", 0) == 0) out.push_back(f);
-    }
-    return out;
+    return test::checkpoints_containing(run, needle);
   }
   TempDir dir_;
   Dataset data_;
@@ -265,10 +256,7 @@ TEST_F(TorchScript, TokenRowsWithACachedFrozenEncoderForgetExactly) {
                                              "  epochs: 4\n  batch_size: 16\n  optimizer: adam\n  lr: 0.05\n"));
     return path;
   };
-  std::vector<int64_t> doomed;
-  for (size_t i = 0; i < tokens.size() && doomed.size() < 3; ++i) {
-    if (shard_of(7, tokens.ids[i], 3) == 1) doomed.push_back(tokens.ids[i]);
-  }
+  const std::vector<int64_t> doomed = test::ids_in_shard(tokens, 1, 3, 3);
   std::map<std::string, double> accuracy;
   for (const std::string extra : {"", "  cache_below: encoder\n"}) {
     const std::string cfg = config_for(extra.empty() ? "plain" : "cached", extra);
