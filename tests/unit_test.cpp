@@ -16,6 +16,7 @@
 #include "format/manifest.h"
 #include "format/shard_store.h"
 #include "lm/audit_stats.h"
+#include "nn/loo_criterion.h"
 #include "serve/api.h"
 #include "sisa/config.h"
 #include "sisa/errors.h"
@@ -963,4 +964,17 @@ TEST(AuditStats, AucAndStandardErrorsMatchHandComputedValues) {
   EXPECT_NEAR(standard_error({1, 2, 3, 4}), std::sqrt(5.0 / 3.0 / 4.0), 1e-15);
   EXPECT_TRUE(std::isnan(standard_error({1})));
   EXPECT_EQ(sum_of({0.5, 0.25}), 0.75);
+}
+
+// The LOO stopping rule's statistics (nn/loo_criterion.h).
+TEST(LooCriterion, LevelsAndGroupZ) {
+  EXPECT_NEAR(upper_normal_quantile(0.05), 1.6448536, 1e-6);
+  EXPECT_NEAR(upper_normal_quantile(0.5), 0.0, 1e-9);
+  const GroupZ levels = criterion_levels(4);
+  EXPECT_NEAR(levels.max_z, upper_normal_quantile(0.0125), 1e-12);  // Bonferroni over 4 groups
+  EXPECT_NEAR(levels.mean_z, 1.6448536 / 2.0, 1e-6);
+  // Held-out excess 0, 1, 2 (mean 1, sd 1); group 0 = rows {3, 5} (mean 4, z 3), group 1 = row {1} (z 0).
+  const GroupZ z = group_z({0.0, 1.0, 2.0}, {3.0, 1.0, 5.0}, {0, 1, 0}, 2);
+  EXPECT_DOUBLE_EQ(z.max_z, 3.0);
+  EXPECT_DOUBLE_EQ(z.mean_z, 1.5);
 }

@@ -128,8 +128,6 @@ nlohmann::json update_student(const RunDir& run, const Config& c, Manifest& edit
   if (criterion) {
     heldout = decode_store(read_verified(run, *s.heldout), run.path(s.heldout->path));
     in.heldout = &heldout;
-  }
-  if (criterion) {
     spdlog::info("[student] leave-one-out update on {} deleted row(s): until they look unseen (at most {} steps)",
                  rows.size(), c.loo.max_steps);
   } else {

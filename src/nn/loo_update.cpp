@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <map>
 
 #include "nn/lm_nets.h"
+#include "nn/loo_criterion.h"
 #include "nn/model_family.h"
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
@@ -148,21 +148,17 @@ class LooUpdate {
     torch::Tensor picked;
   };
   DeletedPass deleted_pass() const {
-    torch::NoGradGuard no_grad;
     net_->eval();
     double kl = 0.0, tokens = 0.0;
-    std::vector<torch::Tensor> picked_parts;
-    for (int64_t r0 = 0; r0 < n_; r0 += kBlock) {
-      const auto idx = torch::arange(r0, std::min(n_, r0 + kBlock), torch::kInt64);
-      const Batch b = select_rows(all_, idx);
+    const auto all_picked = by_blocks(all_, [&](const torch::Tensor& idx, const Batch& b) {
       const auto q = target_of(idx);
       const auto lp = torch::log_softmax(net_->forward(b, nullptr).slice(1, 0, len_ - 1), -1);
       const auto inside = predicted_inside(b);
       kl += ((q * (q.clamp_min(1e-30).log() - lp)).sum(-1) * inside).sum().item<double>();
       tokens += inside.sum().item<double>();
-      picked_parts.push_back(picked(lp, b));
-    }
-    return {kl / std::max(1.0, tokens), torch::cat(picked_parts)};
+      return picked(lp, b);
+    });
+    return {kl / std::max(1.0, tokens), all_picked};
   }
 
   // The optimizer (fresh state at loo.lr), the whole-request target and the
@@ -293,17 +289,26 @@ class LooUpdate {
     return next_log_probs.gather(2, b.inputs.slice(1, 1, len).unsqueeze(2)).squeeze(2) * predicted_inside(b);
   }
 
-  // The student's per-token log-likelihood of `rows`, [rows, L-1], in eval mode.
-  torch::Tensor student_picked(const Batch& rows) const {
+  // fn(rows r0.., one block of kBlock at most) for every block of `rows`,
+  // the results stacked: no per-row tensor is ever held for all rows at once.
+  template <typename Fn>
+  static torch::Tensor by_blocks(const Batch& rows, Fn fn) {
     torch::NoGradGuard no_grad;
-    net_->eval();
     std::vector<torch::Tensor> parts;
     const int64_t n = rows.inputs.size(0);
     for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
-      const Batch b = select_rows(rows, torch::arange(r0, std::min(n, r0 + kBlock), torch::kInt64));
-      parts.push_back(picked(torch::log_softmax(net_->forward(b, nullptr).slice(1, 0, len_of(b) - 1), -1), b));
+      const auto idx = torch::arange(r0, std::min(n, r0 + kBlock), torch::kInt64);
+      parts.push_back(fn(idx, select_rows(rows, idx)));
     }
     return torch::cat(parts);
+  }
+
+  // The student's per-token log-likelihood of `rows`, [rows, L-1], in eval mode.
+  torch::Tensor student_picked(const Batch& rows) const {
+    net_->eval();
+    return by_blocks(rows, [&](const torch::Tensor&, const Batch& b) {
+      return picked(torch::log_softmax(net_->forward(b, nullptr).slice(1, 0, len_of(b) - 1), -1), b);
+    });
   }
   static int64_t len_of(const Batch& b) { return b.inputs.size(1); }
 
@@ -323,26 +328,18 @@ class LooUpdate {
   // row, the mean of every teacher's (none held it). Also each deleted row's
   // group (its data subject, or itself) and the thresholds.
   void prepare_criterion() {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> parts;
-    for (int64_t r0 = 0; r0 < n_; r0 += kBlock) {
-      const auto idx = torch::arange(r0, std::min(n_, r0 + kBlock), torch::kInt64);
-      parts.push_back(picked(target_of(idx).clamp_min(1e-30).log(), select_rows(all_, idx)));
-    }
-    teacher_deleted_ = torch::cat(parts);
-    parts.clear();
+    teacher_deleted_ = by_blocks(all_, [&](const torch::Tensor& idx, const Batch& b) {
+      return picked(target_of(idx).clamp_min(1e-30).log(), b);
+    });
     heldout_ = make_batch(in_.heldout->view());
-    const int64_t h = heldout_.inputs.size(0);
-    for (int64_t r0 = 0; r0 < h; r0 += kBlock) {
-      const Batch b = select_rows(heldout_, torch::arange(r0, std::min(h, r0 + kBlock), torch::kInt64));
+    teacher_heldout_ = by_blocks(heldout_, [&](const torch::Tensor&, const Batch& b) {
       torch::Tensor sum;
       for (const auto& [shard, teacher] : teachers_) {
         const auto p = torch::softmax(teacher->forward(b, nullptr), -1).slice(1, 0, len_of(b) - 1);
         sum = sum.defined() ? sum + p : p;
       }
-      parts.push_back(picked((sum / static_cast<double>(teachers_.size())).clamp_min(1e-30).log(), b));
-    }
-    teacher_heldout_ = torch::cat(parts);
+      return picked((sum / static_cast<double>(teachers_.size())).clamp_min(1e-30).log(), b);
+    });
     const Dataset& d = *in_.deleted;
     std::map<int64_t, int64_t> index_of;
     for (size_t i = 0; i < d.size(); ++i) {
@@ -350,9 +347,9 @@ class LooUpdate {
       group_of_row_.push_back(index_of.emplace(key, static_cast<int64_t>(index_of.size())).first->second);
     }
     out_.criterion_groups = static_cast<int64_t>(index_of.size());
-    const auto groups = static_cast<double>(index_of.size());
-    out_.max_z_threshold = upper_normal_quantile(0.05 / groups);
-    out_.mean_z_threshold = upper_normal_quantile(0.05) / std::sqrt(groups);
+    const GroupZ levels = criterion_levels(out_.criterion_groups);
+    out_.max_z_threshold = levels.max_z;
+    out_.mean_z_threshold = levels.mean_z;
   }
 
   // A deleted group's z: (its mean row excess - the held-out rows' mean) /
@@ -375,36 +372,13 @@ class LooUpdate {
     const auto held = row_excess(held_lp, teacher_heldout_, heldout_);
     const DeletedPass pass = deleted_pass();
     const auto del = row_excess(pass.picked, teacher_deleted_, all_);
-    double mean = 0.0, ss = 0.0;
-    for (double g : held) mean += g;
-    mean /= static_cast<double>(held.size());
-    for (double g : held) ss += (g - mean) * (g - mean);
-    const double sd = std::max(std::sqrt(ss / static_cast<double>(held.size() - 1)), 1e-12);
-    std::vector<double> sum(static_cast<size_t>(out_.criterion_groups), 0.0), count(sum.size(), 0.0);
-    for (size_t i = 0; i < del.size(); ++i) {
-      sum[static_cast<size_t>(group_of_row_[i])] += del[i];
-      count[static_cast<size_t>(group_of_row_[i])] += 1.0;
-    }
+    const GroupZ z = group_z(held, del, group_of_row_, out_.criterion_groups);
     Check out;
-    out.max_z = -std::numeric_limits<double>::infinity();
-    for (size_t g = 0; g < sum.size(); ++g) {
-      const double z = (sum[g] / count[g] - mean) / sd;
-      out.max_z = std::max(out.max_z, z);
-      out.mean_z += z / static_cast<double>(sum.size());
-    }
+    out.max_z = z.max_z;
+    out.mean_z = z.mean_z;
     out.heldout = (held_lp.sum() / inside.sum().clamp_min(1.0)).item<double>();
     out.kl = pass.kl;
     return out;
-  }
-
-  // z with P(Z > z) = p for a standard normal Z (bisection on erfc).
-  static double upper_normal_quantile(double p) {
-    double lo = -10.0, hi = 40.0;
-    for (int i = 0; i < 200; ++i) {
-      const double mid = 0.5 * (lo + hi);
-      (0.5 * std::erfc(mid / std::sqrt(2.0)) > p ? lo : hi) = mid;
-    }
-    return 0.5 * (lo + hi);
   }
 
   // The student's owned tensors and its count of LOO updates, plus one.
@@ -421,7 +395,7 @@ class LooUpdate {
     return out;
   }
 
-  const Config c_;
+  const Config& c_;
   const ModelFamily& family_;
   const LooInputs& in_;
   const ModelState& student_;
