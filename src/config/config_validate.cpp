@@ -46,7 +46,7 @@ std::vector<std::string> validate_model(const Config& c) {
     for (const auto& m : spec->check(c)) e.push_back(m);
   }
   const bool tokens = c.data.format == "hdf5" || !c.data.text_column.empty();
-  const InputKind input = spec->input_of ? spec->input_of(c) : spec->input;
+  const InputKind input = model_input(c);
   if (input == InputKind::kTokens && !tokens) {
     e.push_back("data.format: model family '" + c.model.type +
                 "' reads token ids: give data.text_column (csv) "

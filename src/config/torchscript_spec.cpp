@@ -42,12 +42,11 @@ ModelSpec torchscript_spec() {
        "the parameters a shard trains and checkpoints, as name patterns (`*` any run of characters, `?` one; "
        "`head.*`, `*.lora_*`); []: those whose requires_grad is true in the saved module. Every buffer is "
        "checkpointed"},
-  };
-  s.options.push_back(
       {"cache_below", std::string(), nullptr, true, false, false,
        "tokens only, opt-in: a frozen submodule (`encoder`) whose output forward_above(h) reads; its "
        "output is computed once per row at ingest (eval mode, row by row) and kept beside the tokens, so a "
-       "retrain runs only forward_above. No trainable parameter may sit in it. Empty: nothing cached"});
+       "retrain runs only forward_above. No trainable parameter may sit in it. Empty: nothing cached"},
+  };
   s.check = [](const Config& c) {
     std::vector<std::string> e;
     if (!c.model.get<std::string>("cache_below").empty() && c.model.get<std::string>("input") != "tokens") {

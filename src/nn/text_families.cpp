@@ -138,17 +138,13 @@ struct TextFeatures {
 
 // The bottom layer of a USE-Lite backbone, for sisa-a's cache: loaded once per
 // process and file, computed row by row.
-std::shared_ptr<UseLiteEncoder> cached_lower_layer(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<UseLiteEncoder>> loaded;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& slot = loaded[cache_key(path)];
-  if (!slot) {
-    slot = std::make_shared<UseLiteEncoder>(0, 1);
-    slot->load(cached_backbone(path)->weights, path);
-    slot->eval();
-  }
-  return slot;
+std::shared_ptr<const UseLiteEncoder> cached_lower_layer(const std::string& path) {
+  return load_once<UseLiteEncoder>(path, [](const std::string& p) {
+    auto encoder = std::make_shared<UseLiteEncoder>(0, 1);
+    encoder->load(cached_backbone(p)->weights, p);
+    encoder->eval();
+    return std::shared_ptr<const UseLiteEncoder>(std::move(encoder));
+  });
 }
 
 class TextNet : public ShardNet {

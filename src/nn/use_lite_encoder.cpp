@@ -6,6 +6,11 @@
 namespace sisa {
 namespace {
 
+// h / max(|h|, 1e-6): rsqrt of the clamped sum of squares, as the graph has it. h: [n, 512].
+torch::Tensor l2_normalize(const torch::Tensor& h) {
+  return h * torch::rsqrt(torch::clamp_min((h * h).sum(-1, true), 1e-12f));
+}
+
 // TF's layer norm, in its order: (scale * rsqrt(var + eps)) * (x - mean) + bias.
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& bias) {
   const auto centred = x - x.mean(-1, true);
@@ -93,18 +98,9 @@ torch::Tensor UseLiteEncoder::feed_forward(const Layer& l, const torch::Tensor& 
   return l.adapter2_down ? adapt(l.adapter2_down, l.adapter2_up, out) : out;
 }
 
-torch::Tensor UseLiteEncoder::embed_one(const torch::Tensor& all_ids) {
-  const auto ids = all_ids.slice(0, 0, std::min<int64_t>(all_ids.size(0), kMaxTokens));
-  const int64_t t = ids.size(0);
-  const auto e = embed_.index_select(0, ids);
-  const auto scaled = torch::arange(t, torch::kFloat32).unsqueeze(1) * timing_;
-  const auto x = e + (e + torch::cat({torch::sin(scaled), torch::cos(scaled)}, 1));  // the graph's order
-  const auto a = attend(l0_, x) + (torch::matmul(x, l0_.adjust_w) + l0_.adjust_b);
-  const auto y = a + feed_forward(l0_, a);
-  const auto b = attend(l1_, y) + y;
-  const auto z = b + feed_forward(l1_, b);
-  const auto h = torch::tanh(torch::matmul(z.sum(0) / static_cast<float>(t), tanh_w_) + tanh_b_);
-  return h * torch::rsqrt(torch::clamp_min((h * h).sum(), 1e-12f));
+torch::Tensor UseLiteEncoder::embed_one(const torch::Tensor& ids) {
+  const int64_t t = std::min<int64_t>(ids.size(0), kMaxTokens);
+  return forward_batch(ids.slice(0, 0, t).unsqueeze(0), torch::full({1}, t, torch::kInt64))[0];
 }
 
 namespace {
@@ -132,8 +128,7 @@ torch::Tensor UseLiteEncoder::upper(const torch::Tensor& y, const torch::Tensor&
   const auto b = attend(l1_, y, bias) + y;
   const auto z = b + feed_forward(l1_, b);
   const auto pooled = (z * keep).sum(1) / lengths.clamp_min(1).to(torch::kFloat32).unsqueeze(1);
-  const auto h = torch::tanh(torch::matmul(pooled, tanh_w_) + tanh_b_);
-  return h * torch::rsqrt(torch::clamp_min((h * h).sum(1, true), 1e-12f));
+  return l2_normalize(torch::tanh(torch::matmul(pooled, tanh_w_) + tanh_b_));
 }
 
 torch::Tensor UseLiteEncoder::forward_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_lengths) {
@@ -144,7 +139,7 @@ torch::Tensor UseLiteEncoder::forward_batch(const torch::Tensor& all_tokens, con
   return upper(layer0(all_tokens.slice(1, 0, width), keep, bias), keep, bias, lengths);
 }
 
-torch::Tensor UseLiteEncoder::lower(const torch::Tensor& tokens, const torch::Tensor& lengths) {
+torch::Tensor UseLiteEncoder::lower(const torch::Tensor& tokens, const torch::Tensor& lengths) const {
   torch::NoGradGuard no_grad;
   const int64_t n = tokens.size(0), width = std::min<int64_t>(tokens.size(1), kMaxTokens);
   auto out = torch::zeros({n, width, kDim});
@@ -170,8 +165,7 @@ torch::Tensor UseLiteEncoder::forward(const torch::Tensor& tokens, const torch::
   for (int64_t i = 0; i < tokens.size(0); ++i) {
     const int64_t len = lengths[i].item<int64_t>();
     if (len <= 0) {
-      const auto h = torch::tanh(tanh_b_);
-      rows.push_back(h * torch::rsqrt(torch::clamp_min((h * h).sum(), 1e-12f)));
+      rows.push_back(l2_normalize(torch::tanh(tanh_b_)));  // the mean of no state is 0
     } else {
       rows.push_back(embed_one(tokens[i].slice(0, 0, len)));
     }

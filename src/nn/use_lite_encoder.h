@@ -42,7 +42,7 @@ class UseLiteEncoder : public torch::nn::Module {
   // Layer 0's output for each row alone, zero past its length, flattened:
   // float32 [n, width * 512] (width = tokens.size(1), at most 128). A row's
   // values never depend on its batch.
-  torch::Tensor lower(const torch::Tensor& tokens, const torch::Tensor& lengths);
+  torch::Tensor lower(const torch::Tensor& tokens, const torch::Tensor& lengths) const;
   // The rest from lower()'s output: layer 1, pooling, tanh, L2 norm: [n, 512].
   torch::Tensor forward_upper(const torch::Tensor& lower, const torch::Tensor& lengths);
 
