@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "nn/bernoulli_mask.h"
 #include "nn/model_family.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -304,5 +305,37 @@ TEST(HugePageAllocator, LargeTensorsAreHugePageAlignedAndComputeTheSameBits) {
     ADD_FAILURE() << "a 1 PiB tensor was allocated";
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("1125899906842624 bytes"), std::string::npos) << e.what();
+  }
+}
+
+// Dropout masks come from nn/bernoulli_mask, a faster restatement of
+// bernoulli_: the same elements and the generator left in the same state, at
+// sizes around the mt19937 block (624 words) and from states part-way through one.
+TEST(BernoulliMask, DrawsWhatBernoulliDrawsAndLeavesTheGeneratorWhereItLeavesIt) {
+  for (const int64_t n : {1, 7, 311, 312, 313, 623, 624, 625, 1249, 2048, 2049, 65536, 100003}) {
+    for (const double p : {0.0, 0.1, 0.5, 0.9, 0.75, 1.0}) {
+      for (const uint64_t seed : {0ull, 1ull, 987654321ull}) {
+        auto a = at::make_generator<at::CPUGeneratorImpl>(seed);
+        auto b = at::make_generator<at::CPUGeneratorImpl>(seed);
+        a.get<at::CPUGeneratorImpl>()->random();  // start part-way through a block
+        b.get<at::CPUGeneratorImpl>()->random();
+        for (int round = 0; round < 3; ++round) {
+          const auto like = torch::empty({n});
+          const auto expected = torch::empty_like(like).bernoulli_(p, a);
+          const auto got = bernoulli_mask(like, p, b);
+          ASSERT_TRUE(torch::equal(expected, got)) << "n " << n << ", p " << p << ", seed " << seed;
+        }
+        ASSERT_EQ(a.get<at::CPUGeneratorImpl>()->random64(), b.get<at::CPUGeneratorImpl>()->random64());
+      }
+    }
+  }
+  // Shapes and what the fast path does not take (doubles, a transposed view) give bernoulli_'s answer too.
+  auto a = at::make_generator<at::CPUGeneratorImpl>(5), b = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (const auto& like : {torch::empty({128, 512}), torch::empty({3, 5, 7}), torch::empty({4, 6}, torch::kFloat64),
+                           torch::empty({6, 4}).t()}) {
+    const auto expected = torch::empty_like(like).bernoulli_(0.9, a);
+    const auto got = bernoulli_mask(like, 0.9, b);
+    EXPECT_EQ(got.sizes(), like.sizes());
+    EXPECT_TRUE(torch::equal(expected, got));
   }
 }

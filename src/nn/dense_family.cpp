@@ -1,6 +1,7 @@
 // The built-in dense families. "mlp": dense layers over the flattened input.
 // "cnn": conv3x3 (padding 1) -> [BatchNorm] -> ReLU -> maxpool2 blocks, then
 // the same dense layers. Their keys are declared in config/dense_spec.cpp.
+#include "nn/bernoulli_mask.h"
 #include "nn/model_family.h"
 
 namespace sisa {
@@ -60,7 +61,7 @@ torch::Tensor DenseNet::activate(const torch::Tensor& x) const { return tanh_ ? 
 torch::Tensor DenseNet::drop(const torch::Tensor& x, at::Generator* gen) const {
   if (!gen || dropout_ <= 0.0) return x;
   const double keep = 1.0 - dropout_;
-  auto mask = torch::empty_like(x).bernoulli_(keep, *gen);
+  auto mask = bernoulli_mask(x, keep, *gen);
   return x * mask / keep;
 }
 

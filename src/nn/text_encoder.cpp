@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "nn/bernoulli_mask.h"
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
 
@@ -10,7 +11,7 @@ namespace sisa {
 torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen) {
   if (!gen || p <= 0.0) return x;
   const double keep = 1.0 - p;
-  auto mask = torch::empty_like(x).bernoulli_(keep, *gen);
+  auto mask = bernoulli_mask(x, keep, *gen);
   return x * mask / keep;
 }
 
