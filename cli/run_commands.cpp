@@ -85,7 +85,7 @@ Command tokenizer(CLI::App& app, const Globals& g, Cluster&) {
 Command import_encoder(CLI::App& app, const Globals& g, Cluster&) {
   auto req = std::make_shared<ImportEncoderRequest>();
   auto* sub = app.add_subcommand(
-      "import-encoder", "Convert USE-Lite (scripts/fetch-encoder.sh) into a backbone and tokenizer for sisa-fc");
+      "import-encoder", "Convert USE-Lite (scripts/fetch-encoder.sh) into a backbone and tokenizer for the text families (transformer, sisa-a, sisa-fc)");
   req->package = "encoders/use-lite/model";
   sub->add_option("--package", req->package, "USE-Lite's model files")->capture_default_str();
   sub->add_option("-o,--out", req->out, "The backbone to write, <name>.h5 (the tokenizer goes to <name>.vocab.json)")

@@ -34,7 +34,7 @@ echo "== grouped CSV"
 WORK=$WORK/groups bash "$root/examples/csv-groups/run.sh" > /dev/null
 digests csv-groups-forget "$WORK/groups/run"
 echo "== text families (--quick)"
-WORK=$WORK/text bash "$root/examples/text/run.sh" --quick > /dev/null
+WORK=$WORK/text bash "$root/examples/text/run.sh" --quick --backbone own > /dev/null
 for v in transformer sisa-a sisa-fc; do digests "text-$v-forget" "$WORK/text/run-$v"; done
 echo "== LOO (--quick)"
 WORK=$WORK/loo bash "$root/examples/loo/run.sh" --quick > /dev/null
