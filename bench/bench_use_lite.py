@@ -7,7 +7,8 @@ configs/wordnet-*.yaml (only the backbone, tokenizer and data changed), on a
 subset of the training glosses (chosen by a hash of the id, not the first
 rows) and the full test set. Reports accuracy, training time, bytes per
 checkpoint and single deletions (CLI). Needs scripts/fetch-encoder.sh first.
-Usage: bench/bench_use_lite.py [--train-rows 2000] [--deletions 2] [--work DIR] [--json OUT]
+Usage: bench/bench_use_lite.py [--train-rows 2000] [--skip-rows 0] [--deletions 2] [--variants A,B] [--set VARIANT:KEY=VALUE]
+       [--work DIR] [--json OUT]
 """
 import argparse
 import csv
@@ -32,9 +33,13 @@ def main():
     ap.add_argument("--sisa", default=os.path.join(ROOT, "build/sisa"))
     ap.add_argument("--work", default="/tmp/sisa-bench-use-lite")
     ap.add_argument("--train-rows", type=int, default=2000)
+    ap.add_argument("--skip-rows", type=int, default=0,
+                    help="start the subset this many rows into the hash order (a disjoint subset: data not tuned on)")
     ap.add_argument("--deletions", type=int, default=2)
     ap.add_argument("--variants", default="transformer,scratch,scratch-lr1e-3,sisa-a,sisa-a-cached,sisa-fc")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="VARIANT:KEY=VALUE",
+                    help="a config override for one variant (repeatable), e.g. sisa-a:train.lr=0.003")
     a = ap.parse_args()
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     os.makedirs(a.work, exist_ok=True)
@@ -44,8 +49,9 @@ def main():
                        stdout=subprocess.DEVNULL)
     rows = list(csv.DictReader(open(os.path.join(data, "train.csv"))))
     rows.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
-    subset = sorted(rows[:a.train_rows], key=lambda r: int(r["id"]))
-    train = os.path.join(a.work, f"train-{a.train_rows}.csv")
+    subset = sorted(rows[a.skip_rows:a.skip_rows + a.train_rows], key=lambda r: int(r["id"]))
+    tag = f"{a.train_rows}" + (f"-from{a.skip_rows}" if a.skip_rows else "")
+    train = os.path.join(a.work, f"train-{tag}.csv")
     with open(train, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["id", "label", "text"])
         w.writeheader()
@@ -67,7 +73,8 @@ def main():
             sets.append("train.lr=0.001")
         if v == "sisa-a-cached":
             sets.append("model.cached_layers=1")
-        run = os.path.join(a.work, f"run-{v}-{a.train_rows}")
+        sets += [o.split(":", 1)[1] for o in a.set if o.split(":", 1)[0] == v]
+        run = os.path.join(a.work, f"run-{v}-{tag}")
         subprocess.run(["rm", "-rf", run], check=True)
         cmd = [a.sisa, "train", "-q", "--json", "-c", os.path.join(ROOT, "configs", base[v]), "-r", run]
         for s in sets:
@@ -84,8 +91,10 @@ def main():
                       "forget_seconds": forgets}
         print(f"{v}: {results[v]}", file=sys.stderr)
     out = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "train_rows": a.train_rows, "test_rows": 11808, "results": results}
-    print(f"Machine: {out['machine']}; {out['date']}; {a.train_rows} training glosses, full test set.\n")
+           "train_rows": a.train_rows, "skip_rows": a.skip_rows, "overrides": a.set, "test_rows": 11808,
+           "results": results}
+    print(f"Machine: {out['machine']}; {out['date']}; {a.train_rows} training glosses (from row {a.skip_rows} of the "
+          f"hash order), full test set; overrides {a.set or 'none'}.\n")
     print("| variant | accuracy (mean / vote) | train | bytes per checkpoint | single deletions (CLI) |")
     print("|---|---|---|---|---|")
     for v, r in results.items():

