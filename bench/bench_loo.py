@@ -6,7 +6,8 @@ WordNet glosses or GCIDE definitions, optionally only the first --max-rows
 rows), --per-count canaries inserted 1, 4, 8 and 16 times and as many held
 out, and a tokenizer trained on its text without any secret. Trains
 configs/kjv-loo.yaml on it (only data.* and seed changed), audits, forgets
-every inserted canary (one request, by group), audits again, then trains the
+every inserted canary (one request, by group; --delete-every K: every K-th, the
+others retained and reported apart), audits again, then trains the
 same config without the canary rows (`--exclude-ids`): the gold standard, a
 student retrained from scratch without them. Reports per copy count: mean
 exposure (sampled and skew-normal extrapolated), greedy and beam extraction,
@@ -21,7 +22,7 @@ library only.
 
 Usage: python3 bench/bench_loo.py [--corpus kjv|wordnet|gcide] [--max-rows N] [--per-count 20]
                                   [--sisa build/sisa] [--work /tmp/sisa-loo] [--candidates 10000]
-                                  [--canary-seed S] [--out PATH] [--set KEY=VALUE]
+                                  [--canary-seed S] [--out PATH] [--set KEY=VALUE] [--delete-every K]
 """
 import argparse
 import datetime
@@ -43,13 +44,16 @@ def audit(sisa, run_dir, candidates, secrets):
     return result
 
 
-def rows(model, deleted):
-    """{repetitions: summary} for canaries inserted that many times (held-out ones: 0)."""
-    out = {}
-    for g in model["by_repetitions"]:
-        if g["repetitions"] == 0 or g["deleted"] == deleted:
-            out[g["repetitions"]] = g
-    return out
+def rows(model):
+    """{repetitions: summary} for canaries inserted that many times (held-out ones: 0). Each secrets
+    file the bench audits holds one kind of inserted canary (deleted or retained), so there is one
+    summary per count."""
+    return {g["repetitions"]: g for g in model["by_repetitions"]}
+
+
+def write_secrets(path, header, lines):
+    with open(path, "w") as f:
+        f.write("\n".join(",".join(l) for l in [header] + lines) + "\n")
 
 
 def main():
@@ -65,10 +69,13 @@ def main():
     ap.add_argument("--canary-seed", type=int, default=1, help="seed of the canaries' digits")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the config for both trains (e.g. loo.batch_size=128)")
+    ap.add_argument("--delete-every", type=int, default=1, metavar="K",
+                    help="forget every K-th inserted canary of each count (default 1: all); with K > 1 the "
+                         "others are retained and audited separately (does the update forget only what was asked?)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     name = a.corpus + (f"-{a.max_rows}" if a.max_rows else "")
-    out = a.out or f"docs/data/loo-{name}.json"
+    out = a.out or f"docs/data/loo-{name}" + (f"-every{a.delete_every}" if a.delete_every > 1 else "") + ".json"
     vocab = a.vocab_size or (2000 if a.corpus == "kjv" else 1000)
     stem = f"data/lm-{name}-p{a.per_count}-s{a.canary_seed}"
     secrets, tokenizer = stem + "-secrets.csv", stem + f".v{vocab}.tokenizer.model"
@@ -89,8 +96,19 @@ def main():
     os.makedirs(a.work)
     with open(secrets) as f:
         header, *lines = [line.rstrip("\n").split(",") for line in f]
-    groups = [l[0] for l in lines if int(l[1]) > 0]
-    copies = [i for l in lines for i in l[4].split()]
+    held_out = [l for l in lines if int(l[1]) == 0]
+    inserted = [l for l in lines if int(l[1]) > 0]
+    deleted, retained = [], []
+    for reps in sorted({int(l[1]) for l in inserted}):
+        of_count = [l for l in inserted if int(l[1]) == reps]
+        deleted += of_count[::a.delete_every]
+        retained += [l for i, l in enumerate(of_count) if i % a.delete_every]
+    secrets_deleted = os.path.join(a.work, "secrets-deleted.csv")
+    secrets_retained = os.path.join(a.work, "secrets-retained.csv")
+    write_secrets(secrets_deleted, header, deleted + held_out)
+    write_secrets(secrets_retained, header, retained + held_out)
+    groups = [l[0] for l in deleted]
+    copies = [i for l in deleted for i in l[4].split()]
     with open(os.path.join(a.work, "canary-ids.txt"), "w") as f:
         f.write("\n".join(copies) + "\n")
 
@@ -98,26 +116,35 @@ def main():
     print("train (teachers + student)", file=sys.stderr)
     trained, train_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", loo_run] + corpus)
     print("audit before", file=sys.stderr)
-    before = audit(a.sisa, loo_run, a.candidates, secrets)
-    print("forget every inserted canary", file=sys.stderr)
+    before = audit(a.sisa, loo_run, a.candidates, secrets_deleted)
+    before_retained = retained and audit(a.sisa, loo_run, a.candidates, secrets_retained)
+    print(f"forget {len(groups)} of {len(inserted)} inserted canaries", file=sys.stderr)
     receipt, forget_wall = run([a.sisa, "forget", "-q", "--json", "-r", loo_run, "--groups", ",".join(groups)])
     print("audit after", file=sys.stderr)
-    after = audit(a.sisa, loo_run, a.candidates, secrets)
-    print("train without the canaries (the gold standard)", file=sys.stderr)
+    after = audit(a.sisa, loo_run, a.candidates, secrets_deleted)
+    after_retained = retained and audit(a.sisa, loo_run, a.candidates, secrets_retained)
+    print("train without the deleted canaries (the gold standard)", file=sys.stderr)
     gold_trained, gold_wall = run([a.sisa, "train", "-q", "--json", "-c", CONFIG, "-r", gold_run, "--exclude-ids",
                                    os.path.join(a.work, "canary-ids.txt")] + corpus)
-    gold = audit(a.sisa, gold_run, a.candidates, secrets)
+    gold = audit(a.sisa, gold_run, a.candidates, secrets_deleted)
+    gold_retained = retained and audit(a.sisa, gold_run, a.candidates, secrets_retained)
     same_teachers = subprocess.run(
         [a.sisa, "status", "-q", "--json", "-r", loo_run], capture_output=True, text=True).stdout
     gold_status = subprocess.run([a.sisa, "status", "-q", "--json", "-r", gold_run], capture_output=True, text=True).stdout
     fingerprints = lambda s: [x["state_digest"] for x in json.loads(s)["shard_status"]]  # noqa: E731
     columns = {
-        "a_student_before": (before["models"]["student"], False),
-        "b_student_after_loo": (after["models"]["student"], True),
-        "c_student_retrained": (gold["models"]["student"], False),
-        "d_teachers_after_exact": (after["models"]["teachers"], True),
-        "teachers_before": (before["models"]["teachers"], False),
+        "a_student_before": before["models"]["student"],
+        "b_student_after_loo": after["models"]["student"],
+        "c_student_retrained": gold["models"]["student"],
+        "d_teachers_after_exact": after["models"]["teachers"],
+        "teachers_before": before["models"]["teachers"],
     }
+    if retained:  # the canaries not asked for: their exposure should not move
+        columns.update({
+            "e_retained_student_before": before_retained["models"]["student"],
+            "f_retained_student_after_loo": after_retained["models"]["student"],
+            "g_retained_student_retrained": gold_retained["models"]["student"],
+        })
     result = {
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
@@ -128,6 +155,9 @@ def main():
         "overrides": a.set,
         "canaries_per_count": a.per_count,
         "canary_seed": a.canary_seed,
+        "delete_every": a.delete_every,
+        "deleted_canaries": len(deleted),
+        "retained_canaries": len(retained),
         "candidates": a.candidates,
         "samples": trained["samples"],
         "train_seconds": trained["total_seconds"],
@@ -142,9 +172,9 @@ def main():
         "teachers_equal_gold": fingerprints(same_teachers) == fingerprints(gold_status),
         "columns": {},
     }
-    for column, (model, deleted) in columns.items():
+    for column, model in columns.items():
         result["columns"][column] = {"heldout_perplexity": model.get("heldout_perplexity"),
-                                   "by_repetitions": rows(model, deleted)}
+                                   "by_repetitions": rows(model)}
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
