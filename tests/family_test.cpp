@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "nn/bernoulli_mask.h"
+#include "nn/dropout.h"
 #include "nn/model_family.h"
 #include "sisa/errors.h"
 #include "sisa/placement.h"
@@ -308,7 +308,7 @@ TEST(HugePageAllocator, LargeTensorsAreHugePageAlignedAndComputeTheSameBits) {
   }
 }
 
-// Dropout masks come from nn/bernoulli_mask, a faster restatement of
+// Dropout masks come from nn/dropout's bernoulli_mask, a faster restatement of
 // bernoulli_: the same elements and the generator left in the same state, at
 // sizes around the mt19937 block (624 words) and from states part-way through one.
 TEST(BernoulliMask, DrawsWhatBernoulliDrawsAndLeavesTheGeneratorWhereItLeavesIt) {

@@ -1,7 +1,7 @@
 // The built-in dense families. "mlp": dense layers over the flattened input.
 // "cnn": conv3x3 (padding 1) -> [BatchNorm] -> ReLU -> maxpool2 blocks, then
 // the same dense layers. Their keys are declared in config/dense_spec.cpp.
-#include "nn/bernoulli_mask.h"
+#include "nn/dropout.h"
 #include "nn/model_family.h"
 
 namespace sisa {
@@ -11,11 +11,10 @@ class DenseNet : public ShardNet {
  public:
   // `conv`: conv blocks (model.channels) before the dense layers (the cnn).
   DenseNet(const Config& config, bool conv);
-  torch::Tensor forward(const Batch& batch, at::Generator* dropout) override;
+  torch::Tensor forward(const Batch& batch, at::Generator* gen) override;
 
  private:
   torch::Tensor activate(const torch::Tensor& x) const;
-  torch::Tensor drop(const torch::Tensor& x, at::Generator* gen) const;
 
   std::vector<int64_t> hidden_, channels_;
   bool tanh_;
@@ -58,14 +57,7 @@ DenseNet::DenseNet(const Config& config, bool conv)
 
 torch::Tensor DenseNet::activate(const torch::Tensor& x) const { return tanh_ ? torch::tanh(x) : torch::relu(x); }
 
-torch::Tensor DenseNet::drop(const torch::Tensor& x, at::Generator* gen) const {
-  if (!gen || dropout_ <= 0.0) return x;
-  const double keep = 1.0 - dropout_;
-  auto mask = bernoulli_mask(x, keep, *gen);
-  return x * mask / keep;
-}
-
-torch::Tensor DenseNet::forward(const Batch& batch, at::Generator* dropout) {
+torch::Tensor DenseNet::forward(const Batch& batch, at::Generator* gen) {
   torch::Tensor x = batch.inputs;
   const int64_t n = x.size(0);
   if (!convs_.empty()) {
@@ -77,7 +69,7 @@ torch::Tensor DenseNet::forward(const Batch& batch, at::Generator* dropout) {
     }
   }
   x = x.reshape({n, -1});
-  for (size_t i = 0; i + 1 < dense_.size(); ++i) x = drop(activate(dense_[i]->forward(x)), dropout);
+  for (size_t i = 0; i + 1 < dense_.size(); ++i) x = dropout(activate(dense_[i]->forward(x)), dropout_, gen);
   return dense_.back()->forward(x);
 }
 

@@ -2,18 +2,10 @@
 
 #include <cmath>
 
-#include "nn/bernoulli_mask.h"
 #include "nn/tensor_blobs.h"
 #include "sisa/errors.h"
 
 namespace sisa {
-
-torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen) {
-  if (!gen || p <= 0.0) return x;
-  const double keep = 1.0 - p;
-  auto mask = bernoulli_mask(x, keep, *gen);
-  return x * mask / keep;
-}
 
 TextEncoder::TextEncoder(const BackboneShape& shape, int64_t adapter_size, double dropout, bool causal,
                          int64_t embedding_rank)

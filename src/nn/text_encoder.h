@@ -17,12 +17,9 @@
 #include <torch/torch.h>
 
 #include "format/backbone.h"
+#include "nn/dropout.h"
 
 namespace sisa {
-
-// x with each element zeroed with probability p, scaled by 1/(1-p); masks
-// drawn from `gen`. Identity when gen is null or p == 0.
-torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen);
 
 class TextEncoder : public torch::nn::Module {
  public:

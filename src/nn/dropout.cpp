@@ -1,4 +1,4 @@
-#include "nn/bernoulli_mask.h"
+#include "nn/dropout.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -89,6 +89,12 @@ torch::Tensor bernoulli_mask(const torch::Tensor& like, double p, at::Generator&
   engine.set_data(state);
   cpu->set_engine(engine);
   return mask;
+}
+
+torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen) {
+  if (!gen || p <= 0.0) return x;
+  const double keep = 1.0 - p;
+  return x * bernoulli_mask(x, keep, *gen) / keep;
 }
 
 }  // namespace sisa

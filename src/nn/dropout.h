@@ -1,9 +1,10 @@
-// Dropout masks drawn exactly as libtorch draws them, several times faster.
+// Dropout, the one implementation every family uses, with masks drawn
+// exactly as libtorch draws them, several times faster.
 //
 // torch::Tensor::bernoulli_(p, generator) on the CPU (libtorch built without
 // MKL, as Debian's is) draws every element serially: two outputs of the
 // generator's mt19937, a double in [0, 1) from their low 53 bits, compared with
-// p. For a 128 x 512 mask that is ~0.4 ms, more than the layer it masks. The
+// p. For a 128 x 512 mask that is ~0.4 ms, about half of a SISA-FC step. The
 // bits of every checkpoint depend on those draws, so the faster path must make
 // the same ones: it copies the generator's mt19937 state, produces the same
 // stream in blocks (vectorised where the CPU has AVX2: integer operations
@@ -17,6 +18,10 @@
 #include <torch/types.h>
 
 namespace sisa {
+
+// x with each element zeroed with probability p, scaled by 1/(1-p); masks
+// drawn from `gen` (bernoulli_mask). Identity when gen is null or p == 0.
+torch::Tensor dropout(const torch::Tensor& x, double p, at::Generator* gen);
 
 // A tensor shaped like `like` of 1s (probability p) and 0s: bit for bit
 // torch::empty_like(like).bernoulli_(p, gen), and `gen` left in the same state.
