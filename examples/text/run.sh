@@ -25,6 +25,12 @@ export OMP_WAIT_POLICY=PASSIVE
 quick=false
 kind=use-lite
 field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+# every K TRAIN_K TEST_K: $WORK/{train,test}.csv, the header and every K-th row of the task's
+# splits (ids are sorted by part of speech and offset, so not the first ones).
+every() {
+  awk -v k="$1" 'NR == 1 || NR % k == 0' "$data/wordnet/train.csv" > "$WORK/train.csv"
+  awk -v k="$2" 'NR == 1 || NR % k == 0' "$data/wordnet/test.csv" > "$WORK/test.csv"
+}
 while (($#)); do
   case $1 in
     --quick) quick=true ;;
@@ -61,10 +67,7 @@ if [[ $kind == use-lite ]]; then
   fi
   # A part of the task, so that full fine-tuning (and its verify, a second
   # training) finishes in minutes: every 20th gloss, or every 100th quickly.
-  every=20 test_every=1
-  $quick && every=100 test_every=20
-  awk -v k=$every 'NR == 1 || NR % k == 0' "$data/wordnet/train.csv" > "$WORK/train.csv"
-  awk -v k=$test_every 'NR == 1 || NR % k == 0' "$data/wordnet/test.csv" > "$WORK/test.csv"
+  if $quick; then every 100 20; else every 20 1; fi
   train_csv=$WORK/train.csv
   sets=(--set "data.train=$WORK/train.csv" --set "data.test=$WORK/test.csv"
         --set "data.tokenizer=${backbone%.h5}.vocab.json")
@@ -75,9 +78,7 @@ else
   [[ -s $data/pretrain-corpus.txt ]] || python3 scripts/make_pretrain_corpus.py "$data/pretrain-corpus.txt"
   if $quick; then
     head -n 6000 "$data/pretrain-corpus.txt" > "$WORK/corpus.txt"
-    # Every 35th gloss (ids are sorted by part of speech and offset, so not the first ones).
-    awk 'NR == 1 || NR % 35 == 0' "$data/wordnet/train.csv" > "$WORK/train.csv"
-    awk 'NR == 1 || NR % 20 == 0' "$data/wordnet/test.csv" > "$WORK/test.csv"
+    every 35 20
     cat > "$WORK/backbone.yaml" <<YAML
 seed: 1
 corpus: corpus.txt
